@@ -1,0 +1,399 @@
+//! Configuration: one typed struct read from `DRIFTSTACK_*` (and a few standard) environment
+//! variables, validated at start. A bad value is reported as one line naming the variable.
+//! Secrets are wrapped in [`Secret`] so `Debug` never prints them.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use base64::Engine;
+
+/// A value that must never appear in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// An IPv4 or IPv6 network in CIDR notation, e.g. `127.0.0.0/8` or `::1/128`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (
+                a.parse::<std::net::IpAddr>().ok()?,
+                Some(p.parse::<u8>().ok()?),
+            ),
+            None => (s.parse::<std::net::IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (V6(net), V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Secret<String>,
+    /// Base for links in mail and `connect_url`; derived from the bound address when unset.
+    pub public_url: Option<String>,
+    pub chromium: Option<PathBuf>,
+    pub pool_size: usize,
+    pub max_sessions: usize,
+    pub egress_allow: Vec<Cidr>,
+    pub master_key: Option<Secret<[u8; 32]>>,
+    pub smtp_url: Option<Secret<String>>,
+    pub webhook_retry_schedule: Vec<Duration>,
+    pub stripe_secret_key: Option<Secret<String>>,
+    pub stripe_webhook_secret: Option<Secret<String>>,
+    pub stripe_api_base: Option<String>,
+    pub metrics_token: Option<Secret<String>>,
+    pub cluster_token: Option<Secret<String>>,
+    pub embedded_runner: bool,
+    pub runner_heartbeat_timeout: Duration,
+    pub step_up: Duration,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub tiers_file: Option<PathBuf>,
+    pub owner_email: String,
+    pub test_clock_file: Option<PathBuf>,
+}
+
+/// A configuration value that cannot be used, named by its variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// Parses a duration like `500ms`, `5s`, `5m`, `2h` or `1d`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+/// The default webhook retry schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `get`, so tests can supply variables without touching the
+    /// process environment. Empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+
+        let listen = match var("DRIFTSTACK_LISTEN") {
+            Some(v) => v.trim().parse().map_err(|_| {
+                err(
+                    "DRIFTSTACK_LISTEN",
+                    format!("`{v}` is not an address like 127.0.0.1:8080"),
+                )
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let data_dir = PathBuf::from(var("DRIFTSTACK_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = match var("DATABASE_URL") {
+            Some(v)
+                if v.starts_with("postgres://")
+                    || v.starts_with("postgresql://")
+                    || v.starts_with("sqlite:") =>
+            {
+                v
+            }
+            Some(_) => {
+                return Err(err(
+                    "DATABASE_URL",
+                    "must start with postgres:// or sqlite://",
+                ));
+            }
+            None => format!("sqlite://{}", data_dir.join("driftstack.db").display()),
+        };
+        let public_url = match var("DRIFTSTACK_PUBLIC_URL") {
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => {
+                Some(v.trim_end_matches('/').to_owned())
+            }
+            Some(v) => {
+                return Err(err(
+                    "DRIFTSTACK_PUBLIC_URL",
+                    format!("`{v}` is not an http(s) URL"),
+                ));
+            }
+            None => None,
+        };
+        let pool_size = parse_number(&var, "DRIFTSTACK_POOL_SIZE", 2, 0, 256)?;
+        let max_sessions = parse_number(&var, "DRIFTSTACK_MAX_SESSIONS", 16, 1, 10_000)?;
+        let egress_allow = match var("DRIFTSTACK_EGRESS_ALLOW") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    Cidr::parse(s).ok_or_else(|| {
+                        err(
+                            "DRIFTSTACK_EGRESS_ALLOW",
+                            format!("`{s}` is not a CIDR like 127.0.0.0/8"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        let master_key = match var("DRIFTSTACK_MASTER_KEY") {
+            Some(v) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(v.trim())
+                    .map_err(|_| err("DRIFTSTACK_MASTER_KEY", "is not valid base64"))?;
+                let key: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| err("DRIFTSTACK_MASTER_KEY", "must decode to exactly 32 bytes"))?;
+                Some(Secret::new(key))
+            }
+            None => None,
+        };
+        let webhook_retry_schedule = {
+            let raw = var("DRIFTSTACK_WEBHOOK_RETRY_SCHEDULE")
+                .unwrap_or_else(|| DEFAULT_RETRY_SCHEDULE.into());
+            let schedule: Vec<Duration> = raw
+                .split(',')
+                .map(|s| {
+                    parse_duration(s).ok_or_else(|| {
+                        err(
+                            "DRIFTSTACK_WEBHOOK_RETRY_SCHEDULE",
+                            format!("`{}` is not a duration like 5s, 5m or 2h", s.trim()),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            if schedule.len() > 20 {
+                return Err(err(
+                    "DRIFTSTACK_WEBHOOK_RETRY_SCHEDULE",
+                    "at most 20 attempts",
+                ));
+            }
+            schedule
+        };
+        let embedded_runner = match var("DRIFTSTACK_EMBEDDED_RUNNER").as_deref().map(str::trim) {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(v) => {
+                return Err(err(
+                    "DRIFTSTACK_EMBEDDED_RUNNER",
+                    format!("`{v}` is not true or false"),
+                ));
+            }
+        };
+        let heartbeat = parse_number(
+            &var,
+            "DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS",
+            15,
+            1,
+            3600,
+        )?;
+        let step_up = parse_number(&var, "DRIFTSTACK_STEP_UP_SECONDS", 600, 1, 86_400)?;
+        let request_timeout =
+            parse_number(&var, "DRIFTSTACK_REQUEST_TIMEOUT_SECONDS", 120, 1, 3600)?;
+        let max_body_bytes = parse_number(
+            &var,
+            "DRIFTSTACK_MAX_BODY_BYTES",
+            2 * 1024 * 1024,
+            1024,
+            1 << 30,
+        )?;
+        let secret = |name: &str| var(name).map(Secret::new);
+        let stripe_api_base = match var("STRIPE_API_BASE") {
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+            Some(v) => {
+                return Err(err(
+                    "STRIPE_API_BASE",
+                    format!("`{v}` is not an http(s) URL"),
+                ));
+            }
+            None => None,
+        };
+
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url: Secret::new(database_url),
+            public_url,
+            chromium: var("DRIFTSTACK_CHROMIUM").map(PathBuf::from),
+            pool_size,
+            max_sessions,
+            egress_allow,
+            master_key,
+            smtp_url: secret("DRIFTSTACK_SMTP_URL"),
+            webhook_retry_schedule,
+            stripe_secret_key: secret("STRIPE_SECRET_KEY"),
+            stripe_webhook_secret: secret("STRIPE_WEBHOOK_SECRET"),
+            stripe_api_base,
+            metrics_token: secret("METRICS_TOKEN"),
+            cluster_token: secret("DRIFTSTACK_CLUSTER_TOKEN"),
+            embedded_runner,
+            runner_heartbeat_timeout: Duration::from_secs(heartbeat),
+            step_up: Duration::from_secs(step_up),
+            request_timeout: Duration::from_secs(request_timeout),
+            max_body_bytes,
+            tiers_file: var("DRIFTSTACK_TIERS_FILE").map(PathBuf::from),
+            owner_email: var("DRIFTSTACK_OWNER_EMAIL").unwrap_or_else(|| "owner@localhost".into()),
+            test_clock_file: var("DRIFTSTACK_TEST_CLOCK_FILE").map(PathBuf::from),
+        })
+    }
+
+    /// Billing is on only when a Stripe key is configured.
+    pub fn billing_enabled(&self) -> bool {
+        self.stripe_secret_key.is_some()
+    }
+}
+
+fn parse_number<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
+    let value: T = raw
+        .trim()
+        .parse()
+        .map_err(|_| err(name, format!("`{raw}` is not a whole number")))?;
+    if value < min || value > max {
+        return Err(err(name, format!("{value} is out of range {min}..={max}")));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_embedded_sqlite_on_loopback() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert!(c.database_url.expose().starts_with("sqlite://"));
+        assert!(c.embedded_runner);
+        assert_eq!(c.webhook_retry_schedule.len(), 8);
+        assert_eq!(c.step_up, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("DRIFTSTACK_LISTEN", "nowhere"),
+            ("DRIFTSTACK_POOL_SIZE", "-1"),
+            ("DRIFTSTACK_MAX_SESSIONS", "0"),
+            ("DRIFTSTACK_EGRESS_ALLOW", "10.0.0.0/33"),
+            ("DRIFTSTACK_MASTER_KEY", "c2hvcnQ="),
+            ("DRIFTSTACK_WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
+            ("DRIFTSTACK_EMBEDDED_RUNNER", "maybe"),
+            ("DATABASE_URL", "mysql://x"),
+        ] {
+            let e = config(&[(var, value)]).expect_err(var);
+            assert_eq!(e.var, var);
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = config(&[("METRICS_TOKEN", "hunter2hunter2")]).expect("config");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let net = Cidr::parse("127.0.0.0/8").expect("cidr");
+        assert!(net.contains("127.1.2.3".parse().expect("ip")));
+        assert!(!net.contains("128.0.0.1".parse().expect("ip")));
+        let one = Cidr::parse("::1").expect("cidr");
+        assert!(one.contains("::1".parse().expect("ip")));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .expect("cidr")
+                .contains("8.8.8.8".parse().expect("ip"))
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+}

@@ -1,0 +1,182 @@
+//! Driftstack's HTTP API: the axum router, authentication and permissions, problem+json errors,
+//! the OpenAPI contract, accounts and API keys, and the `serve` entry point that wires the
+//! database, the background tasks and graceful shutdown together.
+//!
+//! Domain crates (`runner`, `profiles`, `webhooks`) never see HTTP types; this crate converts.
+
+pub mod admin;
+pub mod apikey;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod password;
+pub mod permissions;
+pub mod routes;
+pub mod state;
+pub mod store;
+pub mod tiers;
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, middleware::from_fn};
+use common::Db;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::{config::Config, error::problem_for_status, state::AppState, tiers::Tiers};
+
+/// The routes with their OpenAPI description, before state and layers are applied.
+pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(routes::system::router())
+        .merge(routes::account::router())
+        .merge(routes::keys::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document as pretty JSON, exactly as committed in `openapi.json`.
+pub fn openapi_json() -> String {
+    let (_, api) = router_parts();
+    let mut json = api.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
+    json.push('\n');
+    json
+}
+
+/// The complete application: routes, `/openapi.json`, `/docs/`, and every layer.
+pub fn app(state: AppState) -> Router {
+    let (routes, api) = router_parts();
+    let spec = openapi_json();
+    let timeout = state.config.request_timeout;
+    let body_limit = state.config.max_body_bytes;
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    spec,
+                )
+            }),
+        )
+        .merge(Scalar::with_url("/docs/", api))
+        .route(
+            "/docs",
+            axum::routing::get(|| async { axum::response::Redirect::permanent("/docs/") }),
+        )
+        .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async {
+            problem_for_status(StatusCode::METHOD_NOT_ALLOWED)
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(from_fn(middleware::problem_fallback))
+        .layer(from_fn(middleware::request_context))
+        .with_state(state)
+}
+
+/// Opens the database named by the configuration and applies pending migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url.expose();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    let db = Db::connect(url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Builds the application state for a configuration: database, tiers, clock and stores.
+pub async fn build_state(config: Config, public_url: String) -> anyhow::Result<AppState> {
+    let tiers = Tiers::load(config.tiers_file.as_deref())?;
+    let db = open_database(&config).await?;
+    Ok(AppState::new(config, db, tiers, public_url))
+}
+
+/// Runs the server until `shutdown` is cancelled, then finishes in-flight requests, stops the
+/// background tasks and closes the database before returning.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("DRIFTSTACK_LISTEN: cannot listen on {}", config.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let mut state = build_state(config, public_url).await?;
+    state.metrics = install_metrics();
+
+    if let Some(created) = admin::bootstrap_owner(&state).await? {
+        println!(
+            "Created the owner account {} ({}).",
+            created.email, created.account_id
+        );
+        println!("API key (shown once, store it now): {}", created.key);
+    }
+
+    let tracker = TaskTracker::new();
+    tracker.spawn(purge_idempotency_keys(state.clone(), shutdown.clone()));
+
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let db = state.db.clone();
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await
+    .context("server error")?;
+
+    tracing::info!("shutting down: waiting for background tasks");
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    db.close().await;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            tracing::warn!(error = %err, "metrics recorder not installed");
+            None
+        }
+    }
+}
+
+async fn purge_idempotency_keys(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(err) = state.idempotency.purge(state.clock.now_ms()).await {
+                    tracing::warn!(error = %err, "idempotency purge failed");
+                }
+            }
+        }
+    }
+}

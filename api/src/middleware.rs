@@ -1,0 +1,206 @@
+//! Cross-cutting HTTP layers: request ids and request logging, metrics, turning every stray error
+//! status into problem+json, and `Idempotency-Key` handling for POSTs.
+
+use std::time::Instant;
+
+use axum::{
+    body::{Body, to_bytes},
+    extract::{MatchedPath, Request, State},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use crate::{
+    error::{ApiError, PROBLEM_JSON, REQUEST_ID, problem_for_status},
+    state::AppState,
+    store::idempotency::Begin,
+};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Responses larger than this are not stored for idempotent replay (the key is then forgotten).
+const MAX_STORED_RESPONSE: usize = 1 << 20;
+
+/// Gives every request an id (`req_…`, in the `x-request-id` response header and in problem
+/// `instance`), a tracing span, one log line and the HTTP metrics.
+pub async fn request_context(req: Request, next: Next) -> Response {
+    let id = format!("req_{}", uuid::Uuid::now_v7().simple());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    let started = Instant::now();
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "served"
+        );
+    });
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
+}
+
+/// Replaces any error response that is not already problem+json (router fallbacks, rejections of
+/// axum and tower-http layers) with a problem document for its status.
+pub async fn problem_fallback(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut replaced = problem_for_status(status).into_response();
+    if let Some(allow) = allow {
+        replaced.headers_mut().insert(header::ALLOW, allow);
+    }
+    replaced
+}
+
+/// Honours `Idempotency-Key` on authenticated POSTs: the same key and body within 24 hours get
+/// the first response again (with `idempotent-replayed: true`); the same key with another body is a
+/// 422 `idempotency_key_reused`; a duplicate while the first is still running is a 409.
+/// Server errors, 429s and 503s are not stored, so a retry runs the request again.
+pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(raw_key) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return next.run(req).await;
+    };
+    let key = match raw_key.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
+        _ => {
+            return ApiError::invalid(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )
+            .into_response();
+        }
+    };
+    // Unauthenticated requests go on; the handler answers them with a 401.
+    let Ok(principal) = state.auth.authenticate(req.headers()).await else {
+        return next.run(req).await;
+    };
+    let (mut parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, state.config.max_body_bytes).await else {
+        return problem_for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
+    };
+    let request_hash = {
+        let mut h = Sha256::new();
+        h.update(parts.method.as_str().as_bytes());
+        h.update(b" ");
+        h.update(parts.uri.path().as_bytes());
+        h.update(b"\n");
+        h.update(&bytes);
+        crate::apikey::hex(&h.finalize())
+    };
+    let account = principal.account_id.clone();
+    let now = state.clock.now_ms();
+    let store = &state.idempotency;
+    match store.begin(&account, &key, &request_hash, now).await {
+        Err(err) => return ApiError::from(err).into_response(),
+        Ok(Begin::Mismatch) => {
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request.",
+            )
+            .into_response();
+        }
+        Ok(Begin::InFlight) => {
+            return ApiError::conflict(
+                "idempotency_request_in_flight",
+                "A request with this Idempotency-Key is still being processed.",
+            )
+            .into_response();
+        }
+        Ok(Begin::Replay {
+            status,
+            content_type,
+            body,
+        }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = (status, body).into_response();
+            if let Some(ct) = content_type.and_then(|ct| HeaderValue::from_str(&ct).ok()) {
+                response.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            response
+                .headers_mut()
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            return response;
+        }
+        Ok(Begin::Started) => {}
+    }
+
+    parts.extensions.insert(principal);
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let status = response.status();
+    let transient = status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::SWITCHING_PROTOCOLS;
+    if transient {
+        if let Err(err) = store.abandon(&account, &key).await {
+            tracing::warn!(error = %err, "could not release an idempotency key");
+        }
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = match to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(err) => {
+            tracing::warn!(error = %err, "response body failed while being stored");
+            if let Err(err) = store.abandon(&account, &key).await {
+                tracing::warn!(error = %err, "could not release an idempotency key");
+            }
+            return ApiError::internal(anyhow::anyhow!("response body failed")).into_response();
+        }
+    };
+    let stored = if bytes.len() <= MAX_STORED_RESPONSE {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        store
+            .complete(&account, &key, status.as_u16(), content_type, &bytes)
+            .await
+    } else {
+        store.abandon(&account, &key).await
+    };
+    if let Err(err) = stored {
+        tracing::warn!(error = %err, "could not store an idempotent response");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}

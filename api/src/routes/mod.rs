@@ -1,0 +1,16 @@
+//! One module per resource, each exposing its routes to the OpenAPI router.
+
+pub mod account;
+pub mod keys;
+pub mod system;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A page of a cursor-paginated list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    /// Whether another page follows; fetch it with `starting_after` = the last id of this one.
+    pub has_more: bool,
+}

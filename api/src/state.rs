@@ -1,0 +1,51 @@
+//! The shared application state handed to every handler: configuration, the database, the
+//! clock, the tier table and the stores. Cheap to clone (all `Arc`s and pools).
+
+use std::sync::Arc;
+
+use common::{Clock, Db};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::{
+    auth::AuthService,
+    config::Config,
+    store::{accounts::AccountStore, idempotency::IdempotencyStore, keys::KeyStore},
+    tiers::Tiers,
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub clock: Clock,
+    pub tiers: Arc<Tiers>,
+    pub auth: Arc<AuthService>,
+    pub accounts: AccountStore,
+    pub keys: KeyStore,
+    pub idempotency: IdempotencyStore,
+    pub metrics: Option<PrometheusHandle>,
+    /// Base URL for links we hand out (mail, `connect_url`), without a trailing slash.
+    pub public_url: Arc<str>,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: Db, tiers: Tiers, public_url: String) -> Self {
+        let clock = match &config.test_clock_file {
+            Some(path) => Clock::with_offset_file(path.clone()),
+            None => Clock::system(),
+        };
+        let keys = KeyStore::new(db.clone());
+        Self {
+            auth: Arc::new(AuthService::new(keys.clone(), clock.clone())),
+            accounts: AccountStore::new(db.clone()),
+            idempotency: IdempotencyStore::new(db.clone()),
+            keys,
+            config: Arc::new(config),
+            db,
+            clock,
+            tiers: Arc::new(tiers),
+            metrics: None,
+            public_url: public_url.into(),
+        }
+    }
+}

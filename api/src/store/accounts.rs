@@ -1,0 +1,194 @@
+//! Accounts (teams), their users and memberships.
+
+use common::{
+    Db, StoreError,
+    clock::Millis,
+    ids::{AccountId, UserId},
+    on_db,
+};
+
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub tier: String,
+    pub created_at: Millis,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: String,
+    name: String,
+    tier: String,
+    created_at: i64,
+}
+
+impl From<AccountRow> for Account {
+    fn from(r: AccountRow) -> Self {
+        Account {
+            id: AccountId::from_trusted(r.id),
+            name: r.name,
+            tier: r.tier,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Membership {
+    pub account_id: AccountId,
+    pub account_name: String,
+    pub role: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct MembershipRow {
+    account_id: String,
+    account_name: String,
+    role: String,
+}
+
+#[derive(Clone)]
+pub struct AccountStore {
+    db: Db,
+}
+
+/// A new account with its first user as owner.
+pub struct NewAccount<'a> {
+    pub name: &'a str,
+    pub tier: &'a str,
+    pub email: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub now: Millis,
+}
+
+impl AccountStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Creates the account, its owner user (verified) and the membership in one transaction.
+    /// An email that already has a user is a `Conflict`.
+    pub async fn create_with_owner(
+        &self,
+        new: NewAccount<'_>,
+    ) -> Result<(Account, UserId), StoreError> {
+        let account_id = AccountId::generate();
+        let user_id = UserId::generate();
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO accounts (id, name, tier, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(account_id.as_str())
+                .bind(new.name)
+                .bind(new.tier)
+                .bind(new.now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO users (id, email, name, password_hash, email_verified_at, created_at) \
+                 VALUES ($1, $2, '', $3, $4, $4)",
+            )
+            .bind(user_id.as_str())
+            .bind(new.email)
+            .bind(new.password_hash)
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO memberships (account_id, user_id, role, created_at) \
+                 VALUES ($1, $2, 'owner', $3)",
+            )
+            .bind(account_id.as_str())
+            .bind(user_id.as_str())
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok((
+            Account {
+                id: account_id,
+                name: new.name.to_owned(),
+                tier: new.tier.to_owned(),
+                created_at: new.now,
+            },
+            user_id,
+        ))
+    }
+
+    pub async fn get(&self, id: &AccountId) -> Result<Account, StoreError> {
+        let row: AccountRow = on_db!(&self.db, pool => {
+            sqlx::query_as("SELECT id, name, tier, created_at FROM accounts WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(row.into())
+    }
+
+    /// The oldest account the user with this email belongs to, and the user's id.
+    pub async fn find_by_member_email(&self, email: &str) -> Result<(Account, UserId), StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            user_id: String,
+            #[sqlx(flatten)]
+            account: AccountRow,
+        }
+        let row: Row = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT u.id AS user_id, a.id, a.name, a.tier, a.created_at \
+                 FROM users u JOIN memberships m ON m.user_id = u.id \
+                 JOIN accounts a ON a.id = m.account_id \
+                 WHERE u.email = $1 ORDER BY m.created_at, a.id LIMIT 1",
+            )
+            .bind(email)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok((row.account.into(), UserId::from_trusted(row.user_id)))
+    }
+
+    pub async fn set_tier(&self, id: &AccountId, tier: &str) -> Result<(), StoreError> {
+        let n = on_db!(&self.db, pool => {
+            sqlx::query("UPDATE accounts SET tier = $2 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(tier)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        let n: i64 = on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(pool).await
+        })?;
+        Ok(n)
+    }
+
+    /// The accounts a user belongs to, oldest membership first.
+    pub async fn memberships(&self, user_id: &UserId) -> Result<Vec<Membership>, StoreError> {
+        let rows: Vec<MembershipRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT m.account_id, a.name AS account_name, m.role \
+                 FROM memberships m JOIN accounts a ON a.id = m.account_id \
+                 WHERE m.user_id = $1 ORDER BY m.created_at, m.account_id",
+            )
+            .bind(user_id.as_str())
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Membership {
+                account_id: AccountId::from_trusted(r.account_id),
+                account_name: r.account_name,
+                role: r.role,
+            })
+            .collect())
+    }
+}

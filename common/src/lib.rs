@@ -1,0 +1,11 @@
+//! Shared foundations of Driftstack: typed, prefixed ids; the database handle that runs one SQL text
+//! on SQLite or PostgreSQL; the store error every store maps its failures into; and the clock.
+//!
+//! This crate holds no business logic and knows nothing of HTTP or browsers.
+
+pub mod clock;
+pub mod db;
+pub mod ids;
+
+pub use clock::Clock;
+pub use db::{Backend, Db, StoreError};

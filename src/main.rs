@@ -1,0 +1,211 @@
+//! The `driftstack` binary: parses the command line, loads configuration, sets up logging and
+//! hands over to library code. `serve` runs the service; the other commands administer the
+//! configured database directly and print only the requested value on stdout.
+
+use std::process::ExitCode;
+
+use api::{apikey::KeyMode, config::Config};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+#[derive(Parser)]
+#[command(
+    name = "driftstack",
+    version,
+    about = "Headless browser sessions as a service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API (and, by default, an in-process browser runner).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Manage accounts.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create an account whose owner (verified) has this email; prints the account id.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: Option<String>,
+        /// Default: `self_hosted`, or `trial` when billing is configured.
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// Move the account of this member to another tier.
+    SetTier {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        tier: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key for the account of this member; prints the key.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "CLI key")]
+        name: String,
+        /// `live` or `test`; default by tier.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Comma-separated scopes, e.g. `sessions:read,sessions:write`; default all.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+    },
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,chromiumoxide::conn=off,chromiumoxide::handler=warn")
+    });
+    let json = std::env::var("DRIFTSTACK_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init();
+    } else {
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        print!("{}", api::openapi_json());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            api::serve(config, shutdown).await
+        }
+        Command::Migrate => {
+            let db = api::open_database(&config).await?;
+            db.close().await;
+            Ok(())
+        }
+        Command::Openapi => Ok(()),
+        Command::Accounts { command } => {
+            let state = api::build_state(config, String::new()).await?;
+            let result = match command {
+                AccountsCommand::Create {
+                    email,
+                    password,
+                    tier,
+                } => {
+                    let tier = tier.unwrap_or_else(|| api::admin::default_tier(&state).to_owned());
+                    let id = api::admin::create_account(&state, &email, password.as_deref(), &tier)
+                        .await?;
+                    println!("{id}");
+                    Ok(())
+                }
+                AccountsCommand::SetTier { email, tier } => {
+                    api::admin::set_tier(&state, &email, &tier).await
+                }
+            };
+            state.db.close().await;
+            result
+        }
+        Command::Keys {
+            command:
+                KeysCommand::Create {
+                    email,
+                    name,
+                    mode,
+                    scopes,
+                },
+        } => {
+            let mode = match mode.as_deref() {
+                None => None,
+                Some(m) => Some(
+                    KeyMode::parse(m)
+                        .ok_or_else(|| anyhow::anyhow!("--mode must be live or test"))?,
+                ),
+            };
+            let state = api::build_state(config, String::new()).await?;
+            let result = api::admin::create_key(&state, &email, &name, mode, scopes).await;
+            state.db.close().await;
+            println!("{}", result?);
+            Ok(())
+        }
+    }
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("signal received: shutting down");
+    token.cancel();
+}
