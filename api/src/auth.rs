@@ -116,10 +116,10 @@ impl AuthService {
             Some(hit) => hit,
             None => {
                 let (key, tier) = self.keys.find_by_hash(&hash).await?.ok_or_else(invalid)?;
-                if key.is_usable(now) {
-                    if let Err(err) = self.keys.touch(&key.id, now).await {
-                        tracing::warn!(error = %err, "could not record key use");
-                    }
+                if key.is_usable(now)
+                    && let Err(err) = self.keys.touch(&key.id, now).await
+                {
+                    tracing::warn!(error = %err, "could not record key use");
                 }
                 let mut cache = self.cache();
                 if cache.len() >= CACHE_MAX_ENTRIES {

@@ -1,0 +1,40 @@
+# Shared helpers for scripts/run and scripts/test: install what a fresh Debian machine lacks.
+# Sourced, not executed.
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "error: need root (or sudo) to run: $*" >&2; return 1; fi
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Debian's chromium, which the runner drives.
+ensure_chromium() {
+  if [ -n "${DRIFTSTACK_CHROMIUM:-}" ] && [ -x "$DRIFTSTACK_CHROMIUM" ]; then return; fi
+  if command -v chromium >/dev/null || [ -x /usr/lib/chromium/chromium ]; then return; fi
+  echo "installing Debian's chromium package…" >&2
+  apt_install chromium
+}
+
+# A PostgreSQL server on 127.0.0.1:5432 for the test suite: start the local cluster, or install one.
+ensure_postgres() {
+  if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then return; fi
+  if ! command -v pg_ctlcluster >/dev/null; then
+    echo "installing PostgreSQL…" >&2
+    apt_install postgresql
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
+    as_root pg_createcluster "$version" main >/dev/null
+  fi
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 60); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.5; done
+  pg_isready -h 127.0.0.1 -p 5432 -q || { echo "error: PostgreSQL did not start" >&2; return 1; }
+  # A fresh install asks for a password on TCP; give the postgres role the one the tests use.
+  as_root su postgres -c "psql -q -c \"ALTER ROLE postgres PASSWORD 'postgres'\"" >/dev/null 2>&1 || true
+}
