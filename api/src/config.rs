@@ -90,6 +90,10 @@ pub struct Config {
     pub step_up: Duration,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// How long a session create waits for a free browser slot on this node.
+    pub queue_timeout: Duration,
+    /// How many sessions one browser process may host one after another (REST-only use).
+    pub max_browser_reuses: u32,
     pub tiers_file: Option<PathBuf>,
     pub owner_email: String,
     pub test_clock_file: Option<PathBuf>,
@@ -258,6 +262,8 @@ impl Config {
             1024,
             1 << 30,
         )?;
+        let queue_timeout = parse_number(&var, "DRIFTSTACK_QUEUE_TIMEOUT_SECONDS", 10, 0, 600)?;
+        let max_browser_reuses = parse_number(&var, "DRIFTSTACK_MAX_BROWSER_REUSES", 20, 1, 10_000)?;
         let secret = |name: &str| var(name).map(Secret::new);
         let stripe_api_base = match var("STRIPE_API_BASE") {
             Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
@@ -292,6 +298,8 @@ impl Config {
             step_up: Duration::from_secs(step_up),
             request_timeout: Duration::from_secs(request_timeout),
             max_body_bytes,
+            queue_timeout: Duration::from_secs(queue_timeout),
+            max_browser_reuses,
             tiers_file: var("DRIFTSTACK_TIERS_FILE").map(PathBuf::from),
             owner_email: var("DRIFTSTACK_OWNER_EMAIL").unwrap_or_else(|| "owner@localhost".into()),
             test_clock_file: var("DRIFTSTACK_TEST_CLOCK_FILE").map(PathBuf::from),

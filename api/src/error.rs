@@ -48,6 +48,10 @@ pub struct Problem {
     /// Seconds to wait before retrying, on 429 and 503.
     #[serde(skip_serializing_if = "Option::is_none", rename = "retryAfterSeconds")]
     pub retry_after_seconds: Option<u64>,
+    /// Problem-specific members (for example `failed_action` on `action_failed`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A failure on its way to becoming a problem response.
@@ -58,6 +62,7 @@ pub struct ApiError {
     pub detail: String,
     pub errors: Option<BTreeMap<String, String>>,
     pub retry_after: Option<u64>,
+    pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
     /// The cause of a server error, logged and never shown.
     pub source: Option<anyhow::Error>,
 }
@@ -70,8 +75,17 @@ impl ApiError {
             detail: detail.into(),
             errors: None,
             retry_after: None,
+            extensions: None,
             source: None,
         }
+    }
+
+    /// Adds a problem-specific member.
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extensions
+            .get_or_insert_with(Default::default)
+            .insert(key.to_owned(), value);
+        self
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -162,6 +176,7 @@ impl ApiError {
             code: self.code.to_owned(),
             errors: self.errors.clone(),
             retry_after_seconds: self.retry_after,
+            extensions: self.extensions.clone(),
         }
     }
 }

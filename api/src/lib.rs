@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod password;
 pub mod permissions;
 pub mod routes;
+pub mod secrets;
 pub mod state;
 pub mod store;
 pub mod tiers;
@@ -39,6 +40,7 @@ pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::system::router())
         .merge(routes::account::router())
         .merge(routes::keys::router())
+        .merge(routes::sessions::router())
         .split_for_parts()
 }
 
@@ -89,6 +91,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long in-flight requests may run on after a shutdown signal before sessions are ended.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Opens the database named by the configuration and applies pending migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url.expose();
@@ -109,7 +114,8 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
 pub async fn build_state(config: Config, public_url: String) -> anyhow::Result<AppState> {
     let tiers = Tiers::load(config.tiers_file.as_deref())?;
     let db = open_database(&config).await?;
-    Ok(AppState::new(config, db, tiers, public_url))
+    let master_key = secrets::MasterKey::load(&config)?;
+    Ok(AppState::new(config, db, tiers, &master_key, public_url))
 }
 
 /// Runs the server until `shutdown` is cancelled, then finishes in-flight requests, stops the
@@ -134,12 +140,27 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         println!("API key (shown once, store it now): {}", created.key);
     }
 
+    if state.config.embedded_runner {
+        state.runner = Some(start_embedded_runner(&state).await?);
+    }
+
     let tracker = TaskTracker::new();
     tracker.spawn(purge_idempotency_keys(state.clone(), shutdown.clone()));
 
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
     let db = state.db.clone();
+    let runner = state.runner.clone();
+    // In-flight requests get a grace period to finish; after it, sessions are ended, which
+    // cancels whatever commands are still running so that the drain completes.
+    if let Some(runner) = runner.clone() {
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            runner.shutdown().await;
+        });
+    }
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -148,13 +169,47 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     .await
     .context("server error")?;
 
-    tracing::info!("shutting down: waiting for background tasks");
+    tracing::info!("shutting down: ending sessions and stopping browsers");
     shutdown.cancel();
+    if let Some(runner) = runner {
+        runner.shutdown().await;
+    }
     tracker.close();
     tracker.wait().await;
     db.close().await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Starts the in-process runner. Its id is kept in the data dir so that a restart recognises the
+/// sessions the previous run left behind.
+async fn start_embedded_runner(state: &AppState) -> anyhow::Result<std::sync::Arc<runner::Runner>> {
+    let config = &state.config;
+    let id_file = config.data_dir.join("runner-id");
+    let id = match std::fs::read_to_string(&id_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<common::ids::RunnerId>().ok())
+    {
+        Some(id) => id,
+        None => {
+            let id = common::ids::RunnerId::generate();
+            std::fs::create_dir_all(&config.data_dir)?;
+            std::fs::write(&id_file, id.as_str())
+                .with_context(|| format!("cannot write {}", id_file.display()))?;
+            id
+        }
+    };
+    let temp_root = std::env::temp_dir().join(format!("driftstack-{}", std::process::id()));
+    let runner_config = runner::RunnerConfig {
+        id,
+        chromium: config.chromium.clone(),
+        temp_root,
+        pool_size: config.pool_size,
+        max_sessions: config.max_sessions,
+        queue_timeout: config.queue_timeout,
+        max_reuses: config.max_browser_reuses,
+    };
+    runner::Runner::start(runner_config, state.sessions.clone(), state.clock.clone()).await
 }
 
 fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use common::{Clock, Db};
+use runner::{Runner, store::SessionStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::{
     auth::AuthService,
     config::Config,
+    secrets::MasterKey,
     store::{accounts::AccountStore, idempotency::IdempotencyStore, keys::KeyStore},
     tiers::Tiers,
 };
@@ -23,13 +25,24 @@ pub struct AppState {
     pub accounts: AccountStore,
     pub keys: KeyStore,
     pub idempotency: IdempotencyStore,
+    pub sessions: SessionStore,
+    /// The in-process runner (embedded mode); `None` on an API-only node.
+    pub runner: Option<Arc<Runner>>,
+    /// Signs the tokens in `connect_url`s.
+    pub connect_key: Arc<[u8; 32]>,
     pub metrics: Option<PrometheusHandle>,
     /// Base URL for links we hand out (mail, `connect_url`), without a trailing slash.
     pub public_url: Arc<str>,
 }
 
 impl AppState {
-    pub fn new(config: Config, db: Db, tiers: Tiers, public_url: String) -> Self {
+    pub fn new(
+        config: Config,
+        db: Db,
+        tiers: Tiers,
+        master_key: &MasterKey,
+        public_url: String,
+    ) -> Self {
         let clock = match &config.test_clock_file {
             Some(path) => Clock::with_offset_file(path.clone()),
             None => Clock::system(),
@@ -40,6 +53,9 @@ impl AppState {
             accounts: AccountStore::new(db.clone()),
             idempotency: IdempotencyStore::new(db.clone()),
             keys,
+            sessions: SessionStore::new(db.clone()),
+            runner: None,
+            connect_key: Arc::new(master_key.derive("cdp-connect-token")),
             config: Arc::new(config),
             db,
             clock,

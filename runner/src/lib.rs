@@ -1,1 +1,465 @@
-//! tmp
+//! Driftstack's browser runner: the warm pool of Chromium processes and the sessions they host.
+//!
+//! It owns a session from the moment the API admits it (the `sessions` row already counts
+//! against the account's cap) until its end: it waits for a browser slot (bounded FIFO queue),
+//! takes a warm browser, applies the session's settings, runs its commands one at a time, and
+//! ends it on release, idle timeout, maximum duration, browser crash or shutdown — writing every
+//! transition to the database. One live session per Chromium process: sessions never share a
+//! process, so nothing of one session can be seen from another.
+//!
+//! This crate knows nothing of HTTP; only `chromium.rs` touches chromiumoxide.
+
+pub mod chromium;
+pub mod pool;
+pub mod spec;
+pub mod store;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use common::{
+    Clock,
+    clock::Millis,
+    ids::{AccountId, RunnerId, SessionId},
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use crate::spec::*;
+use crate::{
+    chromium::LaunchOptions,
+    pool::{Pool, WarmBrowser},
+    store::{NewSession, SessionRecord, SessionStore},
+};
+
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    pub id: RunnerId,
+    pub chromium: Option<PathBuf>,
+    /// Where browsers' user-data dirs go; removed at shutdown.
+    pub temp_root: PathBuf,
+    pub pool_size: usize,
+    pub max_sessions: usize,
+    /// How long a create waits for a free browser slot before answering "no capacity".
+    pub queue_timeout: Duration,
+    /// How many sessions one process may host, one after another.
+    pub max_reuses: u32,
+}
+
+/// What the caller knows about a session it asks the runner to start.
+pub struct StartRequest {
+    pub id: SessionId,
+    pub account_id: AccountId,
+    pub spec: SessionSpec,
+    /// Stored with the session, for reading back (no secrets).
+    pub options: serde_json::Value,
+    pub max_duration: Duration,
+    pub idle_timeout: Duration,
+    pub cap: Option<u32>,
+}
+
+/// Why a session could not be admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the account has reached its concurrent session limit")]
+    CapReached,
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+    #[error(transparent)]
+    Store(#[from] common::StoreError),
+}
+
+struct LiveSession {
+    id: SessionId,
+    account_id: AccountId,
+    browser: tokio::sync::Mutex<Option<WarmBrowser>>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    cancel: CancellationToken,
+    expires_at: Millis,
+    idle_timeout_ms: i64,
+    last_activity: AtomicI64,
+    busy: AtomicU64,
+    navigations: AtomicU64,
+    actions: AtomicU64,
+    captures: AtomicU64,
+    load_mark: AtomicU64,
+    /// Raw CDP was used: the process must never be reused.
+    dirty: AtomicBool,
+}
+
+impl LiveSession {
+    fn counters(&self, page: Option<&chromium::SessionPage>) -> Counters {
+        let base = page.map(chromium::SessionPage::counters).unwrap_or_default();
+        Counters {
+            navigations: self.navigations.load(Ordering::Relaxed),
+            actions: self.actions.load(Ordering::Relaxed),
+            captures: self.captures.load(Ordering::Relaxed),
+            ..base
+        }
+    }
+}
+
+pub struct Runner {
+    config: RunnerConfig,
+    pool: Arc<Pool>,
+    slots: Arc<Semaphore>,
+    sessions: Mutex<HashMap<SessionId, Arc<LiveSession>>>,
+    store: SessionStore,
+    clock: Clock,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Runner {
+    /// Prepares the runner: fails the sessions a previous run of this runner left behind, and
+    /// starts filling the warm pool.
+    pub async fn start(
+        config: RunnerConfig,
+        store: SessionStore,
+        clock: Clock,
+    ) -> anyhow::Result<Arc<Self>> {
+        let launch = LaunchOptions::detect(config.chromium.as_deref(), config.temp_root.clone())?;
+        let orphans = store.fail_orphans(&config.id, clock.now_ms()).await?;
+        if !orphans.is_empty() {
+            tracing::warn!(count = orphans.len(), "sessions left by the previous run marked failed");
+        }
+        let pool = Pool::new(launch, config.pool_size, config.max_reuses);
+        pool.start();
+        let runner = Arc::new(Runner {
+            slots: Arc::new(Semaphore::new(config.max_sessions)),
+            pool,
+            sessions: Mutex::new(HashMap::new()),
+            store,
+            clock,
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            config,
+        });
+        let reaper = runner.clone();
+        runner.tasks.spawn(async move { reaper.reap_loop().await });
+        Ok(runner)
+    }
+
+    pub fn id(&self) -> &RunnerId {
+        &self.config.id
+    }
+
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+
+    /// Warm browsers ready now.
+    pub fn ready_browsers(&self) -> usize {
+        self.pool.ready()
+    }
+
+    pub fn live_sessions(&self) -> usize {
+        self.map().len()
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<LiveSession>>> {
+        match self.sessions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Admits a session against the account's cap, waits for a browser slot and starts it.
+    #[tracing::instrument(skip_all, fields(session.id = %req.id))]
+    pub async fn create(self: &Arc<Self>, req: StartRequest) -> Result<SessionRecord, StartError> {
+        let started = Instant::now();
+        let now = self.clock.now_ms();
+        let max_ms = i64::try_from(req.max_duration.as_millis()).unwrap_or(i64::MAX);
+        let idle_ms = i64::try_from(req.idle_timeout.as_millis()).unwrap_or(i64::MAX);
+        let new = NewSession {
+            id: &req.id,
+            account_id: &req.account_id,
+            runner_id: &self.config.id,
+            options: &req.options,
+            now,
+            expires_at: now.saturating_add(max_ms),
+            idle_timeout_ms: idle_ms,
+        };
+        if !self.store.insert_under_cap(&new, req.cap).await? {
+            return Err(StartError::CapReached);
+        }
+        let permit = match tokio::time::timeout(
+            self.config.queue_timeout,
+            self.slots.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                self.store.delete_unstarted(&req.id).await?;
+                return Err(RunnerError::Capacity { retry_after_seconds: 5 }.into());
+            }
+        };
+        let mut browser = match self.pool.take().await {
+            Ok(b) => b,
+            Err(err) => {
+                self.store
+                    .finish(&req.id, EndReason::StartFailed, self.clock.now_ms(), &Counters::default())
+                    .await?;
+                return Err(RunnerError::Internal(err.context("no browser could be started")).into());
+            }
+        };
+        if let Err(err) = browser.page.apply(&req.spec).await {
+            // The page may be half-configured: never hand this browser to anyone else.
+            self.pool.give_back(browser, false);
+            self.store
+                .finish(&req.id, EndReason::StartFailed, self.clock.now_ms(), &Counters::default())
+                .await?;
+            return Err(err.into());
+        }
+        let process = browser.process.clone();
+        let live = Arc::new(LiveSession {
+            id: req.id.clone(),
+            account_id: req.account_id.clone(),
+            browser: tokio::sync::Mutex::new(Some(browser)),
+            permit: Mutex::new(Some(permit)),
+            cancel: CancellationToken::new(),
+            expires_at: new.expires_at,
+            idle_timeout_ms: idle_ms,
+            last_activity: AtomicI64::new(now),
+            busy: AtomicU64::new(0),
+            navigations: AtomicU64::new(0),
+            actions: AtomicU64::new(0),
+            captures: AtomicU64::new(0),
+            load_mark: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
+        });
+        self.map().insert(req.id.clone(), live.clone());
+        let create_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.store.activate(&req.id, self.clock.now_ms(), create_ms).await?;
+
+        // Watch the browser: a crash ends the session as failed.
+        let runner = self.clone();
+        let cancel = live.cancel.clone();
+        let id = req.id.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = process.died() => {
+                    tracing::warn!(session.id = %id, "browser died during the session");
+                    runner.end(&id, EndReason::BrowserCrashed).await;
+                }
+            }
+        });
+        Ok(self.store.get(&req.account_id, &req.id).await?)
+    }
+
+    fn live(&self, account: &AccountId, id: &SessionId) -> Option<Arc<LiveSession>> {
+        self.map()
+            .get(id)
+            .filter(|s| &s.account_id == account)
+            .cloned()
+    }
+
+    /// Live counters of a session hosted here.
+    pub async fn live_counters(&self, account: &AccountId, id: &SessionId) -> Option<Counters> {
+        let live = self.live(account, id)?;
+        let guard = live.browser.try_lock().ok();
+        let page = guard.as_ref().and_then(|g| g.as_ref()).map(|b| &b.page);
+        Some(live.counters(page))
+    }
+
+    /// Runs one command on a session, serialized with its other commands and cancelled when
+    /// the session ends. `NotFound` for unknown sessions and other accounts' sessions.
+    async fn command<T, F>(&self, account: &AccountId, id: &SessionId, f: F) -> Result<T, RunnerError>
+    where
+        F: AsyncFnOnce(Arc<LiveSession>, &chromium::SessionPage) -> Result<T, RunnerError>,
+    {
+        let live = match self.live(account, id) {
+            Some(l) => l,
+            None => return Err(self.not_live_error(account, id).await),
+        };
+        live.busy.fetch_add(1, Ordering::SeqCst);
+        live.last_activity.store(self.clock.now_ms(), Ordering::SeqCst);
+        let result = async {
+            let guard = tokio::select! {
+                g = live.browser.lock() => g,
+                _ = live.cancel.cancelled() => return Err(RunnerError::Ended),
+            };
+            let Some(browser) = guard.as_ref() else {
+                return Err(RunnerError::Ended);
+            };
+            tokio::select! {
+                r = f(live.clone(), &browser.page) => r,
+                _ = live.cancel.cancelled() => Err(RunnerError::Ended),
+            }
+        }
+        .await;
+        live.last_activity.store(self.clock.now_ms(), Ordering::SeqCst);
+        live.busy.fetch_sub(1, Ordering::SeqCst);
+        if matches!(result, Err(RunnerError::Crashed)) {
+            self.end(id, EndReason::BrowserCrashed).await;
+        }
+        result
+    }
+
+    /// `Ended` for a session of this account that is over, else `NotFound`.
+    async fn not_live_error(&self, account: &AccountId, id: &SessionId) -> RunnerError {
+        match self.store.get(account, id).await {
+            Ok(_) => RunnerError::Ended,
+            Err(_) => RunnerError::NotFound,
+        }
+    }
+
+    pub async fn navigate(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+        url: &str,
+        wait_until: WaitUntil,
+        timeout: Duration,
+    ) -> Result<NavigateOutcome, RunnerError> {
+        self.command(account, id, async |live, page| {
+            live.load_mark.store(page.load_mark(), Ordering::SeqCst);
+            live.navigations.fetch_add(1, Ordering::Relaxed);
+            page.navigate(url, wait_until, timeout).await
+        })
+        .await
+    }
+
+    pub async fn actions(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+        actions: &[Action],
+        timeout_per_action: Duration,
+    ) -> Result<Vec<ActionOutcome>, RunnerError> {
+        self.command(account, id, async |live, page| {
+            live.load_mark.store(page.load_mark(), Ordering::SeqCst);
+            let result = page.run_actions(actions, timeout_per_action).await;
+            let ran = match &result {
+                Ok(done) => done.len(),
+                Err(RunnerError::ActionFailed { completed, .. }) => completed.len() + 1,
+                Err(_) => 0,
+            };
+            live.actions.fetch_add(ran as u64, Ordering::Relaxed);
+            result
+        })
+        .await
+    }
+
+    pub async fn wait(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+        spec: &WaitSpec,
+    ) -> Result<(), RunnerError> {
+        self.command(account, id, async |live, page| {
+            page.wait(spec, live.load_mark.load(Ordering::SeqCst)).await
+        })
+        .await
+    }
+
+    pub async fn capture(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+        spec: &CaptureSpec,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RunnerError> {
+        self.command(account, id, async |live, page| {
+            live.captures.fetch_add(1, Ordering::Relaxed);
+            page.capture(spec, timeout).await
+        })
+        .await
+    }
+
+    /// Ends a session of `account` at the client's request.
+    pub async fn release(&self, account: &AccountId, id: &SessionId) -> Result<(), RunnerError> {
+        if self.live(account, id).is_none() {
+            return Err(self.not_live_error(account, id).await);
+        }
+        self.end(id, EndReason::Released).await;
+        Ok(())
+    }
+
+    /// Ends a session for `reason`: stops its commands, returns or kills its browser, frees its
+    /// slot and writes its final state. Safe to call more than once; the first call wins.
+    pub async fn end(&self, id: &SessionId, reason: EndReason) {
+        let Some(live) = self.map().remove(id) else {
+            return;
+        };
+        live.cancel.cancel();
+        if let Err(err) = self.store.mark_closing(id).await {
+            tracing::warn!(session.id = %id, error = %err, "could not mark the session closing");
+        }
+        let browser = live.browser.lock().await.take();
+        let counters = live.counters(browser.as_ref().map(|b| &b.page));
+        if let Some(browser) = browser {
+            let reusable = reason == EndReason::Released
+                && !live.dirty.load(Ordering::SeqCst)
+                && browser.process.is_alive();
+            self.pool.give_back(browser, reusable);
+        }
+        let permit = match live.permit.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        drop(permit);
+        if let Err(err) = self.store.finish(id, reason, self.clock.now_ms(), &counters).await {
+            tracing::error!(session.id = %id, error = %err, "could not record the end of a session");
+        }
+        tracing::info!(session.id = %id, reason = reason.as_str(), "session ended");
+    }
+
+    async fn reap_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = self.clock.now_ms();
+            let due: Vec<(SessionId, EndReason)> = self
+                .map()
+                .values()
+                .filter_map(|s| {
+                    if now >= s.expires_at {
+                        Some((s.id.clone(), EndReason::MaxDuration))
+                    } else if s.busy.load(Ordering::SeqCst) == 0
+                        && now - s.last_activity.load(Ordering::SeqCst) >= s.idle_timeout_ms
+                    {
+                        Some((s.id.clone(), EndReason::IdleTimeout))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            for (id, reason) in due {
+                self.end(&id, reason).await;
+            }
+        }
+    }
+
+    /// Ends every session, kills every browser and removes their files. Returns when no
+    /// Chromium process of this runner is left.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        let ids: Vec<SessionId> = self.map().keys().cloned().collect();
+        for id in ids {
+            self.end(&id, EndReason::Shutdown).await;
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.pool.shutdown().await;
+        // A backstop for anything a crash left behind.
+        if let Ok(entries) = std::fs::read_dir(&self.config.temp_root) {
+            for entry in entries.flatten() {
+                chromium::kill_strays(&entry.path());
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.config.temp_root);
+    }
+}

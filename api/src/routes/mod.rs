@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod keys;
+pub mod sessions;
 pub mod system;
 
 use serde::Serialize;

@@ -1,0 +1,1078 @@
+//! Everything that touches Chromium, and the only module that uses chromiumoxide.
+//!
+//! A [`BrowserProcess`] is one headless Chromium with its own temporary user-data dir, reached
+//! over CDP. It hands out [`SessionPage`]s: a fresh browser context with one page, plus a monitor
+//! that follows the page's lifecycle and network events (load counts, in-flight requests, bytes,
+//! blocked requests). `kill` ends the process and every child it spawned and removes its
+//! user-data dir; nothing a browser creates outlives it.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use chromiumoxide::{
+    Browser, BrowserConfig, Page,
+    cdp::browser_protocol::{
+        browser::{BrowserContextId, GetVersionParams},
+        dom::Rect,
+        emulation::{
+            SetDeviceMetricsOverrideParams, SetLocaleOverrideParams, SetTimezoneOverrideParams,
+        },
+        fetch::{
+            self, EventRequestPaused, FailRequestParams, RequestPattern, RequestStage,
+        },
+        input::{DispatchKeyEventParams, DispatchKeyEventType},
+        network::{
+            ErrorReason, EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent,
+            EventResponseReceived, Headers, ResourceType, SetExtraHttpHeadersParams,
+            SetUserAgentOverrideParams,
+        },
+        page::{
+            CaptureScreenshotFormat, CaptureScreenshotParams, EventLifecycleEvent,
+            GetLayoutMetricsParams, NavigateParams, PrintToPdfParams, Viewport as CdpViewport,
+        },
+        target::{CreateBrowserContextParams, CreateTargetParams},
+    },
+    cdp::js_protocol::runtime::EvaluateParams,
+};
+use futures::StreamExt;
+use tokio::{sync::Notify, task::JoinHandle};
+
+use crate::spec::{
+    Action, ActionOutcome, BlockedResource, CaptureFormat, CaptureSpec, Counters, ElementState,
+    NavigateOutcome, RunnerError, SessionSpec, WaitSpec, WaitUntil,
+};
+
+/// How browsers are launched.
+#[derive(Clone, Debug)]
+pub struct LaunchOptions {
+    pub executable: PathBuf,
+    /// Directory under which each browser gets its own user-data dir.
+    pub temp_root: PathBuf,
+    /// `--no-sandbox`, needed when running as root.
+    pub no_sandbox: bool,
+    /// Use the old headless mode (for `chromium-headless-shell`).
+    pub headless_shell: bool,
+}
+
+impl LaunchOptions {
+    /// Finds a browser: `configured`, else Debian's chromium binary (skipping the `/usr/bin`
+    /// wrapper script, which costs ≈40 ms and prints noise), else one on `PATH`.
+    pub fn detect(configured: Option<&Path>, temp_root: PathBuf) -> anyhow::Result<Self> {
+        let executable = match configured {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let candidates = [
+                    "/usr/lib/chromium/chromium",
+                    "/usr/bin/chromium",
+                    "/usr/bin/chromium-browser",
+                    "/usr/bin/google-chrome",
+                ];
+                candidates
+                    .iter()
+                    .map(PathBuf::from)
+                    .find(|p| p.exists())
+                    .context("no Chromium found: install Debian's `chromium` package or set DRIFTSTACK_CHROMIUM")?
+            }
+        };
+        if !executable.exists() {
+            anyhow::bail!("DRIFTSTACK_CHROMIUM: {} does not exist", executable.display());
+        }
+        let headless_shell = executable
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("headless-shell"));
+        Ok(LaunchOptions {
+            executable,
+            temp_root,
+            no_sandbox: is_root(),
+            headless_shell,
+        })
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Flags every pooled browser gets, without their leading `--` (chromiumoxide adds it; it also
+/// adds `--remote-debugging-port=0`, `--user-data-dir`, `--no-sandbox` and the headless flag). Background networking is off (this product's browsers must
+/// only fetch what a session asks for), and nothing is written outside the user-data dir.
+const FLAGS: &[&str] = &[
+    "disable-gpu",
+    "disable-background-networking",
+    "disable-component-update",
+    "disable-sync",
+    "disable-default-apps",
+    "disable-extensions",
+    "disable-breakpad",
+    "disable-crash-reporter",
+    "disable-quic",
+    "disable-dev-shm-usage",
+    "disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,InterestFeedContentSuggestions,CalculateNativeWinOcclusion,AutofillServerCommunication",
+    "disable-background-timer-throttling",
+    "disable-renderer-backgrounding",
+    "disable-backgrounding-occluded-windows",
+    "disable-ipc-flooding-protection",
+    "disable-hang-monitor",
+    "metrics-recording-only",
+    "no-first-run",
+    "no-default-browser-check",
+    "no-service-autorun",
+    "password-store=basic",
+    "use-mock-keychain",
+    "mute-audio",
+    "hide-scrollbars",
+    // Loopback is proxied like any other address, so the egress guard sees it.
+    "proxy-bypass-list=<-loopback>",
+];
+
+/// One Chromium process.
+pub struct BrowserProcess {
+    browser: tokio::sync::Mutex<Browser>,
+    handler: JoinHandle<()>,
+    pid: Option<u32>,
+    user_data_dir: PathBuf,
+    dead: Arc<AtomicBool>,
+    died: Arc<Notify>,
+}
+
+impl BrowserProcess {
+    pub async fn launch(opts: &LaunchOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&opts.temp_root)
+            .with_context(|| format!("cannot create {}", opts.temp_root.display()))?;
+        let user_data_dir = opts
+            .temp_root
+            .join(format!("browser-{}", uuid_like()));
+        std::fs::create_dir_all(&user_data_dir)?;
+        let mut builder = BrowserConfig::builder()
+            .chrome_executable(&opts.executable)
+            .user_data_dir(&user_data_dir)
+            .disable_default_args()
+            .viewport(None)
+            .launch_timeout(Duration::from_secs(20))
+            .request_timeout(Duration::from_secs(120))
+            .args(FLAGS.iter().copied());
+        // The default mode passes `--headless`, which chromium-headless-shell expects.
+        if !opts.headless_shell {
+            builder = builder.new_headless_mode();
+        }
+        if opts.no_sandbox {
+            builder = builder.no_sandbox();
+        }
+        let config = builder.build().map_err(|e| anyhow::anyhow!("browser config: {e}"))?;
+        let (mut browser, mut handler) = match Browser::launch(config).await {
+            Ok(pair) => pair,
+            Err(err) => {
+                kill_strays(&user_data_dir);
+                let _ = std::fs::remove_dir_all(&user_data_dir);
+                return Err(anyhow::Error::new(err).context("Chromium did not start"));
+            }
+        };
+        let pid = browser.get_mut_child().and_then(|c| c.inner.id());
+        let dead = Arc::new(AtomicBool::new(false));
+        let died = Arc::new(Notify::new());
+        let (dead2, died2) = (dead.clone(), died.clone());
+        let handler = tokio::spawn(async move {
+            // After the browser dies the handler yields an error and then waits forever: stop at
+            // the first error.
+            while let Some(event) = handler.next().await {
+                if let Err(err) = event {
+                    tracing::debug!(error = %err, "browser connection ended");
+                    break;
+                }
+            }
+            dead2.store(true, Ordering::SeqCst);
+            died2.notify_waiters();
+        });
+        Ok(BrowserProcess {
+            browser: tokio::sync::Mutex::new(browser),
+            handler,
+            pid,
+            user_data_dir,
+            dead,
+            died,
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    pub fn is_alive(&self) -> bool {
+        !self.dead.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when the browser's connection ends (crash or kill).
+    pub async fn died(&self) {
+        let notified = self.died.notified();
+        if !self.is_alive() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Whether the browser answers a trivial command within two seconds.
+    pub async fn healthy(&self) -> bool {
+        if !self.is_alive() {
+            return false;
+        }
+        let browser = self.browser.lock().await;
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), browser.execute(GetVersionParams::default())).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// A fresh browser context with one blank page, optionally sending its traffic through
+    /// `proxy_server` (e.g. `http://127.0.0.1:PORT`).
+    pub async fn new_session_page(
+        &self,
+        proxy_server: Option<&str>,
+    ) -> anyhow::Result<SessionPage> {
+        let browser = self.browser.lock().await;
+        let mut params = CreateBrowserContextParams::builder().dispose_on_detach(true);
+        if let Some(proxy) = proxy_server {
+            params = params.proxy_server(proxy).proxy_bypass_list("<-loopback>");
+        }
+        let context_id = browser
+            .create_browser_context(params.build())
+            .await
+            .context("createBrowserContext")?;
+        let target = CreateTargetParams::builder()
+            .url("about:blank")
+            .browser_context_id(context_id.clone())
+            .build()
+            .map_err(|e| anyhow::anyhow!("createTarget params: {e}"))?;
+        let page = match browser.new_page(target).await {
+            Ok(page) => page,
+            Err(err) => {
+                let _ = browser.dispose_browser_context(context_id).await;
+                return Err(anyhow::Error::new(err).context("createTarget"));
+            }
+        };
+        drop(browser);
+        SessionPage::start(page, context_id).await
+    }
+
+    /// Disposes a context and everything in it (pages, cookies, storage, cache).
+    pub async fn dispose(&self, page: SessionPage) -> anyhow::Result<()> {
+        page.stop_monitor();
+        let browser = self.browser.lock().await;
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            browser.dispose_browser_context(page.context_id.clone()),
+        )
+        .await
+        .context("disposeBrowserContext timed out")?
+        .context("disposeBrowserContext")?;
+        Ok(())
+    }
+
+    /// Kills the browser and every process it started, and removes its user-data dir.
+    pub async fn kill(&self) {
+        {
+            let mut browser = self.browser.lock().await;
+            if let Some(child) = browser.get_mut_child() {
+                let _ = child.kill().await;
+                let _ = child.wait().await;
+            }
+        }
+        self.handler.abort();
+        kill_strays(&self.user_data_dir);
+        remove_dir_retrying(&self.user_data_dir).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flags_are_given_without_dashes() {
+        // chromiumoxide prefixes `--`; a flag written with dashes would reach Chromium as
+        // `----flag` and be ignored silently.
+        assert!(super::FLAGS.iter().all(|f| !f.starts_with('-')));
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
+/// SIGKILLs every process whose command line names `user_data_dir` (renderers, GPU and utility
+/// processes of a browser whose main process is gone). A backstop: they normally exit with it.
+pub fn kill_strays(user_data_dir: &Path) {
+    let needle = format!("--user-data-dir={}", user_data_dir.display());
+    for pid in pids_with_arg(&needle) {
+        let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+}
+
+/// Pids of processes with `arg` (exactly) among their arguments.
+pub fn pids_with_arg(arg: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|&b| b == 0).any(|a| a == arg.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+async fn remove_dir_retrying(dir: &Path) {
+    for _ in 0..20 {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    tracing::warn!(dir = %dir.display(), "could not remove a browser's user-data dir");
+}
+
+/// What the monitor has seen of a page.
+#[derive(Default)]
+struct MonitorState {
+    /// `load` events of the main frame so far.
+    loads: u64,
+    /// Lifecycle events of the main frame, by loader id.
+    lifecycle: HashMap<String, HashSet<String>>,
+    /// Main-document response status, by loader id.
+    document_status: HashMap<String, u16>,
+    inflight: HashSet<String>,
+    last_network_activity: Option<Instant>,
+}
+
+struct Monitor {
+    state: Mutex<MonitorState>,
+    changed: Notify,
+    requests: AtomicU64,
+    bytes: AtomicU64,
+    blocked: AtomicU64,
+    main_frame: String,
+}
+
+impl Monitor {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MonitorState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut MonitorState)) {
+        f(&mut self.lock());
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `done` holds or `deadline` passes.
+    async fn wait_for(
+        &self,
+        deadline: Instant,
+        mut done: impl FnMut(&MonitorState) -> bool,
+    ) -> bool {
+        loop {
+            let notified = self.changed.notified();
+            if done(&self.lock()) {
+                return true;
+            }
+            // Network idleness turns true by time passing, so wake up regularly.
+            let nap = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            if nap.is_zero() {
+                return false;
+            }
+            let _ = tokio::time::timeout(nap, notified).await;
+        }
+    }
+}
+
+const NETWORK_IDLE: Duration = Duration::from_millis(500);
+
+fn network_idle(s: &MonitorState) -> bool {
+    s.inflight.is_empty()
+        && s.last_network_activity
+            .is_none_or(|t| t.elapsed() >= NETWORK_IDLE)
+}
+
+/// A session's page in its own browser context, with its event monitor.
+pub struct SessionPage {
+    page: Page,
+    context_id: BrowserContextId,
+    monitor: Arc<Monitor>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SessionPage {
+    async fn start(page: Page, context_id: BrowserContextId) -> anyhow::Result<Self> {
+        let main_frame = page.target_id().inner().clone();
+        let monitor = Arc::new(Monitor {
+            state: Mutex::new(MonitorState::default()),
+            changed: Notify::new(),
+            requests: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            blocked: AtomicU64::new(0),
+            main_frame,
+        });
+        let mut tasks = Vec::new();
+
+        let mut lifecycle = page.event_listener::<EventLifecycleEvent>().await?;
+        let m = monitor.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(ev) = lifecycle.next().await {
+                if ev.frame_id.inner() != &m.main_frame {
+                    continue;
+                }
+                m.update(|s| {
+                    if ev.name == "load" {
+                        s.loads += 1;
+                    }
+                    s.lifecycle
+                        .entry(ev.loader_id.inner().clone())
+                        .or_default()
+                        .insert(ev.name.clone());
+                });
+            }
+        }));
+
+        let mut sent = page.event_listener::<EventRequestWillBeSent>().await?;
+        let m = monitor.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(ev) = sent.next().await {
+                if ev.redirect_response.is_none() {
+                    m.requests.fetch_add(1, Ordering::Relaxed);
+                }
+                m.update(|s| {
+                    s.inflight.insert(ev.request_id.inner().clone());
+                    s.last_network_activity = Some(Instant::now());
+                });
+            }
+        }));
+
+        let mut finished = page.event_listener::<EventLoadingFinished>().await?;
+        let m = monitor.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(ev) = finished.next().await {
+                m.bytes
+                    .fetch_add(ev.encoded_data_length.max(0.0) as u64, Ordering::Relaxed);
+                m.update(|s| {
+                    s.inflight.remove(ev.request_id.inner());
+                    s.last_network_activity = Some(Instant::now());
+                });
+            }
+        }));
+
+        let mut failed = page.event_listener::<EventLoadingFailed>().await?;
+        let m = monitor.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(ev) = failed.next().await {
+                m.update(|s| {
+                    s.inflight.remove(ev.request_id.inner());
+                    s.last_network_activity = Some(Instant::now());
+                });
+            }
+        }));
+
+        let mut responses = page.event_listener::<EventResponseReceived>().await?;
+        let m = monitor.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(ev) = responses.next().await {
+                if ev.r#type == ResourceType::Document
+                    && ev.frame_id.as_ref().is_some_and(|f| f.inner() == &m.main_frame)
+                {
+                    let status = u16::try_from(ev.response.status).unwrap_or(0);
+                    m.update(|s| {
+                        s.document_status.insert(ev.loader_id.inner().clone(), status);
+                    });
+                }
+            }
+        }));
+
+        Ok(SessionPage {
+            page,
+            context_id,
+            monitor,
+            tasks,
+        })
+    }
+
+    fn stop_monitor(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+
+    /// Applies a session's settings to its page before it is handed out.
+    pub async fn apply(&mut self, spec: &SessionSpec) -> Result<(), RunnerError> {
+        let page = &self.page;
+        page.execute(SetDeviceMetricsOverrideParams::new(
+            i64::from(spec.viewport.width),
+            i64::from(spec.viewport.height),
+            1.0,
+            false,
+        ))
+        .await
+        .map_err(internal("setDeviceMetricsOverride"))?;
+        if spec.user_agent.is_some() || spec.locale.is_some() {
+            let ua = match &spec.user_agent {
+                Some(ua) => ua.clone(),
+                None => page.user_agent().await.map_err(internal("user agent"))?,
+            };
+            let mut params = SetUserAgentOverrideParams::new(ua);
+            params.accept_language = spec.locale.clone();
+            page.execute(params).await.map_err(internal("setUserAgentOverride"))?;
+        }
+        if let Some(locale) = &spec.locale {
+            let mut params = SetLocaleOverrideParams::default();
+            params.locale = Some(locale.clone());
+            page.execute(params).await.map_err(|e| RunnerError::Invalid {
+                field: "locale".into(),
+                message: format!("Chromium refused this locale ({e})"),
+            })?;
+        }
+        if let Some(tz) = &spec.timezone {
+            page.execute(SetTimezoneOverrideParams::new(tz.clone()))
+                .await
+                .map_err(|_| RunnerError::Invalid {
+                    field: "timezone".into(),
+                    message: "is not a known IANA time zone".into(),
+                })?;
+        }
+        if !spec.extra_headers.is_empty() {
+            let headers = serde_json::to_value(&spec.extra_headers)
+                .map_err(|e| RunnerError::Internal(e.into()))?;
+            page.execute(SetExtraHttpHeadersParams::new(Headers::new(headers)))
+                .await
+                .map_err(internal("setExtraHTTPHeaders"))?;
+        }
+        if !spec.block.is_empty() {
+            self.start_blocking(&spec.block).await?;
+        }
+        Ok(())
+    }
+
+    /// Fails requests of the blocked resource types before they are sent.
+    async fn start_blocking(&mut self, block: &[BlockedResource]) -> Result<(), RunnerError> {
+        let patterns = block
+            .iter()
+            .map(|b| {
+                let rt = match b {
+                    BlockedResource::Image => ResourceType::Image,
+                    BlockedResource::Font => ResourceType::Font,
+                    BlockedResource::Media => ResourceType::Media,
+                    BlockedResource::Stylesheet => ResourceType::Stylesheet,
+                };
+                RequestPattern {
+                    url_pattern: Some("*".into()),
+                    resource_type: Some(rt),
+                    request_stage: Some(RequestStage::Request),
+                }
+            })
+            .collect::<Vec<_>>();
+        let mut paused = self
+            .page
+            .event_listener::<EventRequestPaused>()
+            .await
+            .map_err(internal("Fetch listener"))?;
+        let mut enable = fetch::EnableParams::default();
+        enable.patterns = Some(patterns);
+        self.page.execute(enable).await.map_err(internal("Fetch.enable"))?;
+        let page = self.page.clone();
+        let m = self.monitor.clone();
+        self.tasks.push(tokio::spawn(async move {
+            while let Some(ev) = paused.next().await {
+                m.blocked.fetch_add(1, Ordering::Relaxed);
+                let fail = FailRequestParams::new(ev.request_id.clone(), ErrorReason::BlockedByClient);
+                let _ = page.execute(fail).await;
+            }
+        }));
+        Ok(())
+    }
+
+    pub fn counters(&self) -> Counters {
+        Counters {
+            requests: self.monitor.requests.load(Ordering::Relaxed),
+            bytes_received: self.monitor.bytes.load(Ordering::Relaxed),
+            blocked_requests: self.monitor.blocked.load(Ordering::Relaxed),
+            ..Counters::default()
+        }
+    }
+
+    /// The number of main-frame loads so far (a mark for `wait { navigation }`).
+    pub fn load_mark(&self) -> u64 {
+        self.monitor.lock().loads
+    }
+
+    pub async fn navigate(
+        &self,
+        url: &str,
+        wait_until: WaitUntil,
+        timeout: Duration,
+    ) -> Result<NavigateOutcome, RunnerError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let timeout_ms = timeout.as_millis() as u64;
+        let nav = tokio::time::timeout(timeout, self.page.execute(NavigateParams::new(url)))
+            .await
+            .map_err(|_| RunnerError::Timeout(timeout_ms))?;
+        let nav = match nav {
+            Ok(response) => response.result,
+            Err(chromiumoxide::error::CdpError::ChromeMessage(text)) => {
+                return Err(RunnerError::NavigationFailed(text));
+            }
+            Err(chromiumoxide::error::CdpError::Timeout) => {
+                return Err(RunnerError::Timeout(timeout_ms));
+            }
+            Err(err) => return Err(map_cdp(err, "navigate")),
+        };
+        if let Some(text) = nav.error_text {
+            return Err(RunnerError::NavigationFailed(text));
+        }
+        let loader = nav.loader_id.map(|l| l.inner().clone());
+        let wanted = match wait_until {
+            WaitUntil::Load => "load",
+            WaitUntil::DomContentLoaded => "DOMContentLoaded",
+            WaitUntil::NetworkIdle => "load",
+        };
+        if let Some(loader) = &loader {
+            let reached = self
+                .monitor
+                .wait_for(deadline, |s| {
+                    s.lifecycle.get(loader).is_some_and(|names| names.contains(wanted))
+                })
+                .await;
+            if !reached {
+                return Err(RunnerError::Timeout(timeout_ms));
+            }
+        }
+        if wait_until == WaitUntil::NetworkIdle
+            && !self.monitor.wait_for(deadline, network_idle).await
+        {
+            return Err(RunnerError::Timeout(timeout_ms));
+        }
+        let status = loader
+            .as_ref()
+            .and_then(|l| self.monitor.lock().document_status.get(l).copied());
+        let current = self.page.url().await.ok().flatten().unwrap_or_else(|| url.to_owned());
+        let title = self
+            .evaluate_value("document.title", deadline)
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Ok(NavigateOutcome {
+            url: current,
+            status,
+            title,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Evaluates `expression` in the page (awaiting promises) and returns its JSON value.
+    async fn evaluate_value(
+        &self,
+        expression: &str,
+        deadline: Instant,
+    ) -> Result<serde_json::Value, String> {
+        let params = EvaluateParams::builder()
+            .expression(expression)
+            .return_by_value(true)
+            .await_promise(true)
+            .user_gesture(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let response = tokio::time::timeout(left, self.page.execute(params))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        if let Some(exception) = response.result.exception_details {
+            let text = exception
+                .exception
+                .as_ref()
+                .and_then(|e| e.description.clone())
+                .unwrap_or(exception.text);
+            return Err(text);
+        }
+        Ok(response.result.result.value.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Waits until an element matches `selector` (and is visible when `visible`).
+    async fn wait_for_element(
+        &self,
+        selector: &str,
+        state: ElementState,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let sel = serde_json::to_string(selector).map_err(|e| e.to_string())?;
+        let probe = format!(
+            "(() => {{ const el = document.querySelector({sel}); if (!el) return 'absent'; \
+             const r = el.getBoundingClientRect(); const st = getComputedStyle(el); \
+             return (r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && st.display !== 'none') \
+             ? 'visible' : 'hidden'; }})()"
+        );
+        loop {
+            let found = self.evaluate_value(&probe, deadline).await?;
+            let found = found.as_str().unwrap_or("absent");
+            let ok = match state {
+                ElementState::Attached => found != "absent",
+                ElementState::Visible => found == "visible",
+                ElementState::Hidden => found != "visible",
+            };
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() + Duration::from_millis(50) >= deadline {
+                return Err(match state {
+                    ElementState::Attached => format!("no element matches `{selector}`"),
+                    ElementState::Visible => format!("no visible element matches `{selector}`"),
+                    ElementState::Hidden => format!("`{selector}` stayed visible"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs actions in order; the first failure stops the list.
+    pub async fn run_actions(
+        &self,
+        actions: &[Action],
+        timeout_per_action: Duration,
+    ) -> Result<Vec<ActionOutcome>, RunnerError> {
+        let mut done = Vec::with_capacity(actions.len());
+        for (index, action) in actions.iter().enumerate() {
+            let started = Instant::now();
+            let deadline = started + timeout_per_action;
+            match self.run_action(action, deadline).await {
+                Ok(value) => done.push(ActionOutcome {
+                    index,
+                    kind: action.kind(),
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    value,
+                }),
+                Err(reason) => {
+                    return Err(RunnerError::ActionFailed {
+                        index,
+                        kind: action.kind(),
+                        reason,
+                        completed: done,
+                    });
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn run_action(
+        &self,
+        action: &Action,
+        deadline: Instant,
+    ) -> Result<Option<serde_json::Value>, String> {
+        match action {
+            Action::Click { selector } => {
+                self.wait_for_element(selector, ElementState::Visible, deadline).await?;
+                within(deadline, async {
+                    let el = self.page.find_element(selector.as_str()).await?;
+                    el.click().await?;
+                    Ok(())
+                })
+                .await?;
+                Ok(None)
+            }
+            Action::Hover { selector } => {
+                self.wait_for_element(selector, ElementState::Visible, deadline).await?;
+                within(deadline, async {
+                    let el = self.page.find_element(selector.as_str()).await?;
+                    el.hover().await?;
+                    Ok(())
+                })
+                .await?;
+                Ok(None)
+            }
+            Action::Type { selector, text } => {
+                self.wait_for_element(selector, ElementState::Visible, deadline).await?;
+                within(deadline, async {
+                    let el = self.page.find_element(selector.as_str()).await?;
+                    el.click().await?;
+                    el.type_str(text).await?;
+                    Ok(())
+                })
+                .await?;
+                Ok(None)
+            }
+            Action::Press { key } => {
+                let def = chromiumoxide::keys::get_key_definition(key)
+                    .ok_or_else(|| format!("unknown key `{key}`"))?;
+                within(deadline, async {
+                    let mut down = DispatchKeyEventParams::builder()
+                        .r#type(DispatchKeyEventType::KeyDown)
+                        .key(def.key)
+                        .code(def.code)
+                        .windows_virtual_key_code(def.key_code)
+                        .native_virtual_key_code(def.key_code);
+                    if let Some(text) = def.text {
+                        down = down.text(text);
+                    } else if def.key.chars().count() == 1 {
+                        down = down.text(def.key);
+                    }
+                    let down = down.build().map_err(chromiumoxide::error::CdpError::ChromeMessage)?;
+                    self.page.execute(down).await?;
+                    let up = DispatchKeyEventParams::builder()
+                        .r#type(DispatchKeyEventType::KeyUp)
+                        .key(def.key)
+                        .code(def.code)
+                        .windows_virtual_key_code(def.key_code)
+                        .native_virtual_key_code(def.key_code)
+                        .build()
+                        .map_err(chromiumoxide::error::CdpError::ChromeMessage)?;
+                    self.page.execute(up).await?;
+                    Ok(())
+                })
+                .await?;
+                Ok(None)
+            }
+            Action::Scroll { x, y, selector } => {
+                let script = match selector {
+                    Some(sel) => {
+                        self.wait_for_element(sel, ElementState::Attached, deadline).await?;
+                        let sel = serde_json::to_string(sel).map_err(|e| e.to_string())?;
+                        format!(
+                            "document.querySelector({sel}).scrollIntoView({{block: 'center'}}); \
+                             [window.scrollX, window.scrollY]"
+                        )
+                    }
+                    None => format!(
+                        "window.scrollBy({}, {}); [window.scrollX, window.scrollY]",
+                        x.unwrap_or(0.0),
+                        y.unwrap_or(0.0)
+                    ),
+                };
+                let value = self.evaluate_value(&script, deadline).await?;
+                Ok(Some(value))
+            }
+            Action::Select { selector, value } => {
+                self.wait_for_element(selector, ElementState::Attached, deadline).await?;
+                let sel = serde_json::to_string(selector).map_err(|e| e.to_string())?;
+                let val = serde_json::to_string(value).map_err(|e| e.to_string())?;
+                let script = format!(
+                    "(() => {{ const el = document.querySelector({sel}); \
+                     if (!(el instanceof HTMLSelectElement)) return 'not a <select> element'; \
+                     if (![...el.options].some(o => o.value === {val})) return 'no option has this value'; \
+                     el.value = {val}; \
+                     el.dispatchEvent(new Event('input', {{bubbles: true}})); \
+                     el.dispatchEvent(new Event('change', {{bubbles: true}})); return null; }})()"
+                );
+                match self.evaluate_value(&script, deadline).await? {
+                    serde_json::Value::String(problem) => Err(problem),
+                    _ => Ok(None),
+                }
+            }
+            Action::Evaluate { expression } => {
+                let value = self.evaluate_value(expression, deadline).await?;
+                Ok(Some(value))
+            }
+        }
+    }
+
+    pub async fn wait(&self, spec: &WaitSpec, load_mark: u64) -> Result<(), RunnerError> {
+        let deadline = Instant::now() + Duration::from_millis(spec.timeout_ms);
+        let timeout = RunnerError::Timeout(spec.timeout_ms);
+        if spec.navigation
+            && !self.monitor.wait_for(deadline, |s| s.loads > load_mark).await
+        {
+            return Err(timeout);
+        }
+        if let Some(selector) = &spec.selector {
+            self.wait_for_element(selector, spec.state, deadline)
+                .await
+                .map_err(|reason| {
+                    if Instant::now() >= deadline - Duration::from_millis(50) {
+                        RunnerError::Timeout(spec.timeout_ms)
+                    } else {
+                        RunnerError::Invalid {
+                            field: "selector".into(),
+                            message: reason,
+                        }
+                    }
+                })?;
+        }
+        if spec.network_idle && !self.monitor.wait_for(deadline, network_idle).await {
+            return Err(timeout);
+        }
+        Ok(())
+    }
+
+    pub async fn capture(&self, spec: &CaptureSpec, timeout: Duration) -> Result<Vec<u8>, RunnerError> {
+        let deadline = Instant::now() + timeout;
+        let timeout_ms = timeout.as_millis() as u64;
+        let run = async {
+            match spec.format {
+                CaptureFormat::Html => {
+                    let html = self
+                        .evaluate_value("document.documentElement ? document.documentElement.outerHTML : ''", deadline)
+                        .await
+                        .map_err(RunnerError::NavigationFailed)?;
+                    let doctype = "<!DOCTYPE html>\n";
+                    Ok(format!("{doctype}{}", html.as_str().unwrap_or("")).into_bytes())
+                }
+                CaptureFormat::Text => {
+                    let text = self
+                        .evaluate_value("document.body ? document.body.innerText : ''", deadline)
+                        .await
+                        .map_err(RunnerError::NavigationFailed)?;
+                    Ok(text.as_str().unwrap_or("").as_bytes().to_vec())
+                }
+                CaptureFormat::Pdf => {
+                    let params = PrintToPdfParams {
+                        print_background: Some(true),
+                        ..PrintToPdfParams::default()
+                    };
+                    let response = self.page.execute(params).await.map_err(|e| map_cdp(e, "printToPDF"))?;
+                    decode_base64(response.result.data.as_ref())
+                }
+                CaptureFormat::Png | CaptureFormat::Jpeg | CaptureFormat::Webp => {
+                    self.screenshot(spec, deadline).await
+                }
+            }
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| RunnerError::Timeout(timeout_ms))?
+    }
+
+    async fn screenshot(&self, spec: &CaptureSpec, deadline: Instant) -> Result<Vec<u8>, RunnerError> {
+        let format = match spec.format {
+            CaptureFormat::Jpeg => CaptureScreenshotFormat::Jpeg,
+            CaptureFormat::Webp => CaptureScreenshotFormat::Webp,
+            _ => CaptureScreenshotFormat::Png,
+        };
+        let mut params = CaptureScreenshotParams {
+            format: Some(format),
+            ..CaptureScreenshotParams::default()
+        };
+        if spec.format != CaptureFormat::Png {
+            params.quality = spec.quality.map(i64::from);
+        }
+        if let Some(selector) = &spec.selector {
+            self.wait_for_element(selector, ElementState::Visible, deadline)
+                .await
+                .map_err(|message| RunnerError::Invalid { field: "selector".into(), message })?;
+            let el = self
+                .page
+                .find_element(selector.as_str())
+                .await
+                .map_err(|e| map_cdp(e, "find element"))?;
+            el.scroll_into_view().await.map_err(|e| map_cdp(e, "scroll"))?;
+            let bb = el.bounding_box().await.map_err(|e| map_cdp(e, "bounding box"))?;
+            let scroll = self
+                .evaluate_value("[window.scrollX, window.scrollY]", deadline)
+                .await
+                .map_err(RunnerError::NavigationFailed)?;
+            let sx = scroll.get(0).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+            let sy = scroll.get(1).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+            params.clip = Some(CdpViewport {
+                x: bb.x + sx,
+                y: bb.y + sy,
+                width: bb.width.max(1.0),
+                height: bb.height.max(1.0),
+                scale: 1.0,
+            });
+            params.capture_beyond_viewport = Some(true);
+        } else if spec.full_page {
+            let metrics = self
+                .page
+                .execute(GetLayoutMetricsParams::default())
+                .await
+                .map_err(|e| map_cdp(e, "layout metrics"))?;
+            let Rect { width, height, .. } = metrics.result.css_content_size;
+            params.clip = Some(CdpViewport {
+                x: 0.0,
+                y: 0.0,
+                width: width.max(1.0),
+                height: height.max(1.0),
+                scale: 1.0,
+            });
+            params.capture_beyond_viewport = Some(true);
+        }
+        let response = self.page.execute(params).await.map_err(|e| map_cdp(e, "screenshot"))?;
+        decode_base64(response.result.data.as_ref())
+    }
+
+    pub fn target_id(&self) -> String {
+        self.page.target_id().inner().clone()
+    }
+}
+
+impl Drop for SessionPage {
+    fn drop(&mut self) {
+        self.stop_monitor();
+    }
+}
+
+/// Runs a CDP step until `deadline`, turning its failure into a reason for the caller.
+async fn within<T>(
+    deadline: Instant,
+    fut: impl std::future::Future<Output = Result<T, chromiumoxide::error::CdpError>>,
+) -> Result<T, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(cdp_reason(e)),
+        Err(_) => Err("timed out".to_owned()),
+    }
+}
+
+fn decode_base64(data: &str) -> Result<Vec<u8>, RunnerError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| RunnerError::Internal(anyhow::anyhow!("capture data: {e}")))
+}
+
+fn cdp_reason(err: chromiumoxide::error::CdpError) -> String {
+    use chromiumoxide::error::CdpError;
+    match err {
+        CdpError::NotFound => "no element matches the selector".to_owned(),
+        CdpError::Chrome(e) => e.message,
+        CdpError::Timeout => "timed out".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn map_cdp(err: chromiumoxide::error::CdpError, what: &str) -> RunnerError {
+    use chromiumoxide::error::CdpError;
+    match err {
+        CdpError::Ws(_) | CdpError::ChannelSendError(_) | CdpError::NoResponse => RunnerError::Crashed,
+        CdpError::Timeout => RunnerError::Timeout(0),
+        other => RunnerError::Internal(anyhow::anyhow!("{what}: {other}")),
+    }
+}
+
+fn internal(what: &'static str) -> impl Fn(chromiumoxide::error::CdpError) -> RunnerError {
+    move |e| map_cdp(e, what)
+}

@@ -1,0 +1,324 @@
+//! The `sessions` table. Every lifecycle transition is written here, so a restart never leaves a
+//! session "active" forever, and the per-account concurrency cap is enforced here atomically: the
+//! count of live sessions and the insert happen under one lock (`BEGIN IMMEDIATE` on SQLite, a
+//! row lock on the account on PostgreSQL), so N parallel creates against a cap of K admit exactly
+//! K on any number of API nodes.
+
+use common::{
+    Db, StoreError,
+    clock::Millis,
+    ids::{AccountId, RunnerId, SessionId},
+    on_db,
+};
+
+use crate::spec::{Counters, EndReason, SessionStatus};
+
+/// A session as stored.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub account_id: AccountId,
+    pub runner_id: RunnerId,
+    pub status: SessionStatus,
+    /// The create request as JSON (secrets removed).
+    pub options: serde_json::Value,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub expires_at: Millis,
+    pub idle_timeout_ms: i64,
+    pub ended_at: Option<Millis>,
+    pub end_reason: Option<String>,
+    pub create_ms: Option<i64>,
+    pub counters: Counters,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    account_id: String,
+    runner_id: String,
+    status: String,
+    options: String,
+    created_at: i64,
+    started_at: Option<i64>,
+    expires_at: i64,
+    idle_timeout_ms: i64,
+    ended_at: Option<i64>,
+    end_reason: Option<String>,
+    create_ms: Option<i64>,
+    navigations: i64,
+    actions: i64,
+    captures: i64,
+    requests: i64,
+    bytes_received: i64,
+    blocked_requests: i64,
+}
+
+impl From<Row> for SessionRecord {
+    fn from(r: Row) -> Self {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        SessionRecord {
+            id: SessionId::from_trusted(r.id),
+            account_id: AccountId::from_trusted(r.account_id),
+            runner_id: RunnerId::from_trusted(r.runner_id),
+            status: SessionStatus::parse(&r.status).unwrap_or(SessionStatus::Failed),
+            options: serde_json::from_str(&r.options).unwrap_or(serde_json::Value::Null),
+            created_at: r.created_at,
+            started_at: r.started_at,
+            expires_at: r.expires_at,
+            idle_timeout_ms: r.idle_timeout_ms,
+            ended_at: r.ended_at,
+            end_reason: r.end_reason,
+            create_ms: r.create_ms,
+            counters: Counters {
+                navigations: n(r.navigations),
+                actions: n(r.actions),
+                captures: n(r.captures),
+                requests: n(r.requests),
+                bytes_received: n(r.bytes_received),
+                blocked_requests: n(r.blocked_requests),
+            },
+        }
+    }
+}
+
+macro_rules! select_sessions {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, account_id, runner_id, status, options, created_at, started_at, expires_at, ",
+            "idle_timeout_ms, ended_at, end_reason, create_ms, navigations, actions, captures, ",
+            "requests, bytes_received, blocked_requests FROM sessions ",
+            $tail
+        )
+    };
+}
+
+/// A session about to be created.
+pub struct NewSession<'a> {
+    pub id: &'a SessionId,
+    pub account_id: &'a AccountId,
+    pub runner_id: &'a RunnerId,
+    pub options: &'a serde_json::Value,
+    pub now: Millis,
+    pub expires_at: Millis,
+    pub idle_timeout_ms: i64,
+}
+
+#[derive(Clone)]
+pub struct SessionStore {
+    db: Db,
+}
+
+
+impl SessionStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Inserts the session as `starting` if the account has fewer than `cap` live sessions.
+    /// Returns false (and inserts nothing) when the cap is reached.
+    pub async fn insert_under_cap(
+        &self,
+        new: &NewSession<'_>,
+        cap: Option<u32>,
+    ) -> Result<bool, StoreError> {
+        let options = new.options.to_string();
+        // The count and the insert, run inside a transaction that already holds the lock.
+        macro_rules! count_and_insert {
+            ($tx:expr) => {{
+                let live: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sessions WHERE account_id = $1 \
+                     AND status IN ('starting', 'active', 'closing')",
+                )
+                .bind(new.account_id.as_str())
+                .fetch_one(&mut *$tx)
+                .await?;
+                if cap.is_some_and(|cap| live >= i64::from(cap)) {
+                    false
+                } else {
+                    sqlx::query(
+                        "INSERT INTO sessions (id, account_id, runner_id, status, options, \
+                         created_at, expires_at, idle_timeout_ms) \
+                         VALUES ($1, $2, $3, 'starting', $4, $5, $6, $7)",
+                    )
+                    .bind(new.id.as_str())
+                    .bind(new.account_id.as_str())
+                    .bind(new.runner_id.as_str())
+                    .bind(&options)
+                    .bind(new.now)
+                    .bind(new.expires_at)
+                    .bind(new.idle_timeout_ms)
+                    .execute(&mut *$tx)
+                    .await?;
+                    true
+                }
+            }};
+        }
+        let admitted = match &self.db {
+            Db::Sqlite(pool) => {
+                // IMMEDIATE takes the write lock before the count is read.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let admitted = count_and_insert!(tx);
+                tx.commit().await?;
+                admitted
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+                    .bind(new.account_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let admitted = count_and_insert!(tx);
+                tx.commit().await?;
+                admitted
+            }
+        };
+        Ok(admitted)
+    }
+
+    pub async fn activate(
+        &self,
+        id: &SessionId,
+        started_at: Millis,
+        create_ms: i64,
+    ) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE sessions SET status = 'active', started_at = $2, create_ms = $3 \
+                 WHERE id = $1 AND status = 'starting'",
+            )
+            .bind(id.as_str())
+            .bind(started_at)
+            .bind(create_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn mark_closing(&self, id: &SessionId) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query("UPDATE sessions SET status = 'closing' WHERE id = $1 AND status = 'active'")
+                .bind(id.as_str())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Writes the terminal state. A session already terminal is left as it is.
+    pub async fn finish(
+        &self,
+        id: &SessionId,
+        reason: EndReason,
+        ended_at: Millis,
+        counters: &Counters,
+    ) -> Result<(), StoreError> {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE sessions SET status = $2, end_reason = $3, ended_at = $4, \
+                 navigations = $5, actions = $6, captures = $7, requests = $8, \
+                 bytes_received = $9, blocked_requests = $10 \
+                 WHERE id = $1 AND status IN ('starting', 'active', 'closing')",
+            )
+            .bind(id.as_str())
+            .bind(reason.status().as_str())
+            .bind(reason.as_str())
+            .bind(ended_at)
+            .bind(n(counters.navigations))
+            .bind(n(counters.actions))
+            .bind(n(counters.captures))
+            .bind(n(counters.requests))
+            .bind(n(counters.bytes_received))
+            .bind(n(counters.blocked_requests))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Forgets a session that never started (no browser slot became free in time).
+    pub async fn delete_unstarted(&self, id: &SessionId) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM sessions WHERE id = $1 AND status = 'starting'")
+                .bind(id.as_str())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn get(&self, account: &AccountId, id: &SessionId) -> Result<SessionRecord, StoreError> {
+        let row: Row = on_db!(&self.db, pool => {
+            sqlx::query_as(select_sessions!("WHERE account_id = $1 AND id = $2"))
+                .bind(account.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(row.into())
+    }
+
+    /// One page of the account's sessions, newest first, optionally only live ones.
+    pub async fn list(
+        &self,
+        account: &AccountId,
+        live_only: bool,
+        starting_after: Option<&SessionId>,
+        limit: i64,
+    ) -> Result<(Vec<SessionRecord>, bool), StoreError> {
+        let cursor = starting_after.map(SessionId::as_str).unwrap_or("ses_~");
+        let rows: Vec<Row> = if live_only {
+            on_db!(&self.db, pool => {
+                sqlx::query_as(select_sessions!(
+                    "WHERE account_id = $1 AND id < $2 \
+                     AND status IN ('starting', 'active', 'closing') ORDER BY id DESC LIMIT $3"
+                ))
+                .bind(account.as_str())
+                .bind(cursor)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await
+            })?
+        } else {
+            on_db!(&self.db, pool => {
+                sqlx::query_as(select_sessions!(
+                    "WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+                ))
+                .bind(account.as_str())
+                .bind(cursor)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await
+            })?
+        };
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let has_more = rows.len() > limit;
+        Ok((rows.into_iter().take(limit).map(Into::into).collect(), has_more))
+    }
+
+    /// Marks every live session of `runner` as failed (its browsers are gone); returns their ids.
+    pub async fn fail_orphans(
+        &self,
+        runner: &RunnerId,
+        now: Millis,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<String> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "UPDATE sessions SET status = 'failed', end_reason = 'runner_lost', ended_at = $2 \
+                 WHERE runner_id = $1 AND status IN ('starting', 'active', 'closing') RETURNING id",
+            )
+            .bind(runner.as_str())
+            .bind(now)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(ids.into_iter().map(SessionId::from_trusted).collect())
+    }
+}
+
