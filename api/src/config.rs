@@ -263,7 +263,8 @@ impl Config {
             1 << 30,
         )?;
         let queue_timeout = parse_number(&var, "DRIFTSTACK_QUEUE_TIMEOUT_SECONDS", 10, 0, 600)?;
-        let max_browser_reuses = parse_number(&var, "DRIFTSTACK_MAX_BROWSER_REUSES", 20, 1, 10_000)?;
+        let max_browser_reuses =
+            parse_number(&var, "DRIFTSTACK_MAX_BROWSER_REUSES", 20, 1, 10_000)?;
         let secret = |name: &str| var(name).map(Secret::new);
         let stripe_api_base = match var("STRIPE_API_BASE") {
             Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),

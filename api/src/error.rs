@@ -60,11 +60,17 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// The rarer members, boxed to keep `Result<_, ApiError>` small.
+    pub extra: Option<Box<Extra>>,
+    /// The cause of a server error, logged and never shown.
+    pub source: Option<anyhow::Error>,
+}
+
+#[derive(Debug, Default)]
+pub struct Extra {
     pub errors: Option<BTreeMap<String, String>>,
     pub retry_after: Option<u64>,
     pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
-    /// The cause of a server error, logged and never shown.
-    pub source: Option<anyhow::Error>,
 }
 
 impl ApiError {
@@ -73,18 +79,37 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
-            errors: None,
-            retry_after: None,
-            extensions: None,
+            extra: None,
             source: None,
         }
     }
 
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
     /// Adds a problem-specific member.
     pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
-        self.extensions
+        self.extra()
+            .extensions
             .get_or_insert_with(Default::default)
             .insert(key.to_owned(), value);
+        self
+    }
+
+    /// Sets `retry-after` (header and `retryAfterSeconds`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.extra().retry_after = Some(seconds);
+        self
+    }
+
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        self.extra.as_ref().and_then(|e| e.retry_after)
+    }
+
+    /// Replaces the machine code, keeping status and detail.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
         self
     }
 
@@ -126,32 +151,26 @@ impl ApiError {
             1 => "One field is invalid.".to_owned(),
             n => format!("{n} fields are invalid."),
         };
-        Self {
-            errors: Some(errors),
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                detail,
-            )
-        }
+        let mut err = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        );
+        err.extra().errors = Some(errors);
+        err
     }
 
     pub fn too_many(code: &'static str, detail: impl Into<String>, retry_after: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail)
-        }
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail).retry_after(retry_after)
     }
 
     pub fn unavailable(detail: impl Into<String>, retry_after: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                detail,
-            )
-        }
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            detail,
+        )
+        .retry_after(retry_after)
     }
 
     /// An unexpected failure: logged with its cause, answered with an opaque 500.
@@ -174,9 +193,9 @@ impl ApiError {
             detail: self.detail.clone(),
             instance: current_request_id(),
             code: self.code.to_owned(),
-            errors: self.errors.clone(),
-            retry_after_seconds: self.retry_after,
-            extensions: self.extensions.clone(),
+            errors: self.extra.as_ref().and_then(|e| e.errors.clone()),
+            retry_after_seconds: self.retry_after_seconds(),
+            extensions: self.extra.as_ref().and_then(|e| e.extensions.clone()),
         }
     }
 }
@@ -219,7 +238,7 @@ impl IntoResponse for ApiError {
                 "request refused"
             );
         }
-        problem_response(&self.problem(), self.retry_after)
+        problem_response(&self.problem(), self.retry_after_seconds())
     }
 }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use common::{Clock, Db};
-use runner::{Runner, store::SessionStore};
 use metrics_exporter_prometheus::PrometheusHandle;
+use runner::{Runner, store::SessionStore};
 
 use crate::{
     auth::AuthService,

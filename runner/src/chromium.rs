@@ -25,9 +25,7 @@ use chromiumoxide::{
         emulation::{
             SetDeviceMetricsOverrideParams, SetLocaleOverrideParams, SetTimezoneOverrideParams,
         },
-        fetch::{
-            self, EventRequestPaused, FailRequestParams, RequestPattern, RequestStage,
-        },
+        fetch::{self, EventRequestPaused, FailRequestParams, RequestPattern, RequestStage},
         input::{DispatchKeyEventParams, DispatchKeyEventType},
         network::{
             ErrorReason, EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent,
@@ -83,7 +81,10 @@ impl LaunchOptions {
             }
         };
         if !executable.exists() {
-            anyhow::bail!("DRIFTSTACK_CHROMIUM: {} does not exist", executable.display());
+            anyhow::bail!(
+                "DRIFTSTACK_CHROMIUM: {} does not exist",
+                executable.display()
+            );
         }
         let headless_shell = executable
             .file_name()
@@ -154,9 +155,7 @@ impl BrowserProcess {
     pub async fn launch(opts: &LaunchOptions) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&opts.temp_root)
             .with_context(|| format!("cannot create {}", opts.temp_root.display()))?;
-        let user_data_dir = opts
-            .temp_root
-            .join(format!("browser-{}", uuid_like()));
+        let user_data_dir = opts.temp_root.join(format!("browser-{}", uuid_like()));
         std::fs::create_dir_all(&user_data_dir)?;
         let mut builder = BrowserConfig::builder()
             .chrome_executable(&opts.executable)
@@ -173,7 +172,9 @@ impl BrowserProcess {
         if opts.no_sandbox {
             builder = builder.no_sandbox();
         }
-        let config = builder.build().map_err(|e| anyhow::anyhow!("browser config: {e}"))?;
+        let config = builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("browser config: {e}"))?;
         let (mut browser, mut handler) = match Browser::launch(config).await {
             Ok(pair) => pair,
             Err(err) => {
@@ -232,7 +233,11 @@ impl BrowserProcess {
         }
         let browser = self.browser.lock().await;
         matches!(
-            tokio::time::timeout(Duration::from_secs(2), browser.execute(GetVersionParams::default())).await,
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                browser.execute(GetVersionParams::default())
+            )
+            .await,
             Ok(Ok(_))
         )
     }
@@ -318,33 +323,75 @@ fn uuid_like() -> String {
     )
 }
 
-/// SIGKILLs every process whose command line names `user_data_dir` (renderers, GPU and utility
-/// processes of a browser whose main process is gone). A backstop: they normally exit with it.
-pub fn kill_strays(user_data_dir: &Path) {
-    let needle = format!("--user-data-dir={}", user_data_dir.display());
-    for pid in pids_with_arg(&needle) {
-        let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+/// SIGKILLs every process whose command line mentions `dir` (a browser's user-data dir, or a
+/// temp root holding several): renderers, GPU, utility and crashpad processes of a browser whose
+/// main process is gone. A backstop: they normally exit with it.
+pub fn kill_strays(dir: &Path) {
+    for pid in pids_mentioning(&dir.display().to_string()) {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
     }
 }
 
-/// Pids of processes with `arg` (exactly) among their arguments.
-pub fn pids_with_arg(arg: &str) -> Vec<u32> {
+/// Pids of processes with an argument containing `needle`.
+pub fn pids_mentioning(needle: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let needle = needle.as_bytes();
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.split(|&b| b == 0).any(|a| a == arg.as_bytes()))
+                .map(|c| {
+                    c.split(|&b| b == 0)
+                        .any(|a| a.windows(needle.len()).any(|w| w == needle))
+                })
                 .unwrap_or(false)
         })
         .collect()
 }
 
-async fn remove_dir_retrying(dir: &Path) {
-    for _ in 0..20 {
+/// Removes the browser temp roots (`driftstack-<pid>` beside `own_root`) of server processes that
+/// are gone, killing any browser still running from them: what a crashed (SIGKILLed) server left.
+pub async fn sweep_stale_roots(own_root: &Path) {
+    let Some(parent) = own_root.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path == own_root {
+            continue;
+        }
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("driftstack-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains("driftstack"))
+            .unwrap_or(false);
+        if alive {
+            continue;
+        }
+        kill_strays(&path);
+        remove_dir_retrying(&path).await;
+        tracing::warn!(dir = %path.display(), "removed browsers left by a server that died");
+    }
+}
+
+pub async fn remove_dir_retrying(dir: &Path) {
+    // Dying processes may still write for a moment (and a loaded machine slows them down).
+    for _ in 0..100 {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => return,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
@@ -363,7 +410,8 @@ struct MonitorState {
     lifecycle: HashMap<String, HashSet<String>>,
     /// Main-document response status, by loader id.
     document_status: HashMap<String, u16>,
-    inflight: HashSet<String>,
+    /// Requests in flight, with when they started.
+    inflight: HashMap<String, Instant>,
     last_network_activity: Option<Instant>,
 }
 
@@ -412,10 +460,17 @@ impl Monitor {
     }
 }
 
+const TIMED_OUT: &str = "timed out";
+
 const NETWORK_IDLE: Duration = Duration::from_millis(500);
+/// Requests open longer than this (long polls, streams, or ones whose end event Chromium never
+/// sent) do not keep a page from counting as idle.
+const STALE_REQUEST: Duration = Duration::from_secs(10);
 
 fn network_idle(s: &MonitorState) -> bool {
-    s.inflight.is_empty()
+    s.inflight
+        .values()
+        .all(|started| started.elapsed() >= STALE_REQUEST)
         && s.last_network_activity
             .is_none_or(|t| t.elapsed() >= NETWORK_IDLE)
 }
@@ -452,6 +507,10 @@ impl SessionPage {
                     if ev.name == "load" {
                         s.loads += 1;
                     }
+                    // A new document: requests of the old one are gone with it.
+                    if ev.name == "init" {
+                        s.inflight.clear();
+                    }
                     s.lifecycle
                         .entry(ev.loader_id.inner().clone())
                         .or_default()
@@ -468,7 +527,8 @@ impl SessionPage {
                     m.requests.fetch_add(1, Ordering::Relaxed);
                 }
                 m.update(|s| {
-                    s.inflight.insert(ev.request_id.inner().clone());
+                    s.inflight
+                        .insert(ev.request_id.inner().clone(), Instant::now());
                     s.last_network_activity = Some(Instant::now());
                 });
             }
@@ -503,11 +563,15 @@ impl SessionPage {
         tasks.push(tokio::spawn(async move {
             while let Some(ev) = responses.next().await {
                 if ev.r#type == ResourceType::Document
-                    && ev.frame_id.as_ref().is_some_and(|f| f.inner() == &m.main_frame)
+                    && ev
+                        .frame_id
+                        .as_ref()
+                        .is_some_and(|f| f.inner() == &m.main_frame)
                 {
                     let status = u16::try_from(ev.response.status).unwrap_or(0);
                     m.update(|s| {
-                        s.document_status.insert(ev.loader_id.inner().clone(), status);
+                        s.document_status
+                            .insert(ev.loader_id.inner().clone(), status);
                     });
                 }
             }
@@ -545,15 +609,20 @@ impl SessionPage {
             };
             let mut params = SetUserAgentOverrideParams::new(ua);
             params.accept_language = spec.locale.clone();
-            page.execute(params).await.map_err(internal("setUserAgentOverride"))?;
+            page.execute(params)
+                .await
+                .map_err(internal("setUserAgentOverride"))?;
         }
         if let Some(locale) = &spec.locale {
-            let mut params = SetLocaleOverrideParams::default();
-            params.locale = Some(locale.clone());
-            page.execute(params).await.map_err(|e| RunnerError::Invalid {
-                field: "locale".into(),
-                message: format!("Chromium refused this locale ({e})"),
-            })?;
+            let params = SetLocaleOverrideParams {
+                locale: Some(locale.clone()),
+            };
+            page.execute(params)
+                .await
+                .map_err(|e| RunnerError::Invalid {
+                    field: "locale".into(),
+                    message: format!("Chromium refused this locale ({e})"),
+                })?;
         }
         if let Some(tz) = &spec.timezone {
             page.execute(SetTimezoneOverrideParams::new(tz.clone()))
@@ -599,15 +668,21 @@ impl SessionPage {
             .event_listener::<EventRequestPaused>()
             .await
             .map_err(internal("Fetch listener"))?;
-        let mut enable = fetch::EnableParams::default();
-        enable.patterns = Some(patterns);
-        self.page.execute(enable).await.map_err(internal("Fetch.enable"))?;
+        let enable = fetch::EnableParams {
+            patterns: Some(patterns),
+            ..Default::default()
+        };
+        self.page
+            .execute(enable)
+            .await
+            .map_err(internal("Fetch.enable"))?;
         let page = self.page.clone();
         let m = self.monitor.clone();
         self.tasks.push(tokio::spawn(async move {
             while let Some(ev) = paused.next().await {
                 m.blocked.fetch_add(1, Ordering::Relaxed);
-                let fail = FailRequestParams::new(ev.request_id.clone(), ErrorReason::BlockedByClient);
+                let fail =
+                    FailRequestParams::new(ev.request_id.clone(), ErrorReason::BlockedByClient);
                 let _ = page.execute(fail).await;
             }
         }));
@@ -663,7 +738,9 @@ impl SessionPage {
             let reached = self
                 .monitor
                 .wait_for(deadline, |s| {
-                    s.lifecycle.get(loader).is_some_and(|names| names.contains(wanted))
+                    s.lifecycle
+                        .get(loader)
+                        .is_some_and(|names| names.contains(wanted))
                 })
                 .await;
             if !reached {
@@ -678,7 +755,13 @@ impl SessionPage {
         let status = loader
             .as_ref()
             .and_then(|l| self.monitor.lock().document_status.get(l).copied());
-        let current = self.page.url().await.ok().flatten().unwrap_or_else(|| url.to_owned());
+        let current = self
+            .page
+            .url()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| url.to_owned());
         let title = self
             .evaluate_value("document.title", deadline)
             .await
@@ -709,7 +792,7 @@ impl SessionPage {
         let left = deadline.saturating_duration_since(Instant::now());
         let response = tokio::time::timeout(left, self.page.execute(params))
             .await
-            .map_err(|_| "timed out".to_owned())?
+            .map_err(|_| TIMED_OUT.to_owned())?
             .map_err(|e| e.to_string())?;
         if let Some(exception) = response.result.exception_details {
             let text = exception
@@ -719,7 +802,11 @@ impl SessionPage {
                 .unwrap_or(exception.text);
             return Err(text);
         }
-        Ok(response.result.result.value.unwrap_or(serde_json::Value::Null))
+        Ok(response
+            .result
+            .result
+            .value
+            .unwrap_or(serde_json::Value::Null))
     }
 
     /// Waits until an element matches `selector` (and is visible when `visible`).
@@ -736,8 +823,18 @@ impl SessionPage {
              return (r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && st.display !== 'none') \
              ? 'visible' : 'hidden'; }})()"
         );
+        let missing = || match state {
+            ElementState::Attached => format!("no element matches `{selector}`"),
+            ElementState::Visible => format!("no visible element matches `{selector}`"),
+            ElementState::Hidden => format!("`{selector}` stayed visible"),
+        };
         loop {
-            let found = self.evaluate_value(&probe, deadline).await?;
+            let found = match self.evaluate_value(&probe, deadline).await {
+                Ok(v) => v,
+                // The deadline passed while the page was busy: the element never showed up.
+                Err(e) if e == TIMED_OUT => return Err(missing()),
+                Err(e) => return Err(e),
+            };
             let found = found.as_str().unwrap_or("absent");
             let ok = match state {
                 ElementState::Attached => found != "absent",
@@ -748,11 +845,7 @@ impl SessionPage {
                 return Ok(());
             }
             if Instant::now() + Duration::from_millis(50) >= deadline {
-                return Err(match state {
-                    ElementState::Attached => format!("no element matches `{selector}`"),
-                    ElementState::Visible => format!("no visible element matches `{selector}`"),
-                    ElementState::Hidden => format!("`{selector}` stayed visible"),
-                });
+                return Err(missing());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -795,7 +888,8 @@ impl SessionPage {
     ) -> Result<Option<serde_json::Value>, String> {
         match action {
             Action::Click { selector } => {
-                self.wait_for_element(selector, ElementState::Visible, deadline).await?;
+                self.wait_for_element(selector, ElementState::Visible, deadline)
+                    .await?;
                 within(deadline, async {
                     let el = self.page.find_element(selector.as_str()).await?;
                     el.click().await?;
@@ -805,7 +899,8 @@ impl SessionPage {
                 Ok(None)
             }
             Action::Hover { selector } => {
-                self.wait_for_element(selector, ElementState::Visible, deadline).await?;
+                self.wait_for_element(selector, ElementState::Visible, deadline)
+                    .await?;
                 within(deadline, async {
                     let el = self.page.find_element(selector.as_str()).await?;
                     el.hover().await?;
@@ -815,7 +910,8 @@ impl SessionPage {
                 Ok(None)
             }
             Action::Type { selector, text } => {
-                self.wait_for_element(selector, ElementState::Visible, deadline).await?;
+                self.wait_for_element(selector, ElementState::Visible, deadline)
+                    .await?;
                 within(deadline, async {
                     let el = self.page.find_element(selector.as_str()).await?;
                     el.click().await?;
@@ -840,7 +936,9 @@ impl SessionPage {
                     } else if def.key.chars().count() == 1 {
                         down = down.text(def.key);
                     }
-                    let down = down.build().map_err(chromiumoxide::error::CdpError::ChromeMessage)?;
+                    let down = down
+                        .build()
+                        .map_err(chromiumoxide::error::CdpError::ChromeMessage)?;
                     self.page.execute(down).await?;
                     let up = DispatchKeyEventParams::builder()
                         .r#type(DispatchKeyEventType::KeyUp)
@@ -859,7 +957,8 @@ impl SessionPage {
             Action::Scroll { x, y, selector } => {
                 let script = match selector {
                     Some(sel) => {
-                        self.wait_for_element(sel, ElementState::Attached, deadline).await?;
+                        self.wait_for_element(sel, ElementState::Attached, deadline)
+                            .await?;
                         let sel = serde_json::to_string(sel).map_err(|e| e.to_string())?;
                         format!(
                             "document.querySelector({sel}).scrollIntoView({{block: 'center'}}); \
@@ -876,7 +975,8 @@ impl SessionPage {
                 Ok(Some(value))
             }
             Action::Select { selector, value } => {
-                self.wait_for_element(selector, ElementState::Attached, deadline).await?;
+                self.wait_for_element(selector, ElementState::Attached, deadline)
+                    .await?;
                 let sel = serde_json::to_string(selector).map_err(|e| e.to_string())?;
                 let val = serde_json::to_string(value).map_err(|e| e.to_string())?;
                 let script = format!(
@@ -903,7 +1003,10 @@ impl SessionPage {
         let deadline = Instant::now() + Duration::from_millis(spec.timeout_ms);
         let timeout = RunnerError::Timeout(spec.timeout_ms);
         if spec.navigation
-            && !self.monitor.wait_for(deadline, |s| s.loads > load_mark).await
+            && !self
+                .monitor
+                .wait_for(deadline, |s| s.loads > load_mark)
+                .await
         {
             return Err(timeout);
         }
@@ -927,14 +1030,21 @@ impl SessionPage {
         Ok(())
     }
 
-    pub async fn capture(&self, spec: &CaptureSpec, timeout: Duration) -> Result<Vec<u8>, RunnerError> {
+    pub async fn capture(
+        &self,
+        spec: &CaptureSpec,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RunnerError> {
         let deadline = Instant::now() + timeout;
         let timeout_ms = timeout.as_millis() as u64;
         let run = async {
             match spec.format {
                 CaptureFormat::Html => {
                     let html = self
-                        .evaluate_value("document.documentElement ? document.documentElement.outerHTML : ''", deadline)
+                        .evaluate_value(
+                            "document.documentElement ? document.documentElement.outerHTML : ''",
+                            deadline,
+                        )
                         .await
                         .map_err(RunnerError::NavigationFailed)?;
                     let doctype = "<!DOCTYPE html>\n";
@@ -952,7 +1062,11 @@ impl SessionPage {
                         print_background: Some(true),
                         ..PrintToPdfParams::default()
                     };
-                    let response = self.page.execute(params).await.map_err(|e| map_cdp(e, "printToPDF"))?;
+                    let response = self
+                        .page
+                        .execute(params)
+                        .await
+                        .map_err(|e| map_cdp(e, "printToPDF"))?;
                     decode_base64(response.result.data.as_ref())
                 }
                 CaptureFormat::Png | CaptureFormat::Jpeg | CaptureFormat::Webp => {
@@ -965,7 +1079,11 @@ impl SessionPage {
             .map_err(|_| RunnerError::Timeout(timeout_ms))?
     }
 
-    async fn screenshot(&self, spec: &CaptureSpec, deadline: Instant) -> Result<Vec<u8>, RunnerError> {
+    async fn screenshot(
+        &self,
+        spec: &CaptureSpec,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, RunnerError> {
         let format = match spec.format {
             CaptureFormat::Jpeg => CaptureScreenshotFormat::Jpeg,
             CaptureFormat::Webp => CaptureScreenshotFormat::Webp,
@@ -981,20 +1099,34 @@ impl SessionPage {
         if let Some(selector) = &spec.selector {
             self.wait_for_element(selector, ElementState::Visible, deadline)
                 .await
-                .map_err(|message| RunnerError::Invalid { field: "selector".into(), message })?;
+                .map_err(|message| RunnerError::Invalid {
+                    field: "selector".into(),
+                    message,
+                })?;
             let el = self
                 .page
                 .find_element(selector.as_str())
                 .await
                 .map_err(|e| map_cdp(e, "find element"))?;
-            el.scroll_into_view().await.map_err(|e| map_cdp(e, "scroll"))?;
-            let bb = el.bounding_box().await.map_err(|e| map_cdp(e, "bounding box"))?;
+            el.scroll_into_view()
+                .await
+                .map_err(|e| map_cdp(e, "scroll"))?;
+            let bb = el
+                .bounding_box()
+                .await
+                .map_err(|e| map_cdp(e, "bounding box"))?;
             let scroll = self
                 .evaluate_value("[window.scrollX, window.scrollY]", deadline)
                 .await
                 .map_err(RunnerError::NavigationFailed)?;
-            let sx = scroll.get(0).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-            let sy = scroll.get(1).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+            let sx = scroll
+                .get(0)
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0);
+            let sy = scroll
+                .get(1)
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0);
             params.clip = Some(CdpViewport {
                 x: bb.x + sx,
                 y: bb.y + sy,
@@ -1019,7 +1151,11 @@ impl SessionPage {
             });
             params.capture_beyond_viewport = Some(true);
         }
-        let response = self.page.execute(params).await.map_err(|e| map_cdp(e, "screenshot"))?;
+        let response = self
+            .page
+            .execute(params)
+            .await
+            .map_err(|e| map_cdp(e, "screenshot"))?;
         decode_base64(response.result.data.as_ref())
     }
 
@@ -1067,7 +1203,9 @@ fn cdp_reason(err: chromiumoxide::error::CdpError) -> String {
 fn map_cdp(err: chromiumoxide::error::CdpError, what: &str) -> RunnerError {
     use chromiumoxide::error::CdpError;
     match err {
-        CdpError::Ws(_) | CdpError::ChannelSendError(_) | CdpError::NoResponse => RunnerError::Crashed,
+        CdpError::Ws(_) | CdpError::ChannelSendError(_) | CdpError::NoResponse => {
+            RunnerError::Crashed
+        }
         CdpError::Timeout => RunnerError::Timeout(0),
         other => RunnerError::Internal(anyhow::anyhow!("{what}: {other}")),
     }

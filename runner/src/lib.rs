@@ -96,7 +96,9 @@ struct LiveSession {
 
 impl LiveSession {
     fn counters(&self, page: Option<&chromium::SessionPage>) -> Counters {
-        let base = page.map(chromium::SessionPage::counters).unwrap_or_default();
+        let base = page
+            .map(chromium::SessionPage::counters)
+            .unwrap_or_default();
         Counters {
             navigations: self.navigations.load(Ordering::Relaxed),
             actions: self.actions.load(Ordering::Relaxed),
@@ -126,9 +128,13 @@ impl Runner {
         clock: Clock,
     ) -> anyhow::Result<Arc<Self>> {
         let launch = LaunchOptions::detect(config.chromium.as_deref(), config.temp_root.clone())?;
+        chromium::sweep_stale_roots(&config.temp_root).await;
         let orphans = store.fail_orphans(&config.id, clock.now_ms()).await?;
         if !orphans.is_empty() {
-            tracing::warn!(count = orphans.len(), "sessions left by the previous run marked failed");
+            tracing::warn!(
+                count = orphans.len(),
+                "sessions left by the previous run marked failed"
+            );
         }
         let pool = Pool::new(launch, config.pool_size, config.max_reuses);
         pool.start();
@@ -199,23 +205,38 @@ impl Runner {
             Ok(Ok(permit)) => permit,
             _ => {
                 self.store.delete_unstarted(&req.id).await?;
-                return Err(RunnerError::Capacity { retry_after_seconds: 5 }.into());
+                return Err(RunnerError::Capacity {
+                    retry_after_seconds: 5,
+                }
+                .into());
             }
         };
         let mut browser = match self.pool.take().await {
             Ok(b) => b,
             Err(err) => {
                 self.store
-                    .finish(&req.id, EndReason::StartFailed, self.clock.now_ms(), &Counters::default())
+                    .finish(
+                        &req.id,
+                        EndReason::StartFailed,
+                        self.clock.now_ms(),
+                        &Counters::default(),
+                    )
                     .await?;
-                return Err(RunnerError::Internal(err.context("no browser could be started")).into());
+                return Err(
+                    RunnerError::Internal(err.context("no browser could be started")).into(),
+                );
             }
         };
         if let Err(err) = browser.page.apply(&req.spec).await {
             // The page may be half-configured: never hand this browser to anyone else.
             self.pool.give_back(browser, false);
             self.store
-                .finish(&req.id, EndReason::StartFailed, self.clock.now_ms(), &Counters::default())
+                .finish(
+                    &req.id,
+                    EndReason::StartFailed,
+                    self.clock.now_ms(),
+                    &Counters::default(),
+                )
                 .await?;
             return Err(err.into());
         }
@@ -238,7 +259,9 @@ impl Runner {
         });
         self.map().insert(req.id.clone(), live.clone());
         let create_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        self.store.activate(&req.id, self.clock.now_ms(), create_ms).await?;
+        self.store
+            .activate(&req.id, self.clock.now_ms(), create_ms)
+            .await?;
 
         // Watch the browser: a crash ends the session as failed.
         let runner = self.clone();
@@ -273,7 +296,12 @@ impl Runner {
 
     /// Runs one command on a session, serialized with its other commands and cancelled when
     /// the session ends. `NotFound` for unknown sessions and other accounts' sessions.
-    async fn command<T, F>(&self, account: &AccountId, id: &SessionId, f: F) -> Result<T, RunnerError>
+    async fn command<T, F>(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+        f: F,
+    ) -> Result<T, RunnerError>
     where
         F: AsyncFnOnce(Arc<LiveSession>, &chromium::SessionPage) -> Result<T, RunnerError>,
     {
@@ -282,7 +310,8 @@ impl Runner {
             None => return Err(self.not_live_error(account, id).await),
         };
         live.busy.fetch_add(1, Ordering::SeqCst);
-        live.last_activity.store(self.clock.now_ms(), Ordering::SeqCst);
+        live.last_activity
+            .store(self.clock.now_ms(), Ordering::SeqCst);
         let result = async {
             let guard = tokio::select! {
                 g = live.browser.lock() => g,
@@ -297,7 +326,8 @@ impl Runner {
             }
         }
         .await;
-        live.last_activity.store(self.clock.now_ms(), Ordering::SeqCst);
+        live.last_activity
+            .store(self.clock.now_ms(), Ordering::SeqCst);
         live.busy.fetch_sub(1, Ordering::SeqCst);
         if matches!(result, Err(RunnerError::Crashed)) {
             self.end(id, EndReason::BrowserCrashed).await;
@@ -408,7 +438,11 @@ impl Runner {
             Err(p) => p.into_inner().take(),
         };
         drop(permit);
-        if let Err(err) = self.store.finish(id, reason, self.clock.now_ms(), &counters).await {
+        if let Err(err) = self
+            .store
+            .finish(id, reason, self.clock.now_ms(), &counters)
+            .await
+        {
             tracing::error!(session.id = %id, error = %err, "could not record the end of a session");
         }
         tracing::info!(session.id = %id, reason = reason.as_str(), "session ended");
@@ -455,11 +489,7 @@ impl Runner {
         self.tasks.wait().await;
         self.pool.shutdown().await;
         // A backstop for anything a crash left behind.
-        if let Ok(entries) = std::fs::read_dir(&self.config.temp_root) {
-            for entry in entries.flatten() {
-                chromium::kill_strays(&entry.path());
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.config.temp_root);
+        chromium::kill_strays(&self.config.temp_root);
+        chromium::remove_dir_retrying(&self.config.temp_root).await;
     }
 }

@@ -205,7 +205,12 @@ pub async fn launch_warm(opts: &LaunchOptions) -> anyhow::Result<WarmBrowser> {
     let launched_at = Instant::now();
     let process = Arc::new(BrowserProcess::launch(opts).await?);
     match process.new_session_page(None).await {
-        Ok(page) => Ok(WarmBrowser { process, page, uses: 0, launched_at }),
+        Ok(page) => Ok(WarmBrowser {
+            process,
+            page,
+            uses: 0,
+            launched_at,
+        }),
         Err(err) => {
             process.kill().await;
             Err(err)

@@ -77,13 +77,31 @@ pub struct NavigateOutcome {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Action {
-    Click { selector: String },
-    Type { selector: String, text: String },
-    Press { key: String },
-    Scroll { x: Option<f64>, y: Option<f64>, selector: Option<String> },
-    Select { selector: String, value: String },
-    Hover { selector: String },
-    Evaluate { expression: String },
+    Click {
+        selector: String,
+    },
+    Type {
+        selector: String,
+        text: String,
+    },
+    Press {
+        key: String,
+    },
+    Scroll {
+        x: Option<f64>,
+        y: Option<f64>,
+        selector: Option<String>,
+    },
+    Select {
+        selector: String,
+        value: String,
+    },
+    Hover {
+        selector: String,
+    },
+    Evaluate {
+        expression: String,
+    },
 }
 
 impl Action {

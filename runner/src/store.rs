@@ -109,7 +109,6 @@ pub struct SessionStore {
     db: Db,
 }
 
-
 impl SessionStore {
     pub fn new(db: Db) -> Self {
         Self { db }
@@ -253,7 +252,11 @@ impl SessionStore {
         Ok(())
     }
 
-    pub async fn get(&self, account: &AccountId, id: &SessionId) -> Result<SessionRecord, StoreError> {
+    pub async fn get(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+    ) -> Result<SessionRecord, StoreError> {
         let row: Row = on_db!(&self.db, pool => {
             sqlx::query_as(select_sessions!("WHERE account_id = $1 AND id = $2"))
                 .bind(account.as_str())
@@ -299,7 +302,10 @@ impl SessionStore {
         };
         let limit = usize::try_from(limit).unwrap_or(0);
         let has_more = rows.len() > limit;
-        Ok((rows.into_iter().take(limit).map(Into::into).collect(), has_more))
+        Ok((
+            rows.into_iter().take(limit).map(Into::into).collect(),
+            has_more,
+        ))
     }
 
     /// Marks every live session of `runner` as failed (its browsers are gone); returns their ids.
@@ -321,4 +327,3 @@ impl SessionStore {
         Ok(ids.into_iter().map(SessionId::from_trusted).collect())
     }
 }
-

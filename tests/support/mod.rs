@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod pages;
+
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
@@ -159,6 +161,7 @@ impl Env {
             "127.0.0.0/8,::1/128".into(),
         );
         vars.insert("RUST_LOG".into(), "info,sqlx=warn".into());
+        vars.insert("DRIFTSTACK_POOL_SIZE".into(), "1".into());
         if let Some(pg) = &pg {
             vars.insert("DATABASE_URL".into(), pg.url.clone());
         }
@@ -363,6 +366,50 @@ impl Drop for Server {
                 let _ = child.wait();
             }
         }
+    }
+}
+
+/// Pids of the Chromium processes (any type) started by the server with pid `server_pid`: their
+/// user-data dirs live under `$TMPDIR/driftstack-<server pid>/`.
+pub fn browser_processes(server_pid: u32) -> Vec<u32> {
+    let needle = format!("/driftstack-{server_pid}/");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The main browser processes (not renderers or helpers) of a server.
+pub fn main_browser_processes(server_pid: u32) -> Vec<u32> {
+    browser_processes(server_pid)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| !String::from_utf8_lossy(&c).contains("--type="))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Polls `f` every 50 ms until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

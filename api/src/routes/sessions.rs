@@ -96,7 +96,8 @@ fn valid_locale(s: &str) -> bool {
 
 fn valid_timezone(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
         && !s.starts_with('/')
         && !s.contains("..")
 }
@@ -104,25 +105,50 @@ fn valid_timezone(s: &str) -> bool {
 fn valid_header_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 impl Validate for CreateSessionRequest {
     fn validate(&self, v: &mut Violations) {
         if let Some(vp) = self.viewport {
-            v.check((100..=3840).contains(&vp.width), "viewport.width", "must be between 100 and 3840");
-            v.check((100..=2160).contains(&vp.height), "viewport.height", "must be between 100 and 2160");
+            v.check(
+                (100..=3840).contains(&vp.width),
+                "viewport.width",
+                "must be between 100 and 3840",
+            );
+            v.check(
+                (100..=2160).contains(&vp.height),
+                "viewport.height",
+                "must be between 100 and 2160",
+            );
         }
         if let Some(ua) = &self.user_agent {
             let len = ua.chars().count();
-            v.check((1..=512).contains(&len), "user_agent", "must be 1 to 512 characters");
-            v.check(!ua.chars().any(char::is_control), "user_agent", "must not contain control characters");
+            v.check(
+                (1..=512).contains(&len),
+                "user_agent",
+                "must be 1 to 512 characters",
+            );
+            v.check(
+                !ua.chars().any(char::is_control),
+                "user_agent",
+                "must not contain control characters",
+            );
         }
         if let Some(locale) = &self.locale {
-            v.check(valid_locale(locale), "locale", "must be a BCP 47 tag such as en-US");
+            v.check(
+                valid_locale(locale),
+                "locale",
+                "must be a BCP 47 tag such as en-US",
+            );
         }
         if let Some(tz) = &self.timezone {
-            v.check(valid_timezone(tz), "timezone", "must be an IANA time zone such as Europe/Berlin");
+            v.check(
+                valid_timezone(tz),
+                "timezone",
+                "must be an IANA time zone such as Europe/Berlin",
+            );
         }
         if self.timeout_seconds == Some(0) {
             v.add("timeout_seconds", "must be at least 1");
@@ -133,9 +159,14 @@ impl Validate for CreateSessionRequest {
         if let Some(headers) = &self.extra_headers {
             v.check(headers.len() <= 50, "extra_headers", "at most 50 headers");
             for (name, value) in headers {
-                v.check(valid_header_name(name), &format!("extra_headers.{name}"), "is not a valid header name");
                 v.check(
-                    value.len() <= 8192 && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0),
+                    valid_header_name(name),
+                    &format!("extra_headers.{name}"),
+                    "is not a valid header name",
+                );
+                v.check(
+                    value.len() <= 8192
+                        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0),
                     &format!("extra_headers.{name}"),
                     "must be at most 8192 bytes without line breaks",
                 );
@@ -241,13 +272,24 @@ fn session_error(err: RunnerError) -> ApiError {
             "Another command is running on this session.",
         ),
         RunnerError::Invalid { field, message } => ApiError::invalid(field, message),
-        RunnerError::ActionFailed { index, kind, reason, completed } => ApiError::new(
+        RunnerError::ActionFailed {
+            index,
+            kind,
+            reason,
+            completed,
+        } => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "action_failed",
             format!("Action {index} ({kind}) failed: {reason}"),
         )
-        .with("failed_action", json!({"index": index, "type": kind, "reason": reason}))
-        .with("results", json!(completed.iter().map(ActionResult::from).collect::<Vec<_>>())),
+        .with(
+            "failed_action",
+            json!({"index": index, "type": kind, "reason": reason}),
+        )
+        .with(
+            "results",
+            json!(completed.iter().map(ActionResult::from).collect::<Vec<_>>()),
+        ),
         RunnerError::NavigationFailed(text) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "navigation_failed",
@@ -258,7 +300,9 @@ fn session_error(err: RunnerError) -> ApiError {
             "timeout",
             format!("The command did not finish within {ms} ms."),
         ),
-        RunnerError::Capacity { retry_after_seconds } => ApiError::unavailable(
+        RunnerError::Capacity {
+            retry_after_seconds,
+        } => ApiError::unavailable(
             "No browser is free on this node; retry shortly.",
             retry_after_seconds,
         )
@@ -269,13 +313,6 @@ fn session_error(err: RunnerError) -> ApiError {
             "The session's browser crashed; the session has ended as failed.",
         ),
         RunnerError::Internal(e) => ApiError::internal(e),
-    }
-}
-
-impl ApiError {
-    fn with_code(mut self, code: &'static str) -> Self {
-        self.code = code;
-        self
     }
 }
 
@@ -290,7 +327,11 @@ fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     parse_path_id(raw)
 }
 
-async fn load(state: &AppState, account: &AccountId, id: &SessionId) -> Result<SessionResponse, ApiError> {
+async fn load(
+    state: &AppState,
+    account: &AccountId,
+    id: &SessionId,
+) -> Result<SessionResponse, ApiError> {
     let record = state.sessions.get(account, id).await.map_err(|e| match e {
         common::StoreError::NotFound => ApiError::not_found("session"),
         other => other.into(),
@@ -338,7 +379,9 @@ pub async fn create_session(
         "timeout_seconds",
         &format!("must be at most {} on your plan", tier.max_session_seconds),
     );
-    let idle = body.idle_timeout_seconds.unwrap_or(tier.idle_timeout_seconds);
+    let idle = body
+        .idle_timeout_seconds
+        .unwrap_or(tier.idle_timeout_seconds);
     v.check(
         idle <= tier.idle_timeout_seconds,
         "idle_timeout_seconds",
@@ -348,7 +391,10 @@ pub async fn create_session(
 
     let viewport = body
         .viewport
-        .map(|vp| Viewport { width: vp.width, height: vp.height })
+        .map(|vp| Viewport {
+            width: vp.width,
+            height: vp.height,
+        })
         .unwrap_or_default();
     let block: Vec<BlockedResource> = body
         .block
@@ -404,7 +450,10 @@ pub async fn create_session(
             StartError::Runner(e) => session_error(e),
             StartError::Store(e) => e.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(SessionResponse::new(&state, record, None))))
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionResponse::new(&state, record, None)),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -422,9 +471,17 @@ pub struct ListSessionsParams {
 impl Validate for ListSessionsParams {
     fn validate(&self, v: &mut Violations) {
         if let Some(status) = &self.status {
-            v.check(status == "live" || status == "all", "status", "must be `live` or `all`");
+            v.check(
+                status == "live" || status == "all",
+                "status",
+                "must be `live` or `all`",
+            );
         }
-        ListParams { limit: self.limit, starting_after: None }.validate(v);
+        ListParams {
+            limit: self.limit,
+            starting_after: None,
+        }
+        .validate(v);
     }
 }
 
@@ -441,7 +498,10 @@ pub async fn list_sessions(
     auth: Require<SessionsRead>,
     ValidatedQuery(params): ValidatedQuery<ListSessionsParams>,
 ) -> Result<Json<Page<SessionResponse>>, ApiError> {
-    let list = ListParams { limit: params.limit, starting_after: params.starting_after.clone() };
+    let list = ListParams {
+        limit: params.limit,
+        starting_after: params.starting_after.clone(),
+    };
     let cursor: Option<SessionId> = list.cursor()?;
     let account = &auth.principal.account_id;
     let live_only = params.status.as_deref() == Some("live");
@@ -494,7 +554,10 @@ pub async fn release_session(
 ) -> Result<Json<SessionResponse>, ApiError> {
     let id = session_id(&id)?;
     let account = &auth.principal.account_id;
-    runner(&state)?.release(account, &id).await.map_err(session_error)?;
+    runner(&state)?
+        .release(account, &id)
+        .await
+        .map_err(session_error)?;
     Ok(Json(load(&state, account, &id).await?))
 }
 
@@ -520,7 +583,11 @@ pub struct NavigateRequest {
 
 fn check_timeout(v: &mut Violations, field: &str, value: Option<u64>) {
     if let Some(ms) = value {
-        v.check((100..=120_000).contains(&ms), field, "must be between 100 and 120000");
+        v.check(
+            (100..=120_000).contains(&ms),
+            field,
+            "must be between 100 and 120000",
+        );
     }
 }
 
@@ -590,7 +657,13 @@ pub async fn navigate(
     };
     let timeout = Duration::from_millis(body.timeout_ms.unwrap_or(30_000));
     let outcome = runner(&state)?
-        .navigate(&auth.principal.account_id, &id, url.as_str(), wait_until, timeout)
+        .navigate(
+            &auth.principal.account_id,
+            &id,
+            url.as_str(),
+            wait_until,
+            timeout,
+        )
         .await
         .map_err(session_error)?;
     Ok(Json(NavigateResponse {
@@ -612,7 +685,11 @@ pub enum ActionBody {
     /// Presses a key such as `Enter`, `Tab`, `ArrowDown` or `a`.
     Press { key: String },
     /// Scrolls the element into view, or the window by `x`/`y` pixels.
-    Scroll { x: Option<f64>, y: Option<f64>, selector: Option<String> },
+    Scroll {
+        x: Option<f64>,
+        y: Option<f64>,
+        selector: Option<String>,
+    },
     /// Chooses the option with `value` in a `<select>`.
     Select { selector: String, value: String },
     /// Moves the mouse over the element.
@@ -668,10 +745,18 @@ impl Validate for ActionsRequest {
                 }
                 ActionBody::Type { selector, text } => {
                     check_selector(v, f("selector"), selector);
-                    v.check(text.chars().count() <= 10_000, &f("text"), "must be at most 10000 characters");
+                    v.check(
+                        text.chars().count() <= 10_000,
+                        &f("text"),
+                        "must be at most 10000 characters",
+                    );
                 }
                 ActionBody::Press { key } => {
-                    v.check(!key.is_empty() && key.len() <= 32, &f("key"), "must be a key name such as Enter");
+                    v.check(
+                        !key.is_empty() && key.len() <= 32,
+                        &f("key"),
+                        "must be a key name such as Enter",
+                    );
                 }
                 ActionBody::Scroll { x, y, selector } => {
                     if let Some(s) = selector {
@@ -679,13 +764,21 @@ impl Validate for ActionsRequest {
                     }
                     for (name, value) in [("x", x), ("y", y)] {
                         if let Some(n) = value {
-                            v.check(n.is_finite() && n.abs() <= 1e7, &f(name), "must be a finite number of pixels");
+                            v.check(
+                                n.is_finite() && n.abs() <= 1e7,
+                                &f(name),
+                                "must be a finite number of pixels",
+                            );
                         }
                     }
                 }
                 ActionBody::Select { selector, value } => {
                     check_selector(v, f("selector"), selector);
-                    v.check(value.len() <= 10_000, &f("value"), "must be at most 10000 characters");
+                    v.check(
+                        value.len() <= 10_000,
+                        &f("value"),
+                        "must be at most 10000 characters",
+                    );
                 }
                 ActionBody::Evaluate { expression } => {
                     v.check(
@@ -714,7 +807,12 @@ pub struct ActionResult {
 
 impl From<&runner::ActionOutcome> for ActionResult {
     fn from(o: &runner::ActionOutcome) -> Self {
-        ActionResult { index: o.index, kind: o.kind, elapsed_ms: o.elapsed_ms, value: o.value.clone() }
+        ActionResult {
+            index: o.index,
+            kind: o.kind,
+            elapsed_ms: o.elapsed_ms,
+            value: o.value.clone(),
+        }
     }
 }
 
@@ -749,7 +847,9 @@ pub async fn run_actions(
         .actions(&auth.principal.account_id, &id, &actions, timeout)
         .await
         .map_err(session_error)?;
-    Ok(Json(ActionsResponse { results: done.iter().map(ActionResult::from).collect() }))
+    Ok(Json(ActionsResponse {
+        results: done.iter().map(ActionResult::from).collect(),
+    }))
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
@@ -786,7 +886,11 @@ impl Validate for WaitRequest {
         let any = self.selector.is_some()
             || self.navigation == Some(true)
             || self.network_idle == Some(true);
-        v.check(any, "selector", "name at least one of selector, navigation or network_idle");
+        v.check(
+            any,
+            "selector",
+            "name at least one of selector, navigation or network_idle",
+        );
         if self.state.is_some() && self.selector.is_none() {
             v.add("state", "needs a selector");
         }
@@ -833,7 +937,9 @@ pub async fn wait(
         .wait(&auth.principal.account_id, &id, &spec)
         .await
         .map_err(session_error)?;
-    Ok(Json(WaitResponse { waited_ms: started.elapsed().as_millis() as u64 }))
+    Ok(Json(WaitResponse {
+        waited_ms: started.elapsed().as_millis() as u64,
+    }))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -870,7 +976,10 @@ impl Validate for CaptureRequest {
         if let Some(q) = self.quality {
             v.check(q <= 100, "quality", "must be between 0 and 100");
             v.check(
-                matches!(self.format, CaptureFormatBody::Jpeg | CaptureFormatBody::Webp),
+                matches!(
+                    self.format,
+                    CaptureFormatBody::Jpeg | CaptureFormatBody::Webp
+                ),
                 "quality",
                 "applies to jpeg and webp only",
             );
@@ -881,7 +990,11 @@ impl Validate for CaptureRequest {
         }
         if self.full_page == Some(true) {
             v.check(image, "full_page", "applies to png, jpeg and webp only");
-            v.check(self.selector.is_none(), "full_page", "cannot be combined with selector");
+            v.check(
+                self.selector.is_none(),
+                "full_page",
+                "cannot be combined with selector",
+            );
         }
         check_timeout(v, "timeout_ms", self.timeout_ms);
     }

@@ -1,0 +1,163 @@
+//! A loopback web server with the pages the browser tests visit, counting hits per path so
+//! tests can prove what the browser did (or did not) fetch.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::{HeaderMap, Uri, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::get,
+};
+
+#[derive(Clone, Default)]
+pub struct Hits(Arc<Mutex<HashMap<String, u64>>>);
+
+impl Hits {
+    pub fn count(&self, path: &str) -> u64 {
+        self.0
+            .lock()
+            .map(|m| m.get(path).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+    fn record(&self, path: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(path.to_owned()).or_default() += 1;
+        }
+    }
+}
+
+pub struct Site {
+    pub addr: SocketAddr,
+    pub hits: Hits,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Site {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const INDEX: &str = r#"<!doctype html><html><head><title>Index</title></head><body>
+<h1 id="title">Driftstack test page</h1>
+<a id="next" href="/two">to page two</a>
+<input id="name" autocomplete="off">
+<select id="color"><option value="red">Red</option><option value="blue">Blue</option></select>
+<button id="hide" onclick="document.getElementById('title').style.display='none'">hide</button>
+<div id="hovered">no</div>
+<script>
+  document.getElementById('hovered').addEventListener('mouseover', () => {
+    document.getElementById('hovered').textContent = 'yes';
+  });
+  document.getElementById('name').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') document.title = 'entered:' + e.target.value;
+  });
+  setTimeout(() => {
+    const late = document.createElement('p');
+    late.id = 'late';
+    late.textContent = 'late';
+    document.body.appendChild(late);
+  }, 300);
+</script>
+<div style="height: 3000px">tall</div>
+</body></html>"#;
+
+pub async fn start() -> Site {
+    let hits = Hits::default();
+    let app = Router::new()
+        .route("/", get(|| async { Html(INDEX) }))
+        .route("/two", get(|| async { Html("<title>Two</title><p id=\"second\">second page</p>") }))
+        .route("/headers", get(echo_headers))
+        .route(
+            "/with-image",
+            get(|| async { Html("<title>img</title><img id=\"pic\" src=\"/img.png\"><link rel=\"stylesheet\" href=\"/style.css\">") }),
+        )
+        .route("/img.png", get(png))
+        .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], "body{color:red}") }))
+        .route("/slow/{ms}", get(slow))
+        .route("/redirect", get(|| async { Redirect::temporary("/two") }))
+        .route(
+            "/busy",
+            get(|| async {
+                Html("<title>busy</title><script>setTimeout(() => fetch('/slow/700'), 50)</script>")
+            }),
+        )
+        .route("/status/{code}", get(status))
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not here") })
+        .layer(axum::middleware::from_fn_with_state(hits.clone(), count))
+        .with_state(hits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind site");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Site { addr, hits, task }
+}
+
+async fn count(
+    State(hits): State<Hits>,
+    uri: Uri,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    hits.record(uri.path());
+    next.run(req).await
+}
+
+async fn echo_headers(headers: HeaderMap) -> Html<String> {
+    let map: HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let json = serde_json::to_string(&map).unwrap_or_default();
+    Html(format!(
+        "<title>headers</title><pre id=\"h\">{}</pre>",
+        json.replace('<', "&lt;")
+    ))
+}
+
+async fn slow(Path(ms): Path<u64>) -> Html<String> {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Html(format!("<title>slow {ms}</title>"))
+}
+
+async fn status(Path(code): Path<u16>) -> Response {
+    let code = axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK);
+    (code, Html("<title>status</title>")).into_response()
+}
+
+/// A 1×1 PNG.
+async fn png() -> impl IntoResponse {
+    const PIXEL: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
+        0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f,
+        0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00,
+        0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49,
+        0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+    ([(header::CONTENT_TYPE, "image/png")], PIXEL)
+}
+
+/// Width and height from a PNG's IHDR chunk.
+pub fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    (be(16), be(20))
+}
