@@ -12,12 +12,25 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# Debian's chromium, which the runner drives.
+# Debian's chromium and chromium-headless-shell (the runner's default: lighter and faster, see
+# docs/PERFORMANCE.md).
 ensure_chromium() {
   if [ -n "${DRIFTSTACK_CHROMIUM:-}" ] && [ -x "$DRIFTSTACK_CHROMIUM" ]; then return; fi
-  if command -v chromium >/dev/null || [ -x /usr/lib/chromium/chromium ]; then return; fi
-  echo "installing Debian's chromium package…" >&2
-  apt_install chromium
+  local missing=()
+  [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
+  [ -x /usr/lib/chromium/chromium-headless-shell ] || missing+=(chromium-headless-shell)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian's ${missing[*]}…" >&2
+    apt_install "${missing[@]}"
+  fi
+}
+
+# Node.js and the stock Playwright/Puppeteer clients the CDP tests drive (no browser download).
+ensure_node_clients() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d tests/cdp/node_modules/puppeteer-core ] || [ ! -d tests/cdp/node_modules/playwright-core ]; then
+    (cd tests/cdp && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)
+  fi
 }
 
 # A PostgreSQL server on 127.0.0.1:5432 for the test suite: start the local cluster, or install one.

@@ -5,6 +5,7 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use base64::Engine;
+use common::egress::Network;
 
 /// A value that must never appear in logs.
 #[derive(Clone, PartialEq, Eq)]
@@ -25,47 +26,6 @@ impl<T> fmt::Debug for Secret<T> {
     }
 }
 
-/// An IPv4 or IPv6 network in CIDR notation, e.g. `127.0.0.0/8` or `::1/128`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: std::net::IpAddr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    pub fn parse(s: &str) -> Option<Self> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (
-                a.parse::<std::net::IpAddr>().ok()?,
-                Some(p.parse::<u8>().ok()?),
-            ),
-            None => (s.parse::<std::net::IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(Cidr { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr::{V4, V6};
-        match (self.addr, ip) {
-            (V4(net), V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (V6(net), V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -76,7 +36,7 @@ pub struct Config {
     pub chromium: Option<PathBuf>,
     pub pool_size: usize,
     pub max_sessions: usize,
-    pub egress_allow: Vec<Cidr>,
+    pub egress_allow: Vec<Network>,
     pub master_key: Option<Secret<[u8; 32]>>,
     pub smtp_url: Option<Secret<String>>,
     pub webhook_retry_schedule: Vec<Duration>,
@@ -191,7 +151,7 @@ impl Config {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|s| {
-                    Cidr::parse(s).ok_or_else(|| {
+                    Network::parse(s).ok_or_else(|| {
                         err(
                             "DRIFTSTACK_EGRESS_ALLOW",
                             format!("`{s}` is not a CIDR like 127.0.0.0/8"),
@@ -381,20 +341,6 @@ mod tests {
     fn secrets_do_not_print() {
         let c = config(&[("METRICS_TOKEN", "hunter2hunter2")]).expect("config");
         assert!(!format!("{c:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn cidr_matching() {
-        let net = Cidr::parse("127.0.0.0/8").expect("cidr");
-        assert!(net.contains("127.1.2.3".parse().expect("ip")));
-        assert!(!net.contains("128.0.0.1".parse().expect("ip")));
-        let one = Cidr::parse("::1").expect("cidr");
-        assert!(one.contains("::1".parse().expect("ip")));
-        assert!(
-            Cidr::parse("0.0.0.0/0")
-                .expect("cidr")
-                .contains("8.8.8.8".parse().expect("ip"))
-        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::account::router())
         .merge(routes::keys::router())
         .merge(routes::sessions::router())
+        .merge(routes::cdp::router())
         .split_for_parts()
 }
 
@@ -208,6 +209,7 @@ async fn start_embedded_runner(state: &AppState) -> anyhow::Result<std::sync::Ar
         max_sessions: config.max_sessions,
         queue_timeout: config.queue_timeout,
         max_reuses: config.max_browser_reuses,
+        egress_allow: config.egress_allow.clone(),
     };
     runner::Runner::start(runner_config, state.sessions.clone(), state.clock.clone()).await
 }

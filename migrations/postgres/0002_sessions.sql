@@ -17,7 +17,9 @@ CREATE TABLE sessions (
     captures         BIGINT NOT NULL DEFAULT 0,
     requests         BIGINT NOT NULL DEFAULT 0,
     bytes_received   BIGINT NOT NULL DEFAULT 0,
-    blocked_requests BIGINT NOT NULL DEFAULT 0
+    bytes_sent       BIGINT NOT NULL DEFAULT 0,
+    blocked_requests BIGINT NOT NULL DEFAULT 0,
+    egress_denied    BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX sessions_account ON sessions (account_id, id);
 CREATE INDEX sessions_account_status ON sessions (account_id, status);

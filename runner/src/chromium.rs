@@ -43,6 +43,9 @@ use chromiumoxide::{
 use futures::StreamExt;
 use tokio::{sync::Notify, task::JoinHandle};
 
+use common::egress::EgressPolicy;
+
+use crate::proxy::DevtoolsPorts;
 use crate::spec::{
     Action, ActionOutcome, BlockedResource, CaptureFormat, CaptureSpec, Counters, ElementState,
     NavigateOutcome, RunnerError, SessionSpec, WaitSpec, WaitUntil,
@@ -58,16 +61,27 @@ pub struct LaunchOptions {
     pub no_sandbox: bool,
     /// Use the old headless mode (for `chromium-headless-shell`).
     pub headless_shell: bool,
+    /// What browsers may connect to (enforced by their egress proxies).
+    pub policy: EgressPolicy,
+    /// The DevTools ports of this runner's browsers, refused by every egress proxy.
+    pub devtools: DevtoolsPorts,
 }
 
 impl LaunchOptions {
-    /// Finds a browser: `configured`, else Debian's chromium binary (skipping the `/usr/bin`
-    /// wrapper script, which costs ≈40 ms and prints noise), else one on `PATH`.
-    pub fn detect(configured: Option<&Path>, temp_root: PathBuf) -> anyhow::Result<Self> {
+    /// Finds a browser: `configured`, else Debian's `chromium-headless-shell` (measured lighter
+    /// and faster than `chromium --headless=new`: see docs/PERFORMANCE.md), else Debian's
+    /// chromium binary (skipping the `/usr/bin` wrapper script, which costs ≈40 ms and prints
+    /// noise), else one on `PATH`.
+    pub fn detect(
+        configured: Option<&Path>,
+        temp_root: PathBuf,
+        policy: EgressPolicy,
+    ) -> anyhow::Result<Self> {
         let executable = match configured {
             Some(p) => p.to_path_buf(),
             None => {
                 let candidates = [
+                    "/usr/lib/chromium/chromium-headless-shell",
                     "/usr/lib/chromium/chromium",
                     "/usr/bin/chromium",
                     "/usr/bin/chromium-browser",
@@ -94,6 +108,8 @@ impl LaunchOptions {
             temp_root,
             no_sandbox: is_root(),
             headless_shell,
+            policy,
+            devtools: DevtoolsPorts::default(),
         })
     }
 }
@@ -139,6 +155,8 @@ const FLAGS: &[&str] = &[
     "hide-scrollbars",
     // Loopback is proxied like any other address, so the egress guard sees it.
     "proxy-bypass-list=<-loopback>",
+    // WebRTC must not send UDP around the proxy.
+    "force-webrtc-ip-handling-policy=disable_non_proxied_udp",
 ];
 
 /// One Chromium process.
@@ -146,13 +164,17 @@ pub struct BrowserProcess {
     browser: tokio::sync::Mutex<Browser>,
     handler: JoinHandle<()>,
     pid: Option<u32>,
+    devtools_port: Option<u16>,
+    devtools_url: String,
+    devtools: DevtoolsPorts,
     user_data_dir: PathBuf,
     dead: Arc<AtomicBool>,
     died: Arc<Notify>,
 }
 
 impl BrowserProcess {
-    pub async fn launch(opts: &LaunchOptions) -> anyhow::Result<Self> {
+    /// Launches a browser whose every connection goes through `proxy_url`.
+    pub async fn launch(opts: &LaunchOptions, proxy_url: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&opts.temp_root)
             .with_context(|| format!("cannot create {}", opts.temp_root.display()))?;
         let user_data_dir = opts.temp_root.join(format!("browser-{}", uuid_like()));
@@ -164,7 +186,8 @@ impl BrowserProcess {
             .viewport(None)
             .launch_timeout(Duration::from_secs(20))
             .request_timeout(Duration::from_secs(120))
-            .args(FLAGS.iter().copied());
+            .args(FLAGS.iter().copied())
+            .arg(format!("proxy-server={proxy_url}"));
         // The default mode passes `--headless`, which chromium-headless-shell expects.
         if !opts.headless_shell {
             builder = builder.new_headless_mode();
@@ -184,6 +207,11 @@ impl BrowserProcess {
             }
         };
         let pid = browser.get_mut_child().and_then(|c| c.inner.id());
+        let devtools_url = browser.websocket_address().clone();
+        let devtools_port = url::Url::parse(&devtools_url).ok().and_then(|u| u.port());
+        if let Some(port) = devtools_port {
+            opts.devtools.add(port);
+        }
         let dead = Arc::new(AtomicBool::new(false));
         let died = Arc::new(Notify::new());
         let (dead2, died2) = (dead.clone(), died.clone());
@@ -203,6 +231,9 @@ impl BrowserProcess {
             browser: tokio::sync::Mutex::new(browser),
             handler,
             pid,
+            devtools_port,
+            devtools_url,
+            devtools: opts.devtools.clone(),
             user_data_dir,
             dead,
             died,
@@ -211,6 +242,16 @@ impl BrowserProcess {
 
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Where this browser's downloads go (inside its user-data dir, removed with it).
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.user_data_dir.join("downloads")
+    }
+
+    /// The browser-level DevTools WebSocket URL.
+    pub fn devtools_url(&self) -> &str {
+        &self.devtools_url
     }
 
     pub fn is_alive(&self) -> bool {
@@ -297,6 +338,9 @@ impl BrowserProcess {
             }
         }
         self.handler.abort();
+        if let Some(port) = self.devtools_port {
+            self.devtools.remove(port);
+        }
         kill_strays(&self.user_data_dir);
         remove_dir_retrying(&self.user_data_dir).await;
     }
@@ -410,6 +454,8 @@ struct MonitorState {
     lifecycle: HashMap<String, HashSet<String>>,
     /// Main-document response status, by loader id.
     document_status: HashMap<String, u16>,
+    /// The egress guard's marker on a main-document response it wrote itself, by loader id.
+    document_marker: HashMap<String, String>,
     /// Requests in flight, with when they started.
     inflight: HashMap<String, Instant>,
     last_network_activity: Option<Instant>,
@@ -419,7 +465,6 @@ struct Monitor {
     state: Mutex<MonitorState>,
     changed: Notify,
     requests: AtomicU64,
-    bytes: AtomicU64,
     blocked: AtomicU64,
     main_frame: String,
 }
@@ -490,7 +535,6 @@ impl SessionPage {
             state: Mutex::new(MonitorState::default()),
             changed: Notify::new(),
             requests: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
             blocked: AtomicU64::new(0),
             main_frame,
         });
@@ -538,8 +582,6 @@ impl SessionPage {
         let m = monitor.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(ev) = finished.next().await {
-                m.bytes
-                    .fetch_add(ev.encoded_data_length.max(0.0) as u64, Ordering::Relaxed);
                 m.update(|s| {
                     s.inflight.remove(ev.request_id.inner());
                     s.last_network_activity = Some(Instant::now());
@@ -569,9 +611,17 @@ impl SessionPage {
                         .is_some_and(|f| f.inner() == &m.main_frame)
                 {
                     let status = u16::try_from(ev.response.status).unwrap_or(0);
+                    let marker = ev.response.headers.inner().as_object().and_then(|h| {
+                        h.iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(crate::proxy::DENIED_HEADER))
+                            .and_then(|(_, v)| v.as_str().map(str::to_owned))
+                    });
                     m.update(|s| {
-                        s.document_status
-                            .insert(ev.loader_id.inner().clone(), status);
+                        let loader = ev.loader_id.inner().clone();
+                        if let Some(marker) = marker {
+                            s.document_marker.insert(loader.clone(), marker);
+                        }
+                        s.document_status.insert(loader, status);
                     });
                 }
             }
@@ -692,7 +742,6 @@ impl SessionPage {
     pub fn counters(&self) -> Counters {
         Counters {
             requests: self.monitor.requests.load(Ordering::Relaxed),
-            bytes_received: self.monitor.bytes.load(Ordering::Relaxed),
             blocked_requests: self.monitor.blocked.load(Ordering::Relaxed),
             ..Counters::default()
         }
@@ -752,9 +801,16 @@ impl SessionPage {
         {
             return Err(RunnerError::Timeout(timeout_ms));
         }
-        let status = loader
-            .as_ref()
-            .and_then(|l| self.monitor.lock().document_status.get(l).copied());
+        let (status, marker) = match &loader {
+            Some(l) => {
+                let s = self.monitor.lock();
+                (
+                    s.document_status.get(l).copied(),
+                    s.document_marker.get(l).cloned(),
+                )
+            }
+            None => (None, None),
+        };
         let current = self
             .page
             .url()
@@ -762,6 +818,19 @@ impl SessionPage {
             .ok()
             .flatten()
             .unwrap_or_else(|| url.to_owned());
+        let current_host = url::Url::parse(&current)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        match marker.as_deref() {
+            Some("denied") => return Err(RunnerError::EgressDenied { host: current_host }),
+            Some("unreachable") => {
+                return Err(RunnerError::NavigationFailed(format!(
+                    "cannot connect to {current_host}"
+                )));
+            }
+            _ => {}
+        }
         let title = self
             .evaluate_value("document.title", deadline)
             .await

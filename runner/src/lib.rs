@@ -9,8 +9,10 @@
 //!
 //! This crate knows nothing of HTTP; only `chromium.rs` touches chromiumoxide.
 
+pub mod cdp;
 pub mod chromium;
 pub mod pool;
+pub mod proxy;
 pub mod spec;
 pub mod store;
 
@@ -51,6 +53,8 @@ pub struct RunnerConfig {
     pub queue_timeout: Duration,
     /// How many sessions one process may host, one after another.
     pub max_reuses: u32,
+    /// Networks browsers may reach although the egress policy refuses them by default.
+    pub egress_allow: Vec<common::egress::Network>,
 }
 
 /// What the caller knows about a session it asks the runner to start.
@@ -92,6 +96,15 @@ struct LiveSession {
     load_mark: AtomicU64,
     /// Raw CDP was used: the process must never be reused.
     dirty: AtomicBool,
+    egress: Arc<proxy::EgressCounters>,
+    /// The session goes out through its own upstream proxy, which resolves destinations.
+    has_upstream: bool,
+    /// The browser's DevTools WebSocket, for raw CDP.
+    devtools_url: String,
+    /// Where raw CDP downloads are contained.
+    downloads_dir: String,
+    /// Why it ended, once it has.
+    end_reason: Mutex<Option<EndReason>>,
 }
 
 impl LiveSession {
@@ -103,13 +116,58 @@ impl LiveSession {
             navigations: self.navigations.load(Ordering::Relaxed),
             actions: self.actions.load(Ordering::Relaxed),
             captures: self.captures.load(Ordering::Relaxed),
+            bytes_received: self.egress.bytes_received.load(Ordering::Relaxed),
+            bytes_sent: self.egress.bytes_sent.load(Ordering::Relaxed),
+            egress_denied: self.egress.denied.load(Ordering::Relaxed),
             ..base
         }
     }
 }
 
+/// A raw CDP connection's hold on a live session.
+pub struct CdpAttachment {
+    live: Arc<LiveSession>,
+    clock: Clock,
+}
+
+impl CdpAttachment {
+    pub fn session_id(&self) -> &SessionId {
+        &self.live.id
+    }
+
+    /// The browser's DevTools WebSocket URL (loopback; never handed to clients).
+    pub fn devtools_url(&self) -> &str {
+        &self.live.devtools_url
+    }
+
+    /// The filter for this connection's messages.
+    pub fn filter(&self) -> cdp::CdpFilter {
+        cdp::CdpFilter::new(self.live.downloads_dir.clone())
+    }
+
+    /// Records client activity, so a session driven over CDP does not idle out.
+    pub fn touch(&self) {
+        self.live
+            .last_activity
+            .store(self.clock.now_ms(), Ordering::SeqCst);
+    }
+
+    /// Resolves when the session ends, with the reason.
+    pub async fn ended(&self) -> EndReason {
+        self.live.cancel.cancelled().await;
+        self.live
+            .end_reason
+            .lock()
+            .ok()
+            .and_then(|r| *r)
+            .unwrap_or(EndReason::Released)
+    }
+}
+
 pub struct Runner {
     config: RunnerConfig,
+    policy: common::egress::EgressPolicy,
+    devtools: proxy::DevtoolsPorts,
     pool: Arc<Pool>,
     slots: Arc<Semaphore>,
     sessions: Mutex<HashMap<SessionId, Arc<LiveSession>>>,
@@ -127,7 +185,13 @@ impl Runner {
         store: SessionStore,
         clock: Clock,
     ) -> anyhow::Result<Arc<Self>> {
-        let launch = LaunchOptions::detect(config.chromium.as_deref(), config.temp_root.clone())?;
+        let policy = common::egress::EgressPolicy::new(config.egress_allow.clone());
+        let launch = LaunchOptions::detect(
+            config.chromium.as_deref(),
+            config.temp_root.clone(),
+            policy.clone(),
+        )?;
+        let devtools = launch.devtools.clone();
         chromium::sweep_stale_roots(&config.temp_root).await;
         let orphans = store.fail_orphans(&config.id, clock.now_ms()).await?;
         if !orphans.is_empty() {
@@ -139,6 +203,8 @@ impl Runner {
         let pool = Pool::new(launch, config.pool_size, config.max_reuses);
         pool.start();
         let runner = Arc::new(Runner {
+            policy,
+            devtools,
             slots: Arc::new(Semaphore::new(config.max_sessions)),
             pool,
             sessions: Mutex::new(HashMap::new()),
@@ -241,6 +307,10 @@ impl Runner {
             return Err(err.into());
         }
         let process = browser.process.clone();
+        let has_upstream = req.spec.proxy.is_some();
+        let devtools_url = browser.process.devtools_url().to_owned();
+        let downloads_dir = browser.process.downloads_dir().display().to_string();
+        let egress = browser.proxy.bind(req.spec.proxy.clone());
         let live = Arc::new(LiveSession {
             id: req.id.clone(),
             account_id: req.account_id.clone(),
@@ -256,6 +326,11 @@ impl Runner {
             captures: AtomicU64::new(0),
             load_mark: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
+            egress,
+            has_upstream,
+            devtools_url,
+            downloads_dir,
+            end_reason: Mutex::new(None),
         });
         self.map().insert(req.id.clone(), live.clone());
         let create_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -351,10 +426,45 @@ impl Runner {
         wait_until: WaitUntil,
         timeout: Duration,
     ) -> Result<NavigateOutcome, RunnerError> {
+        let target = url::Url::parse(url).map_err(|_| RunnerError::Invalid {
+            field: "url".into(),
+            message: "is not a valid absolute URL".into(),
+        })?;
+        let host = match target.host() {
+            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+            Some(h) => h.to_string(),
+            None => {
+                return Err(RunnerError::Invalid {
+                    field: "url".into(),
+                    message: "must have a host".into(),
+                });
+            }
+        };
+        let port = target.port_or_known_default().unwrap_or(80);
         self.command(account, id, async |live, page| {
+            // Refuse a private destination before the browser even tries (the proxy would too;
+            // this gives a clear answer naming the host).
+            if !live.has_upstream
+                && let Err(proxy::Refusal::Denied { host }) =
+                    proxy::resolve_allowed(&self.policy, &self.devtools, &host, port).await
+            {
+                live.egress.denied.fetch_add(1, Ordering::Relaxed);
+                return Err(RunnerError::EgressDenied { host });
+            }
             live.load_mark.store(page.load_mark(), Ordering::SeqCst);
             live.navigations.fetch_add(1, Ordering::Relaxed);
-            page.navigate(url, wait_until, timeout).await
+            let denied_before = live.egress.denied.load(Ordering::SeqCst);
+            let result = page.navigate(url, wait_until, timeout).await;
+            let denied_now = live.egress.denied.load(Ordering::SeqCst) > denied_before;
+            let refused = || RunnerError::EgressDenied {
+                host: live.egress.last_denied().unwrap_or_else(|| host.clone()),
+            };
+            match result {
+                // A redirect to a refused address fails the tunnel or answers our 403.
+                Err(RunnerError::NavigationFailed(_)) if denied_now => Err(refused()),
+                Ok(outcome) if denied_now && outcome.status == Some(403) => Err(refused()),
+                other => other,
+            }
         })
         .await
     }
@@ -406,6 +516,19 @@ impl Runner {
         .await
     }
 
+    /// Opens raw CDP access to a live session. The session becomes "dirty": its browser process
+    /// is killed when the session ends, never reused.
+    pub fn attach_cdp(&self, id: &SessionId) -> Result<CdpAttachment, RunnerError> {
+        let live = self.map().get(id).cloned().ok_or(RunnerError::NotFound)?;
+        live.dirty.store(true, Ordering::SeqCst);
+        live.last_activity
+            .store(self.clock.now_ms(), Ordering::SeqCst);
+        Ok(CdpAttachment {
+            live,
+            clock: self.clock.clone(),
+        })
+    }
+
     /// Ends a session of `account` at the client's request.
     pub async fn release(&self, account: &AccountId, id: &SessionId) -> Result<(), RunnerError> {
         if self.live(account, id).is_none() {
@@ -421,6 +544,9 @@ impl Runner {
         let Some(live) = self.map().remove(id) else {
             return;
         };
+        if let Ok(mut r) = live.end_reason.lock() {
+            *r = Some(reason);
+        }
         live.cancel.cancel();
         if let Err(err) = self.store.mark_closing(id).await {
             tracing::warn!(session.id = %id, error = %err, "could not mark the session closing");

@@ -23,12 +23,17 @@ use std::{
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::chromium::{BrowserProcess, LaunchOptions, SessionPage};
+use crate::{
+    chromium::{BrowserProcess, LaunchOptions, SessionPage},
+    proxy::EgressProxy,
+};
 
 /// A browser ready for one session: the process and its prepared page.
 pub struct WarmBrowser {
     pub process: Arc<BrowserProcess>,
     pub page: SessionPage,
+    /// The egress guard all of this browser's traffic goes through.
+    pub proxy: Arc<EgressProxy>,
     /// Sessions this process has hosted before.
     pub uses: u32,
     pub launched_at: Instant,
@@ -159,7 +164,7 @@ impl Pool {
         let pool = self.clone();
         self.pending.fetch_add(1, Ordering::SeqCst);
         self.tracker.spawn(async move {
-            let WarmBrowser { process, page, uses, launched_at } = browser;
+            let WarmBrowser { process, page, proxy, uses, launched_at } = browser;
             let keep = reusable
                 && !pool.shutdown.is_cancelled()
                 && uses + 1 < pool.max_reuses
@@ -167,7 +172,7 @@ impl Pool {
                 && pool.ready() < pool.size;
             let recycled = if keep {
                 match process.dispose(page).await {
-                    Ok(()) => process.new_session_page(None).await.ok(),
+                    Ok(()) => process.new_session_page(Some(&proxy.url())).await.ok(),
                     Err(err) => {
                         tracing::warn!(error = %err, "context disposal failed; killing the browser");
                         None
@@ -179,7 +184,7 @@ impl Pool {
             };
             match recycled {
                 Some(page) => {
-                    pool.put(WarmBrowser { process, page, uses: uses + 1, launched_at }).await;
+                    pool.put(WarmBrowser { process, page, proxy, uses: uses + 1, launched_at }).await;
                 }
                 None => process.kill().await,
             }
@@ -203,11 +208,13 @@ impl Pool {
 /// Launches a browser and prepares its first page.
 pub async fn launch_warm(opts: &LaunchOptions) -> anyhow::Result<WarmBrowser> {
     let launched_at = Instant::now();
-    let process = Arc::new(BrowserProcess::launch(opts).await?);
-    match process.new_session_page(None).await {
+    let proxy = Arc::new(EgressProxy::start(opts.policy.clone(), opts.devtools.clone()).await?);
+    let process = Arc::new(BrowserProcess::launch(opts, &proxy.url()).await?);
+    match process.new_session_page(Some(&proxy.url())).await {
         Ok(page) => Ok(WarmBrowser {
             process,
             page,
+            proxy,
             uses: 0,
             launched_at,
         }),

@@ -277,10 +277,14 @@ pub struct Counters {
     pub captures: u64,
     /// Network requests the page made.
     pub requests: u64,
-    /// Bytes received over the network (encoded, headers included).
+    /// Bytes received from the network (through the egress proxy).
     pub bytes_received: u64,
+    /// Bytes sent to the network.
+    pub bytes_sent: u64,
     /// Requests refused by resource blocking.
     pub blocked_requests: u64,
+    /// Connections the egress guard refused.
+    pub egress_denied: u64,
 }
 
 /// How a session command fails, from the caller's side.
@@ -305,6 +309,9 @@ pub enum RunnerError {
         reason: String,
         completed: Vec<ActionOutcome>,
     },
+    /// The egress guard refused the destination (a private or reserved address).
+    #[error("the egress guard refused {host}")]
+    EgressDenied { host: String },
     /// The page could not be loaded (DNS, connection refused, TLS…).
     #[error("navigation failed: {0}")]
     NavigationFailed(String),

@@ -51,7 +51,9 @@ struct Row {
     captures: i64,
     requests: i64,
     bytes_received: i64,
+    bytes_sent: i64,
     blocked_requests: i64,
+    egress_denied: i64,
 }
 
 impl From<Row> for SessionRecord {
@@ -76,7 +78,9 @@ impl From<Row> for SessionRecord {
                 captures: n(r.captures),
                 requests: n(r.requests),
                 bytes_received: n(r.bytes_received),
+                bytes_sent: n(r.bytes_sent),
                 blocked_requests: n(r.blocked_requests),
+                egress_denied: n(r.egress_denied),
             },
         }
     }
@@ -87,7 +91,7 @@ macro_rules! select_sessions {
         concat!(
             "SELECT id, account_id, runner_id, status, options, created_at, started_at, expires_at, ",
             "idle_timeout_ms, ended_at, end_reason, create_ms, navigations, actions, captures, ",
-            "requests, bytes_received, blocked_requests FROM sessions ",
+            "requests, bytes_received, bytes_sent, blocked_requests, egress_denied FROM sessions ",
             $tail
         )
     };
@@ -220,7 +224,7 @@ impl SessionStore {
             sqlx::query(
                 "UPDATE sessions SET status = $2, end_reason = $3, ended_at = $4, \
                  navigations = $5, actions = $6, captures = $7, requests = $8, \
-                 bytes_received = $9, blocked_requests = $10 \
+                 bytes_received = $9, blocked_requests = $10, bytes_sent = $11, egress_denied = $12 \
                  WHERE id = $1 AND status IN ('starting', 'active', 'closing')",
             )
             .bind(id.as_str())
@@ -233,6 +237,8 @@ impl SessionStore {
             .bind(n(counters.requests))
             .bind(n(counters.bytes_received))
             .bind(n(counters.blocked_requests))
+            .bind(n(counters.bytes_sent))
+            .bind(n(counters.egress_denied))
             .execute(pool)
             .await
             .map(|r| r.rows_affected())

@@ -78,8 +78,17 @@ const INDEX: &str = r#"<!doctype html><html><head><title>Index</title></head><bo
 </body></html>"#;
 
 pub async fn start() -> Site {
+    start_with(Vec::new()).await
+}
+
+/// The site, with extra pages (path → HTML) and redirects (`/go?to=URL`).
+pub async fn start_with(extra: Vec<(&'static str, String)>) -> Site {
     let hits = Hits::default();
-    let app = Router::new()
+    let mut app = Router::new();
+    for (path, html) in extra {
+        app = app.route(path, get(move || async move { Html(html) }));
+    }
+    let app = app
         .route("/", get(|| async { Html(INDEX) }))
         .route("/two", get(|| async { Html("<title>Two</title><p id=\"second\">second page</p>") }))
         .route("/headers", get(echo_headers))
@@ -91,6 +100,7 @@ pub async fn start() -> Site {
         .route("/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], "body{color:red}") }))
         .route("/slow/{ms}", get(slow))
         .route("/redirect", get(|| async { Redirect::temporary("/two") }))
+        .route("/go", get(go))
         .route(
             "/busy",
             get(|| async {
@@ -119,6 +129,15 @@ async fn count(
 ) -> Response {
     hits.record(uri.path());
     next.run(req).await
+}
+
+#[derive(serde::Deserialize)]
+struct GoTo {
+    to: String,
+}
+
+async fn go(axum::extract::Query(q): axum::extract::Query<GoTo>) -> Redirect {
+    Redirect::temporary(&q.to)
 }
 
 async fn echo_headers(headers: HeaderMap) -> Html<String> {
@@ -153,6 +172,53 @@ async fn png() -> impl IntoResponse {
         0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
     ];
     ([(header::CONTENT_TYPE, "image/png")], PIXEL)
+}
+
+/// A TCP server that counts every connection it accepts (any protocol) and answers a tiny
+/// HTTP response: the "private service" the egress guard must keep browsers away from.
+pub struct Trap {
+    pub addr: SocketAddr,
+    pub connections: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Trap {
+    pub async fn bind(addr: &str) -> Trap {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind trap");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = stream.read(&mut buf).await;
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret")
+                        .await;
+                });
+            }
+        });
+        Trap {
+            addr,
+            connections,
+            task,
+        }
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Trap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Width and height from a PNG's IHDR chunk.

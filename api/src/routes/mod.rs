@@ -1,6 +1,7 @@
 //! One module per resource, each exposing its routes to the OpenAPI router.
 
 pub mod account;
+pub mod cdp;
 pub mod keys;
 pub mod sessions;
 pub mod system;

@@ -84,6 +84,18 @@ pub struct CreateSessionRequest {
     pub block: Option<Vec<BlockBody>>,
     /// Headers added to every request the page makes (at most 50).
     pub extra_headers: Option<BTreeMap<String, String>>,
+    /// Send the session's traffic through your own HTTP proxy (it must be reachable under the
+    /// egress rules). The password is never stored or shown back.
+    pub proxy: Option<ProxyBody>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyBody {
+    /// `http://host:port`.
+    pub server: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 fn valid_locale(s: &str) -> bool {
@@ -156,6 +168,34 @@ impl Validate for CreateSessionRequest {
         if self.idle_timeout_seconds == Some(0) {
             v.add("idle_timeout_seconds", "must be at least 1");
         }
+        if let Some(proxy) = &self.proxy {
+            let ok = url::Url::parse(&proxy.server).is_ok_and(|u| {
+                u.scheme() == "http"
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && u.username().is_empty()
+            });
+            v.check(
+                ok,
+                "proxy.server",
+                "must be an http://host:port URL without credentials",
+            );
+            for (field, value) in [
+                ("proxy.username", &proxy.username),
+                ("proxy.password", &proxy.password),
+            ] {
+                if let Some(value) = value {
+                    v.check(
+                        value.len() <= 256 && !value.chars().any(char::is_control),
+                        field,
+                        "must be at most 256 characters without control characters",
+                    );
+                }
+            }
+            if proxy.password.is_some() && proxy.username.is_none() {
+                v.add("proxy.username", "is required with a password");
+            }
+        }
         if let Some(headers) = &self.extra_headers {
             v.check(headers.len() <= 50, "extra_headers", "at most 50 headers");
             for (name, value) in headers {
@@ -182,10 +222,14 @@ pub struct SessionUsage {
     pub captures: u64,
     /// Network requests the page made.
     pub requests: u64,
-    /// Bytes received over the network (encoded, with headers).
+    /// Bytes received from the network.
     pub bytes_received: u64,
+    /// Bytes sent to the network.
+    pub bytes_sent: u64,
     /// Requests refused by `block`.
     pub blocked_requests: u64,
+    /// Connections the egress guard refused (private or reserved destinations).
+    pub egress_denied: u64,
 }
 
 impl From<Counters> for SessionUsage {
@@ -196,7 +240,9 @@ impl From<Counters> for SessionUsage {
             captures: c.captures,
             requests: c.requests,
             bytes_received: c.bytes_received,
+            bytes_sent: c.bytes_sent,
             blocked_requests: c.blocked_requests,
+            egress_denied: c.egress_denied,
         }
     }
 }
@@ -290,6 +336,15 @@ fn session_error(err: RunnerError) -> ApiError {
             "results",
             json!(completed.iter().map(ActionResult::from).collect::<Vec<_>>()),
         ),
+        RunnerError::EgressDenied { host } => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "egress_denied",
+            format!(
+                "The egress guard refused {host}: it resolves to a private, loopback, link-local \
+                 or otherwise reserved address."
+            ),
+        )
+        .with("host", json!(host)),
         RunnerError::NavigationFailed(text) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "navigation_failed",
@@ -416,6 +471,7 @@ pub async fn create_session(
         "timezone": body.timezone,
         "block": body.block.clone().unwrap_or_default(),
         "extra_header_names": extra_headers.keys().collect::<Vec<_>>(),
+        "proxy": body.proxy.as_ref().map(|p| json!({"server": p.server, "username": p.username})),
     });
     let spec = SessionSpec {
         viewport,
@@ -424,7 +480,11 @@ pub async fn create_session(
         timezone: body.timezone.clone(),
         extra_headers,
         block,
-        proxy: None,
+        proxy: body.proxy.clone().map(|p| runner::UpstreamProxy {
+            server: p.server,
+            username: p.username,
+            password: p.password,
+        }),
     };
     let id = SessionId::generate();
     let record = runner

@@ -43,9 +43,20 @@ pub struct ReadyResponse {
     pub status: &'static str,
     /// `ok` when the database answered.
     pub database: &'static str,
+    /// The in-process runner, when this node hosts browsers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<RunnerReadiness>,
 }
 
-/// Readiness: the database answers. No authentication.
+#[derive(Serialize, ToSchema)]
+pub struct RunnerReadiness {
+    /// Warm browsers ready for new sessions right now.
+    pub ready_browsers: usize,
+    /// Sessions live on this node.
+    pub live_sessions: usize,
+}
+
+/// Readiness: the database answers; reports the browser pool of this node. No authentication.
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses((status = 200, body = ReadyResponse),
               (status = 503, body = Problem, content_type = "application/problem+json")))]
@@ -57,6 +68,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<ReadyRes
     Ok(axum::Json(ReadyResponse {
         status: "ready",
         database: "ok",
+        runner: state.runner.as_ref().map(|r| RunnerReadiness {
+            ready_browsers: r.ready_browsers(),
+            live_sessions: r.live_sessions(),
+        }),
     }))
 }
 

@@ -1,0 +1,208 @@
+//! Raw CDP for Playwright and Puppeteer: `GET /v1/sessions/{id}/cdp` upgrades to a WebSocket that
+//! is relayed to the session's own browser, through the filter in `runner::cdp`.
+//!
+//! The credential is checked before the upgrade: the signed `token` of the session's
+//! `connect_url`, or an API key with `sessions:write` of the session's account. Closing the socket
+//! does not end the session; when the session ends (DELETE, a timeout, `Browser.close`), the
+//! socket is closed with code 1001 and the reason.
+
+use axum::{
+    extract::{
+        Path, Query, State,
+        ws::{
+            CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+        },
+    },
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use common::ids::SessionId;
+use futures::{SinkExt, StreamExt};
+use runner::{
+    CdpAttachment, EndReason, RunnerError,
+    cdp::{Verdict, empty_reply, error_reply},
+};
+use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Message as BrowserMessage;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    error::{ApiError, Problem},
+    extract::parse_path_id,
+    permissions::Scope,
+    secrets::connect_token,
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(cdp))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CdpParams {
+    /// The signed token from the session's `connect_url`.
+    pub token: Option<String>,
+}
+
+/// Raw Chrome DevTools Protocol over a WebSocket, for `chromium.connectOverCDP(connect_url)` and
+/// `puppeteer.connect({browserWSEndpoint: connect_url})`. The session's browser is never reused
+/// after a CDP connection. Commands that would reach beyond the session are refused (see
+/// docs/SECURITY.md); `Browser.close` ends the session.
+///
+/// Requires `sessions:write` (or the `connect_url` token).
+#[utoipa::path(get, path = "/v1/sessions/{id}/cdp", tag = "sessions",
+    params(("id" = String, Path, description = "`ses_…`"), CdpParams),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+              (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 426, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub async fn cdp(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<CdpParams>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let id: SessionId = parse_path_id(&id)?;
+    authorize(&state, &id, params.token.as_deref(), &headers).await?;
+    let runner = state
+        .runner
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("This node runs no browsers.", 5))?;
+    let upgrade = upgrade.map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            "Connect with a WebSocket client (Playwright, Puppeteer or any CDP client).",
+        )
+    })?;
+    let attachment = runner.attach_cdp(&id).map_err(|e| match e {
+        RunnerError::NotFound => ApiError::conflict("session_ended", "The session has ended."),
+        other => ApiError::internal(anyhow::anyhow!("{other}")),
+    })?;
+    Ok(upgrade
+        .max_message_size(256 << 20)
+        .on_upgrade(move |socket| relay(socket, attachment, runner))
+        .into_response())
+}
+
+/// The token must be valid for this session; without one, an API key of the session's account
+/// with `sessions:write` will do. Unknown sessions and other accounts' sessions are 404s.
+async fn authorize(
+    state: &AppState,
+    id: &SessionId,
+    token: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let now = state.clock.now_ms() / 1000;
+    if let Some(token) = token {
+        if connect_token::verify(&state.connect_key, id.as_str(), token, now) {
+            return Ok(());
+        }
+        return Err(ApiError::unauthorized(
+            "The connect token is invalid, expired or for another session; take a fresh \
+             `connect_url` from GET /v1/sessions/{id}.",
+        ));
+    }
+    let principal = state.auth.authenticate(headers).await?;
+    if !principal.scopes.contains(Scope::SessionsWrite) {
+        return Err(ApiError::forbidden(
+            "missing_permission",
+            "This credential lacks the `sessions:write` permission.",
+        ));
+    }
+    state
+        .sessions
+        .get(&principal.account_id, id)
+        .await
+        .map_err(|_| ApiError::not_found("session"))?;
+    Ok(())
+}
+
+async fn relay(
+    client: WebSocket,
+    attachment: CdpAttachment,
+    runner: std::sync::Arc<runner::Runner>,
+) {
+    let (mut to_client, mut from_client) = client.split();
+    let browser = match tokio_tungstenite::connect_async(attachment.devtools_url()).await {
+        Ok((stream, _)) => stream,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot reach the session's browser for CDP");
+            let _ = to_client
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1011,
+                    reason: "browser unreachable".into(),
+                })))
+                .await;
+            return;
+        }
+    };
+    let (mut to_browser, mut from_browser) = browser.split();
+    let mut filter = attachment.filter();
+    let ended = attachment.ended();
+    tokio::pin!(ended);
+    loop {
+        tokio::select! {
+            reason = &mut ended => {
+                let reason = format!("session ended: {}", reason.as_str());
+                let _ = to_client
+                    .send(Message::Close(Some(CloseFrame { code: 1001, reason: reason.into() })))
+                    .await;
+                break;
+            }
+            msg = from_client.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    attachment.touch();
+                    match filter.judge(text.as_str()) {
+                        Verdict::Forward => {
+                            if to_browser.send(BrowserMessage::Text(text.as_str().into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Verdict::Rewrite(rewritten) => {
+                            if to_browser.send(BrowserMessage::Text(rewritten.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Verdict::Refuse(reason) => {
+                            let reply = error_reply(text.as_str(), &reason);
+                            if to_client.send(Message::Text(reply.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Verdict::EndSession => {
+                            let _ = to_client.send(Message::Text(empty_reply(text.as_str()).into())).await;
+                            runner.end(attachment.session_id(), EndReason::Released).await;
+                        }
+                    }
+                }
+                Some(Ok(Message::Ping(payload))) => {
+                    let _ = to_client.send(Message::Pong(payload)).await;
+                }
+                Some(Ok(Message::Binary(_) | Message::Pong(_))) => {}
+                // The client went away; the session lives on until DELETE or a timeout.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            msg = from_browser.next() => match msg {
+                Some(Ok(BrowserMessage::Text(text))) => {
+                    if to_client.send(Message::Text(text.as_str().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    let _ = to_client
+                        .send(Message::Close(Some(CloseFrame { code: 1011, reason: "browser connection lost".into() })))
+                        .await;
+                    break;
+                }
+            },
+        }
+    }
+    let _ = to_browser.close().await;
+}

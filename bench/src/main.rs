@@ -1,0 +1,661 @@
+//! Driftstack's session benchmarks, run against the release binary on loopback and compared with
+//! raw puppeteer-core on the same Chromium (`../shared/bench/run-baseline.sh`).
+//!
+//! ```text
+//! cargo build --release --bin driftstack
+//! cargo run --release -p bench -- [--creates 200] [--cycles 50] [--idle 50] [--soak 1000]
+//!                                 [--binary target/release/driftstack] [--no-baseline]
+//! ```
+//!
+//! Measures, for Debian's `chromium` (new headless) and `chromium-headless-shell` when present:
+//! session create latency with a warm pool (p50/p99), the create→navigate→PNG→destroy cycle,
+//! total PSS of N idle sessions, and processes and temp dirs left after many cycles. Writes the
+//! results, with the machine and date, into `docs/PERFORMANCE.md` between marker comments.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+struct Args {
+    binary: PathBuf,
+    creates: usize,
+    cycles: usize,
+    idle: usize,
+    soak: usize,
+    baseline: bool,
+    out: PathBuf,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let mut args = Args {
+        binary: PathBuf::from(target).join("release/driftstack"),
+        creates: 200,
+        cycles: 50,
+        idle: 50,
+        soak: 1000,
+        baseline: true,
+        out: PathBuf::from("docs/PERFORMANCE.md"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().context("a value must follow the flag");
+        match flag.as_str() {
+            "--binary" => args.binary = PathBuf::from(value()?),
+            "--creates" => args.creates = value()?.parse()?,
+            "--cycles" => args.cycles = value()?.parse()?,
+            "--idle" => args.idle = value()?.parse()?,
+            "--soak" => args.soak = value()?.parse()?,
+            "--out" => args.out = PathBuf::from(value()?),
+            "--no-baseline" => args.baseline = false,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+#[derive(Default, Clone, Copy)]
+struct Stats {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+}
+
+fn stats(mut xs: Vec<f64>) -> Stats {
+    if xs.is_empty() {
+        return Stats::default();
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| xs[((xs.len() - 1) as f64 * p).floor() as usize];
+    Stats {
+        p50: q(0.5),
+        p95: q(0.95),
+        p99: q(0.99),
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    key: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(binary: &Path, chromium: &Path, pool: usize) -> anyhow::Result<Self> {
+        use std::io::{BufRead, BufReader};
+        let dir = std::env::temp_dir().join(format!("driftstack-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .env("DRIFTSTACK_LISTEN", "127.0.0.1:0")
+            .env("DRIFTSTACK_DATA_DIR", dir.join("data"))
+            .env("DRIFTSTACK_POOL_SIZE", pool.to_string())
+            .env("DRIFTSTACK_MAX_SESSIONS", "128")
+            .env("DRIFTSTACK_EGRESS_ALLOW", "127.0.0.0/8")
+            .env("DRIFTSTACK_CHROMIUM", chromium)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut key = String::new();
+        let mut base = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if let Some(k) = line
+                .split_whitespace()
+                .last()
+                .filter(|w| w.starts_with("ds_"))
+            {
+                key = k.to_owned();
+            }
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                base = addr.trim().to_owned();
+                break;
+            }
+        }
+        if base.is_empty() || key.is_empty() {
+            bail!("server did not start");
+        }
+        Ok(Server {
+            child,
+            base,
+            key,
+            dir,
+        })
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait()?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Client {
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<reqwest::Response> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!(
+                "POST {path}: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(r)
+    }
+
+    async fn create(&self) -> anyhow::Result<String> {
+        let v: Value = self.post("/v1/sessions", json!({})).await?.json().await?;
+        Ok(v["id"].as_str().context("id")?.to_owned())
+    }
+
+    async fn delete(&self, id: &str) -> anyhow::Result<()> {
+        self.http
+            .delete(format!("{}/v1/sessions/{id}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    async fn ready_browsers(&self) -> anyhow::Result<u64> {
+        let v: Value = self
+            .http
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(v["runner"]["ready_browsers"].as_u64().unwrap_or(0))
+    }
+
+    async fn wait_pool(&self, size: u64) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.ready_browsers().await? < size {
+            if Instant::now() > deadline {
+                bail!("the pool did not refill within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// One cycle; returns the total and the four steps in milliseconds.
+    async fn cycle(&self, url: &str) -> anyhow::Result<[f64; 5]> {
+        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+        let t0 = Instant::now();
+        let id = self.create().await?;
+        let create = ms(t0);
+        let t = Instant::now();
+        self.post(&format!("/v1/sessions/{id}/navigate"), json!({"url": url}))
+            .await?;
+        let navigate = ms(t);
+        let t = Instant::now();
+        let png = self
+            .post(
+                &format!("/v1/sessions/{id}/capture"),
+                json!({"format": "png"}),
+            )
+            .await?
+            .bytes()
+            .await?;
+        if !png.starts_with(b"\x89PNG") {
+            bail!("capture is not a PNG");
+        }
+        let capture = ms(t);
+        let t = Instant::now();
+        self.delete(&id).await?;
+        Ok([ms(t0), create, navigate, capture, ms(t)])
+    }
+}
+
+/// Pids of every process whose arguments mention `needle`.
+fn pids_mentioning(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|pid: &u32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The server's browser processes: its descendants, plus strays that mention its temp root
+/// (crashpad handlers are re-parented to init).
+fn browser_pids(server: u32, root: &str) -> Vec<u32> {
+    let parent_of = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = stat.rsplit_once(')')?.1;
+        after.split_whitespace().nth(1)?.parse().ok()
+    };
+    let all: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found: Vec<u32> = all
+        .iter()
+        .copied()
+        .filter(|&pid| {
+            let mut p = pid;
+            for _ in 0..16 {
+                match parent_of(p) {
+                    Some(pp) if pp == server => return true,
+                    Some(pp) if pp > 1 => p = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect();
+    for pid in pids_mentioning(root) {
+        if !found.contains(&pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+struct VariantResult {
+    name: String,
+    create_client: Stats,
+    create_server: Stats,
+    cycle: Stats,
+    /// create, navigate, capture, delete medians within a cycle.
+    steps: [f64; 4],
+    idle_sessions: usize,
+    idle_pss_mib: f64,
+    pool_pss_mib: f64,
+    soak_cycles: usize,
+    soak_ms: f64,
+    leftover_processes: usize,
+    expected_processes: usize,
+    leftover_dirs: usize,
+    after_stop: usize,
+}
+
+async fn run_variant(
+    args: &Args,
+    name: &str,
+    chromium: &Path,
+    url: &str,
+) -> anyhow::Result<VariantResult> {
+    const POOL: usize = 4;
+    eprintln!("== {name}: starting server");
+    let server = Server::start(&args.binary, chromium, POOL)?;
+    let pid = server.child.id();
+    let root = format!("/driftstack-{pid}/");
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+        key: server.key.clone(),
+    };
+    c.wait_pool(POOL as u64).await?;
+    let pool_pss: u64 = browser_pids(pid, &root).into_iter().map(pss_kib).sum();
+    let pool_processes = browser_pids(pid, &root).len();
+
+    eprintln!("== {name}: {} creates with a warm pool", args.creates);
+    let mut client_ms = Vec::new();
+    let mut server_ms = Vec::new();
+    for _ in 0..args.creates {
+        c.wait_pool(POOL as u64).await?;
+        let t0 = Instant::now();
+        let v: Value = c.post("/v1/sessions", json!({})).await?.json().await?;
+        client_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        server_ms.push(v["create_ms"].as_f64().unwrap_or(0.0));
+        c.delete(v["id"].as_str().context("id")?).await?;
+    }
+
+    eprintln!(
+        "== {name}: {} create→navigate→PNG→destroy cycles",
+        args.cycles
+    );
+    c.wait_pool(POOL as u64).await?;
+    let mut cycles = Vec::new();
+    let mut steps: [Vec<f64>; 4] = Default::default();
+    for _ in 0..args.cycles {
+        c.wait_pool(1).await?;
+        let [total, rest @ ..] = c.cycle(url).await?;
+        let _ = &rest;
+        cycles.push(total);
+        for (i, v) in rest.into_iter().enumerate() {
+            steps[i].push(v);
+        }
+    }
+
+    eprintln!("== {name}: {} idle sessions", args.idle);
+    c.wait_pool(POOL as u64).await?;
+    let mut ids = Vec::new();
+    for _ in 0..args.idle {
+        let id = c.create().await?;
+        c.post(&format!("/v1/sessions/{id}/navigate"), json!({"url": url}))
+            .await?;
+        ids.push(id);
+    }
+    c.wait_pool(POOL as u64).await?;
+    let total_pss: u64 = browser_pids(pid, &root).into_iter().map(pss_kib).sum();
+    let idle_pss = total_pss.saturating_sub(pool_pss);
+    for id in &ids {
+        c.delete(id).await?;
+    }
+
+    eprintln!("== {name}: soak of {} cycles", args.soak);
+    c.wait_pool(POOL as u64).await?;
+    let t0 = Instant::now();
+    for i in 0..args.soak {
+        c.cycle(url).await?;
+        if i % 100 == 99 {
+            eprintln!("   {} cycles", i + 1);
+        }
+    }
+    let soak_ms = t0.elapsed().as_secs_f64() * 1000.0 / args.soak.max(1) as f64;
+    c.wait_pool(POOL as u64).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let leftover_processes = browser_pids(pid, &root).len();
+    let temp_root = std::env::temp_dir().join(format!("driftstack-{pid}"));
+    let leftover_dirs = std::fs::read_dir(&temp_root)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    server.stop()?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_stop = pids_mentioning(&root).len() + usize::from(temp_root.exists());
+
+    Ok(VariantResult {
+        name: name.to_owned(),
+        create_client: stats(client_ms),
+        create_server: stats(server_ms),
+        cycle: stats(cycles),
+        steps: steps.map(|v| stats(v).p50),
+        idle_sessions: args.idle,
+        idle_pss_mib: idle_pss as f64 / 1024.0,
+        pool_pss_mib: pool_pss as f64 / 1024.0,
+        soak_cycles: args.soak,
+        soak_ms,
+        leftover_processes,
+        expected_processes: pool_processes,
+        leftover_dirs,
+        after_stop,
+    })
+}
+
+async fn serve_page() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let page = format!(
+        "<!doctype html><title>bench</title><h1>Driftstack bench page</h1><p>{}</p>",
+        "x".repeat(2000)
+    );
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, task))
+}
+
+fn baseline() -> anyhow::Result<Value> {
+    let script = Path::new("../shared/bench/run-baseline.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg("30")
+        .output()
+        .context("run-baseline.sh")?;
+    if !out.status.success() {
+        bail!("baseline failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("no JSON from baseline")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .map(|kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let chromium = Command::new("/usr/lib/chromium/chromium")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem} RAM, {chromium}")
+}
+
+fn render(results: &[VariantResult], base: Option<&Value>, args: &Args) -> String {
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Measured {date} on {} with the release binary, pool size 4, pages served on loopback.\n\n",
+        machine()
+    ));
+    let base_cycle = base.and_then(|b| b["warm_cycle_ms"]["median"].as_f64());
+    let base_create = base.and_then(|b| b["warm_create_ms"]["median"].as_f64());
+    md.push_str("| metric | target |");
+    for r in results {
+        md.push_str(&format!(" {} |", r.name));
+    }
+    md.push_str("\n|---|---|");
+    for _ in results {
+        md.push_str("---|");
+    }
+    md.push('\n');
+    let mut row = |name: &str, target: &str, f: &dyn Fn(&VariantResult) -> String| {
+        md.push_str(&format!("| {name} | {target} |"));
+        for r in results {
+            md.push_str(&format!(" {} |", f(r)));
+        }
+        md.push('\n');
+    };
+    row(
+        &format!(
+            "session create p50 / p99, client-side ({} creates)",
+            args.creates
+        ),
+        "≤ 20 / ≤ 80 ms",
+        &|r| format!("{:.1} / {:.1} ms", r.create_client.p50, r.create_client.p99),
+    );
+    row(
+        "session create p50 / p99, server-side `create_ms`",
+        "",
+        &|r| format!("{:.0} / {:.0} ms", r.create_server.p50, r.create_server.p99),
+    );
+    row(
+        &format!(
+            "create→navigate→PNG→destroy cycle, median ({} cycles)",
+            args.cycles
+        ),
+        "",
+        &|r| format!("{:.1} ms (p95 {:.1})", r.cycle.p50, r.cycle.p95),
+    );
+    row(
+        "  of which create / navigate / PNG / destroy (medians)",
+        "",
+        &|r| {
+            format!(
+                "{:.1} / {:.1} / {:.1} / {:.1} ms",
+                r.steps[0], r.steps[1], r.steps[2], r.steps[3]
+            )
+        },
+    );
+    if let Some(b) = base_cycle {
+        row("cycle ÷ puppeteer-core warm cycle", "≤ 0.5×", &|r| {
+            format!("{:.2}×", r.cycle.p50 / b)
+        });
+    }
+    row(
+        &format!("PSS of {} idle sessions (each navigated once)", args.idle),
+        "≤ 8 GiB",
+        &|r| {
+            format!(
+                "{:.2} GiB ({:.0} MiB each)",
+                r.idle_pss_mib / 1024.0,
+                r.idle_pss_mib / r.idle_sessions.max(1) as f64
+            )
+        },
+    );
+    row("PSS of the idle warm pool (4 browsers)", "", &|r| {
+        format!("{:.0} MiB", r.pool_pss_mib)
+    });
+    row(
+        &format!("soak: {} back-to-back cycles, mean", args.soak),
+        "",
+        &|r| format!("{:.1} ms/cycle ({} cycles)", r.soak_ms, r.soak_cycles),
+    );
+    row(
+        "processes after the soak (vs. the idle pool's)",
+        "no growth",
+        &|r| format!("{} (pool: {})", r.leftover_processes, r.expected_processes),
+    );
+    row("browser dirs after the soak (pool size 4)", "4", &|r| {
+        r.leftover_dirs.to_string()
+    });
+    row("processes + temp dir after SIGTERM", "0", &|r| {
+        r.after_stop.to_string()
+    });
+    if let Some(b) = base {
+        md.push_str(&format!(
+            "\nBaseline (raw puppeteer-core on the same Chromium, `../shared/bench/run-baseline.sh 30`, same run): \
+             warm cycle median {:.1} ms (context+page {:.1} ms, goto {:.1} ms, PNG {:.1} ms, close {:.1} ms); \
+             cold cycle median {:.1} ms.\n",
+            base_cycle.unwrap_or(0.0),
+            base_create.unwrap_or(0.0),
+            b["warm_goto_ms"]["median"].as_f64().unwrap_or(0.0),
+            b["warm_png_ms"]["median"].as_f64().unwrap_or(0.0),
+            b["warm_release_ms"]["median"].as_f64().unwrap_or(0.0),
+            b["cold_cycle_ms"]["median"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    md
+}
+
+fn write_section(path: &Path, body: &str) -> anyhow::Result<()> {
+    const START: &str = "<!-- bench:sessions:start -->";
+    const END: &str = "<!-- bench:sessions:end -->";
+    let current = std::fs::read_to_string(path).unwrap_or_default();
+    let section = format!("{START}\n{body}{END}");
+    let next = match (current.find(START), current.find(END)) {
+        (Some(a), Some(b)) if b > a => {
+            format!("{}{section}{}", &current[..a], &current[b + END.len()..])
+        }
+        _ => format!("{current}\n{section}\n"),
+    };
+    std::fs::write(path, next)?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    if !args.binary.exists() {
+        bail!(
+            "{} not found: run `cargo build --release --bin driftstack` first",
+            args.binary.display()
+        );
+    }
+    let (url, _site) = serve_page().await?;
+    let mut results = Vec::new();
+    for (name, path) in [
+        ("chromium (new headless)", "/usr/lib/chromium/chromium"),
+        (
+            "chromium-headless-shell",
+            "/usr/lib/chromium/chromium-headless-shell",
+        ),
+    ] {
+        if Path::new(path).exists() {
+            results.push(run_variant(&args, name, Path::new(path), &url).await?);
+        }
+    }
+    let base = if args.baseline {
+        eprintln!("== baseline: raw puppeteer-core");
+        match baseline() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("baseline skipped: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let md = render(&results, base.as_ref(), &args);
+    print!("{md}");
+    write_section(&args.out, &md)?;
+    eprintln!("written to {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! End-to-end tests of the egress guard and raw CDP, with real Chromium, stock puppeteer-core and
+//! playwright-core (from tests/cdp, on Debian's chromium; no browser download).
+//!
+//! A "trap" server stands for a private service: it listens on loopback addresses outside the
+//! allow-list (127.0.0.2 and ::1) and counts every connection. The test site on 127.0.0.1 is the
+//! only allow-listed host.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Backend, Env, Server, eventually, pages};
+
+on_both_backends!(
+    the_egress_guard_keeps_browsers_off_private_addresses,
+    puppeteer_and_playwright_drive_the_session_through_connect_url,
+);
+
+async fn create(s: &Server, key: &str, body: Value) -> Value {
+    let r = s.post(key, "/v1/sessions", body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()
+}
+
+fn env_with_narrow_allow_list(backend: Backend) -> Env {
+    let mut env = Env::new(backend);
+    env.set("DRIFTSTACK_EGRESS_ALLOW", "127.0.0.1/32");
+    env
+}
+
+async fn the_egress_guard_keeps_browsers_off_private_addresses(backend: Backend) {
+    let trap4 = pages::Trap::bind("127.0.0.2:0").await;
+    let port = trap4.addr.port();
+    let trap6 = pages::Trap::bind(&format!("[::1]:{port}")).await;
+    let private = format!("http://127.0.0.2:{port}");
+    let attack = format!(
+        "<title>attack</title>\
+         <img src=\"{private}/img.png\">\
+         <iframe src=\"{private}/frame\"></iframe>\
+         <iframe src=\"http://169.254.169.254/latest/meta-data/\"></iframe>\
+         <script>\
+           fetch('{private}/fetch').catch(() => {{}});\
+           fetch('http://[::1]:{port}/fetch6').catch(() => {{}});\
+           try {{ new WebSocket('ws://127.0.0.2:{port}/ws'); }} catch (e) {{}}\
+           navigator.sendBeacon('{private}/beacon');\
+         </script>"
+    );
+    let site = pages::start_with(vec![("/attack", attack)]).await;
+    let env = env_with_narrow_allow_list(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let sid = create(&s, &key, json!({})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let nav = format!("/v1/sessions/{sid}/navigate");
+
+    // Top-level navigations to private addresses, in every spelling, are refused by name.
+    for url in [
+        format!("{private}/"),
+        format!("http://2130706434:{port}/"),
+        format!("http://0x7f000002:{port}/"),
+        format!("http://017700000002:{port}/"),
+        format!("http://[::ffff:127.0.0.2]:{port}/"),
+        format!("http://[::1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+        format!("http://0.0.0.0:{port}/"),
+    ] {
+        let doc = s
+            .post(&key, &nav, json!({"url": url, "timeout_ms": 10000}))
+            .await;
+        let doc = doc.assert_problem(403, "egress_denied");
+        assert!(doc["host"].is_string(), "{url}: {doc}");
+    }
+    // A name that resolves to loopback: only the allowed address may be tried (nothing listens
+    // on 127.0.0.1 at that port), never the refused ::1.
+    let r = s
+        .post(
+            &key,
+            &nav,
+            json!({"url": format!("http://localhost.:{port}/"), "timeout_ms": 10000}),
+        )
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+
+    // A redirect from an allowed page to a private one is refused at the proxy.
+    let doc = s
+        .post(
+            &key,
+            &nav,
+            json!({"url": site.url(&format!("/go?to={private}/redirected"))}),
+        )
+        .await
+        .assert_problem(403, "egress_denied");
+    assert_eq!(doc["host"], "127.0.0.2");
+
+    // Sub-resources, frames, fetch, WebSocket and beacons of an allowed page are refused too.
+    let r = s
+        .post(
+            &key,
+            &nav,
+            json!({"url": site.url("/attack"), "wait_until": "networkidle"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
+    assert!(
+        got["usage"]["egress_denied"].as_u64().unwrap_or(0) >= 5,
+        "{got}"
+    );
+
+    // The DevTools port of a pooled browser is refused although 127.0.0.1 is allowed.
+    let devtools = devtools_ports(s.pid());
+    assert!(!devtools.is_empty(), "found no DevTools port");
+    for dport in devtools {
+        s.post(
+            &key,
+            &nav,
+            json!({"url": format!("http://127.0.0.1:{dport}/json/version")}),
+        )
+        .await
+        .assert_problem(403, "egress_denied");
+    }
+
+    // The allow-listed host works, and nothing ever reached the trap.
+    let r = s.post(&key, &nav, json!({"url": site.url("/")})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(trap4.hits(), 0, "the private IPv4 service was reached");
+    assert_eq!(trap6.hits(), 0, "the private IPv6 service was reached");
+    let got = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
+    assert!(
+        got["usage"]["bytes_received"].as_u64().unwrap_or(0) > 500,
+        "bytes are metered: {got}"
+    );
+
+    // An upstream proxy on a private address is refused as well.
+    let r = s
+        .post(&key, "/v1/sessions", json!({"proxy": {"server": format!("http://127.0.0.2:{port}"), "username": "u", "password": "p"}}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        !r.text().contains("\"p\""),
+        "the proxy password is not shown back"
+    );
+    let via = r.json()["id"].as_str().expect("id").to_owned();
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{via}/navigate"),
+            json!({"url": site.url("/"), "timeout_ms": 10000}),
+        )
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(trap4.hits(), 0);
+}
+
+/// The DevTools ports of a server's browsers, from their `DevToolsActivePort` files.
+fn devtools_ports(server_pid: u32) -> Vec<u16> {
+    let root = std::env::temp_dir().join(format!("driftstack-{server_pid}"));
+    std::fs::read_dir(root)
+        .map(|dirs| {
+            dirs.flatten()
+                .filter_map(|d| std::fs::read_to_string(d.path().join("DevToolsActivePort")).ok())
+                .filter_map(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn node(script: &str, args: &[&str]) -> Value {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cdp");
+    let out = std::process::Command::new("node")
+        .arg(format!("{dir}/{script}"))
+        .args(args)
+        .output()
+        .expect("node (tests/cdp needs `npm ci`; scripts/test runs it)");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("JSON line");
+    serde_json::from_str(line).expect("JSON")
+}
+
+async fn upgrade_status(s: &Server, url: &str) -> support::Reply {
+    let http_url = url.replacen("ws://", "http://", 1);
+    s.send(
+        s.http
+            .get(http_url)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    )
+    .await
+}
+
+async fn puppeteer_and_playwright_drive_the_session_through_connect_url(backend: Backend) {
+    let site = pages::start().await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let session = create(&s, &key, json!({})).await;
+    let sid = session["id"].as_str().expect("id").to_owned();
+    let connect = session["connect_url"]
+        .as_str()
+        .expect("connect_url")
+        .to_owned();
+    s.post(
+        &key,
+        &format!("/v1/sessions/{sid}/actions"),
+        json!({"actions": [{"type": "evaluate", "expression": "window.__marker = 'set-by-rest'"}]}),
+    )
+    .await;
+
+    // Tampered, foreign and expired tokens are refused before the upgrade.
+    let tampered = format!("{}x", connect);
+    upgrade_status(&s, &tampered)
+        .await
+        .assert_problem(401, "unauthorized");
+    let other = create(&s, &key, json!({})).await;
+    let swapped = connect.replace(&sid, other["id"].as_str().expect("id"));
+    let swapped = format!(
+        "{}token={}",
+        swapped.split("token=").next().expect("base"),
+        connect.split("token=").nth(1).expect("token")
+    );
+    upgrade_status(&s, &swapped)
+        .await
+        .assert_problem(401, "unauthorized");
+    let no_token = connect.split('?').next().expect("base").to_owned();
+    upgrade_status(&s, &no_token)
+        .await
+        .assert_problem(401, "unauthorized");
+    let r = s.get(&key, &format!("/v1/sessions/{sid}/cdp")).await;
+    r.assert_problem(426, "websocket_required");
+
+    // Stock puppeteer-core drives the session's existing page.
+    let seen = node("puppeteer.mjs", &[&connect, &site.url("/")]);
+    assert_eq!(
+        seen["before"], "set-by-rest",
+        "puppeteer sees the session's own page: {seen}"
+    );
+    assert_eq!(seen["title"], "Index");
+    assert!(seen["pngBytes"].as_u64().unwrap_or(0) > 1000);
+    assert!(
+        seen["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("Driftstack")),
+        "file: is refused: {seen}"
+    );
+    let browser_pid = seen["browserPid"].as_u64().expect("browser pid") as u32;
+
+    // Closing the socket does not end the session; REST still works on the page puppeteer left.
+    let got = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
+    assert_eq!(got["status"], "active");
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{sid}/actions"),
+            json!({"actions": [{"type": "evaluate", "expression": "window.__marker"}]}),
+        )
+        .await;
+    assert_eq!(r.json()["results"][0]["value"], "set-by-puppeteer");
+
+    // Playwright's connectOverCDP too.
+    let fresh = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
+    let connect2 = fresh["connect_url"]
+        .as_str()
+        .expect("connect_url")
+        .to_owned();
+    let seen = node("playwright.mjs", &[&connect2, &site.url("/")]);
+    assert_eq!(seen["marker"], "set-by-puppeteer", "{seen}");
+    assert_eq!(seen["title"], "Index");
+    assert_eq!(seen["value"], "from playwright");
+
+    // The session ends by DELETE; its browser, used over CDP, is killed rather than reused.
+    assert!(std::path::Path::new(&format!("/proc/{browser_pid}")).exists());
+    let r = s.delete(&key, &format!("/v1/sessions/{sid}")).await;
+    assert_eq!(r.json()["status"], "closed");
+    let gone = eventually(Duration::from_secs(10), async || {
+        !std::path::Path::new(&format!("/proc/{browser_pid}")).exists()
+    })
+    .await;
+    assert!(gone, "a dirty browser is killed");
+    upgrade_status(&s, &connect2)
+        .await
+        .assert_problem(409, "session_ended");
+
+    // Tokens expire after 15 minutes.
+    let third = create(&s, &key, json!({})).await;
+    let url3 = third["connect_url"].as_str().expect("url").to_owned();
+    env.advance_clock(16 * 60);
+    upgrade_status(&s, &url3)
+        .await
+        .assert_problem(401, "unauthorized");
+}
