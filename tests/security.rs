@@ -15,6 +15,7 @@ use support::{Backend, Env, Server, eventually, pages};
 on_both_backends!(
     the_egress_guard_keeps_browsers_off_private_addresses,
     puppeteer_and_playwright_drive_the_session_through_connect_url,
+    a_cdp_socket_is_closed_properly_when_its_session_times_out,
 );
 
 async fn create(s: &Server, key: &str, body: Value) -> Value {
@@ -304,4 +305,56 @@ async fn puppeteer_and_playwright_drive_the_session_through_connect_url(backend:
     upgrade_status(&s, &url3)
         .await
         .assert_problem(401, "unauthorized");
+}
+
+async fn a_cdp_socket_is_closed_properly_when_its_session_times_out(backend: Backend) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let session = create(&s, &key, json!({"idle_timeout_seconds": 2})).await;
+    let sid = session["id"].as_str().expect("id").to_owned();
+    let url = session["connect_url"].as_str().expect("url").to_owned();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connect");
+
+    // CDP traffic keeps the session alive past its idle timeout…
+    for i in 0..6 {
+        let cmd = json!({"id": i, "method": "Browser.getVersion"}).to_string();
+        ws.send(Message::Text(cmd.into())).await.expect("send");
+        let reply = ws.next().await.expect("reply").expect("frame");
+        assert!(
+            reply.to_text().unwrap_or("").contains("product"),
+            "{reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        s.get(&key, &format!("/v1/sessions/{sid}")).await.json()["status"],
+        "active"
+    );
+
+    // …and once it idles out, the socket gets a close frame with a code and a reason.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = ws.next().await {
+            if let Ok(Message::Close(Some(close))) = frame {
+                return Some(close);
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed within 10 s")
+    .expect("a close frame");
+    assert_eq!(closed.code, CloseCode::Away);
+    assert_eq!(closed.reason.as_str(), "session ended: idle_timeout");
+    // The socket closes as teardown begins (`closing`); the final state follows.
+    let timed_out = eventually(Duration::from_secs(10), async || {
+        s.get(&key, &format!("/v1/sessions/{sid}")).await.json()["status"] == "timed_out"
+    })
+    .await;
+    assert!(timed_out);
 }

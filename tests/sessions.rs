@@ -14,6 +14,7 @@ on_both_backends!(
     settings_and_blocking_are_applied,
     bad_input_and_other_accounts,
     concurrency_cap_admits_exactly_the_cap,
+    a_full_node_queues_creates_then_answers_503,
     idle_and_max_duration_timeouts,
     a_killed_browser_fails_its_session_and_the_pool_heals,
     shutdown_leaves_no_browser_or_temp_dir_and_restart_fails_orphans,
@@ -776,4 +777,31 @@ async fn shutdown_leaves_no_browser_or_temp_dir_and_restart_fails_orphans(backen
             .join(format!("driftstack-{dead_pid}"))
             .exists()
     );
+}
+
+async fn a_full_node_queues_creates_then_answers_503(backend: Backend) {
+    let mut env = Env::new(backend);
+    env.set("DRIFTSTACK_MAX_SESSIONS", "1")
+        .set("DRIFTSTACK_QUEUE_TIMEOUT_SECONDS", "1");
+    let s = env.start();
+    let key = s.key().to_owned();
+    let first = id_of(&create(&s, &key, json!({})).await);
+    // The node is full: a create waits in the queue, then gives up with 503 and retry-after.
+    let started = std::time::Instant::now();
+    let r = s.post(&key, "/v1/sessions", json!({})).await;
+    r.assert_problem(503, "capacity_exhausted");
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "it waited for a slot first"
+    );
+    // A waiting create gets the slot as soon as one is released.
+    let (waiting, _) = tokio::join!(s.post(&key, "/v1/sessions", json!({})), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.delete(&key, &format!("/v1/sessions/{first}")).await
+    });
+    assert_eq!(waiting.status, 201, "{}", waiting.text());
+    // The refused create left no session behind.
+    let all = s.get(&key, "/v1/sessions").await.json();
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(2));
 }

@@ -29,6 +29,8 @@ struct Args {
     soak: usize,
     baseline: bool,
     out: PathBuf,
+    /// A binary to compare cycles with (e.g. one built before a change), headless-shell only.
+    compare: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -41,6 +43,7 @@ fn parse_args() -> anyhow::Result<Args> {
         soak: 1000,
         baseline: true,
         out: PathBuf::from("docs/PERFORMANCE.md"),
+        compare: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--soak" => args.soak = value()?.parse()?,
             "--out" => args.out = PathBuf::from(value()?),
             "--no-baseline" => args.baseline = false,
+            "--compare" => args.compare = Some(PathBuf::from(value()?)),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -604,14 +608,62 @@ fn render(results: &[VariantResult], base: Option<&Value>, args: &Args) -> Strin
     md
 }
 
+/// Median cycle time of `binary` with headless-shell, `n` cycles after a warm pool.
+async fn cycle_median(binary: &Path, url: &str, n: usize) -> anyhow::Result<f64> {
+    let server = Server::start(
+        binary,
+        Path::new("/usr/lib/chromium/chromium-headless-shell"),
+        4,
+    )?;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+        key: server.key.clone(),
+    };
+    c.wait_pool(4).await?;
+    let mut xs = Vec::with_capacity(n);
+    for _ in 0..n {
+        c.wait_pool(1).await?;
+        xs.push(c.cycle(url).await?[0]);
+    }
+    server.stop()?;
+    Ok(stats(xs).p50)
+}
+
+/// Cycles of two binaries, interleaved A B A B so that drift hits both alike.
+async fn compare(args: &Args, other: &Path, url: &str) -> anyhow::Result<String> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        eprintln!("== compare round {}: {}", round + 1, other.display());
+        b.push(cycle_median(other, url, args.cycles).await?);
+        eprintln!("== compare round {}: {}", round + 1, args.binary.display());
+        a.push(cycle_median(&args.binary, url, args.cycles).await?);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (a, b) = (mean(&a), mean(&b));
+    Ok(format!(
+        "Egress guard cost, chromium-headless-shell, {} cycles × 2 interleaved rounds each: \
+         create→navigate→PNG→destroy median **{a:.1} ms with the guard** vs {b:.1} ms without \
+         ({}; {:+.1} %).\n",
+        args.cycles,
+        other.display(),
+        (a / b - 1.0) * 100.0
+    ))
+}
+
 fn write_section(path: &Path, body: &str) -> anyhow::Result<()> {
-    const START: &str = "<!-- bench:sessions:start -->";
-    const END: &str = "<!-- bench:sessions:end -->";
+    write_named_section(path, "sessions", body)
+}
+
+fn write_named_section(path: &Path, name: &str, body: &str) -> anyhow::Result<()> {
+    let start = format!("<!-- bench:{name}:start -->");
+    let end = format!("<!-- bench:{name}:end -->");
+    let (start, end) = (start.as_str(), end.as_str());
     let current = std::fs::read_to_string(path).unwrap_or_default();
-    let section = format!("{START}\n{body}{END}");
-    let next = match (current.find(START), current.find(END)) {
+    let section = format!("{start}\n{body}{end}");
+    let next = match (current.find(start), current.find(end)) {
         (Some(a), Some(b)) if b > a => {
-            format!("{}{section}{}", &current[..a], &current[b + END.len()..])
+            format!("{}{section}{}", &current[..a], &current[b + end.len()..])
         }
         _ => format!("{current}\n{section}\n"),
     };
@@ -629,6 +681,12 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let (url, _site) = serve_page().await?;
+    if let Some(other) = args.compare.clone() {
+        let md = compare(&args, &other, &url).await?;
+        print!("{md}");
+        write_named_section(&args.out, "egress", &md)?;
+        return Ok(());
+    }
     let mut results = Vec::new();
     for (name, path) in [
         ("chromium (new headless)", "/usr/lib/chromium/chromium"),

@@ -395,10 +395,16 @@ impl Runner {
             let Some(browser) = guard.as_ref() else {
                 return Err(RunnerError::Ended);
             };
-            tokio::select! {
+            let result = tokio::select! {
                 r = f(live.clone(), &browser.page) => r,
                 _ = live.cancel.cancelled() => Err(RunnerError::Ended),
+            };
+            // A command that timed out may mean a hung browser rather than a slow page.
+            if matches!(result, Err(RunnerError::Timeout(_))) && !browser.process.healthy().await {
+                tracing::warn!(session.id = %id, "browser stopped answering");
+                return Err(RunnerError::Crashed);
             }
+            result
         }
         .await;
         live.last_activity
