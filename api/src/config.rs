@@ -40,6 +40,8 @@ pub struct Config {
     pub master_key: Option<Secret<[u8; 32]>>,
     pub smtp_url: Option<Secret<String>>,
     pub webhook_retry_schedule: Vec<Duration>,
+    /// A webhook receiver must answer within this.
+    pub webhook_timeout: Duration,
     pub stripe_secret_key: Option<Secret<String>>,
     pub stripe_webhook_secret: Option<Secret<String>>,
     pub stripe_api_base: Option<String>,
@@ -195,6 +197,7 @@ impl Config {
             }
             schedule
         };
+        let webhook_timeout = parse_number(&var, "DRIFTSTACK_WEBHOOK_TIMEOUT_SECONDS", 15, 1, 60)?;
         let embedded_runner = match var("DRIFTSTACK_EMBEDDED_RUNNER").as_deref().map(str::trim) {
             None | Some("true") | Some("1") => true,
             Some("false") | Some("0") => false,
@@ -249,6 +252,7 @@ impl Config {
             master_key,
             smtp_url: secret("DRIFTSTACK_SMTP_URL"),
             webhook_retry_schedule,
+            webhook_timeout: Duration::from_secs(webhook_timeout),
             stripe_secret_key: secret("STRIPE_SECRET_KEY"),
             stripe_webhook_secret: secret("STRIPE_WEBHOOK_SECRET"),
             stripe_api_base,

@@ -42,6 +42,7 @@ pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::keys::router())
         .merge(routes::sessions::router())
         .merge(routes::cdp::router())
+        .merge(routes::webhooks::router())
         .split_for_parts()
 }
 
@@ -144,8 +145,28 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     if state.config.embedded_runner {
         state.runner = Some(start_embedded_runner(&state).await?);
     }
+    let dispatcher = webhooks::Dispatcher::new(
+        state.webhooks.clone(),
+        state.webhook_secrets.clone(),
+        webhooks::DispatcherConfig {
+            schedule: webhooks::schedule::Schedule::new(
+                state.config.webhook_retry_schedule.clone(),
+            ),
+            timeout: state.config.webhook_timeout,
+            concurrency: 64,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            policy: common::egress::EgressPolicy::new(state.config.egress_allow.clone()),
+        },
+        state.clock.clone(),
+    )?;
+    if let Some(runner) = &state.runner {
+        let d = dispatcher.clone();
+        runner.on_events(Box::new(move || d.wake()));
+    }
+    state.dispatcher = Some(dispatcher.clone());
 
     let tracker = TaskTracker::new();
+    tracker.spawn(dispatcher.run(shutdown.clone()));
     tracker.spawn(purge_idempotency_keys(state.clone(), shutdown.clone()));
 
     println!("listening on http://{addr}");

@@ -26,6 +26,8 @@ use crate::error::Problem;
         (name = "system", description = "Health, readiness, version and metrics"),
         (name = "account", description = "The calling account"),
         (name = "api-keys", description = "API keys: create, list, rotate, revoke"),
+        (name = "sessions", description = "Browser sessions: create, drive, capture, release; raw CDP"),
+        (name = "webhooks", description = "Signed webhooks: endpoints, event catalog, deliveries, replay"),
     )
 )]
 pub struct ApiDoc;

@@ -122,6 +122,8 @@ permissions! {
     KeysWrite => KeysWrite,
     SessionsRead => SessionsRead,
     SessionsWrite => SessionsWrite,
+    WebhooksRead => WebhooksRead,
+    WebhooksWrite => WebhooksWrite,
 }
 
 /// The authenticated caller, proven to hold permission `P`. A missing or bad credential is a 401;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use common::{Clock, Db};
 use metrics_exporter_prometheus::PrometheusHandle;
 use runner::{Runner, store::SessionStore};
+use webhooks::{Dispatcher, WebhookStore, crypto::SecretBox};
 
 use crate::{
     auth::AuthService,
@@ -26,6 +27,11 @@ pub struct AppState {
     pub keys: KeyStore,
     pub idempotency: IdempotencyStore,
     pub sessions: SessionStore,
+    pub webhooks: WebhookStore,
+    /// Seals endpoint secrets at rest.
+    pub webhook_secrets: SecretBox,
+    /// The webhook dispatcher of this node, once started.
+    pub dispatcher: Option<Arc<Dispatcher>>,
     /// The in-process runner (embedded mode); `None` on an API-only node.
     pub runner: Option<Arc<Runner>>,
     /// Signs the tokens in `connect_url`s.
@@ -54,6 +60,9 @@ impl AppState {
             idempotency: IdempotencyStore::new(db.clone()),
             keys,
             sessions: SessionStore::new(db.clone()),
+            webhooks: WebhookStore::new(db.clone()),
+            webhook_secrets: SecretBox::new(&master_key.derive("webhook-endpoint-secrets")),
+            dispatcher: None,
             runner: None,
             connect_key: Arc::new(master_key.derive("cdp-connect-token")),
             config: Arc::new(config),
@@ -62,6 +71,15 @@ impl AppState {
             tiers: Arc::new(tiers),
             metrics: None,
             public_url: public_url.into(),
+        }
+    }
+}
+
+impl AppState {
+    /// Tells this node's dispatcher that new deliveries may be due.
+    pub fn dispatcher_wake(&self) {
+        if let Some(d) = &self.dispatcher {
+            d.wake();
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod db;
 pub mod egress;
 pub mod ids;
+pub mod outbox;
 
 pub use clock::Clock;
 pub use db::{Backend, Db, StoreError};

@@ -175,6 +175,7 @@ pub struct Runner {
     clock: Clock,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    event_hook: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Runner {
@@ -212,6 +213,7 @@ impl Runner {
             clock,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            event_hook: std::sync::OnceLock::new(),
             config,
         });
         let reaper = runner.clone();
@@ -221,6 +223,18 @@ impl Runner {
 
     pub fn id(&self) -> &RunnerId {
         &self.config.id
+    }
+
+    /// Registers what to call after the runner recorded events in the outbox (the webhook
+    /// dispatcher's wake-up), so deliveries start without waiting for its next poll.
+    pub fn on_events(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.event_hook.set(hook);
+    }
+
+    fn events_recorded(&self) {
+        if let Some(hook) = self.event_hook.get() {
+            hook();
+        }
     }
 
     pub fn store(&self) -> &SessionStore {
@@ -335,8 +349,15 @@ impl Runner {
         self.map().insert(req.id.clone(), live.clone());
         let create_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.store
-            .activate(&req.id, self.clock.now_ms(), create_ms)
+            .activate(
+                &req.account_id,
+                &req.id,
+                &self.config.id,
+                self.clock.now_ms(),
+                create_ms,
+            )
             .await?;
+        self.events_recorded();
 
         // Watch the browser: a crash ends the session as failed.
         let runner = self.clone();
@@ -577,6 +598,7 @@ impl Runner {
         {
             tracing::error!(session.id = %id, error = %err, "could not record the end of a session");
         }
+        self.events_recorded();
         tracing::info!(session.id = %id, reason = reason.as_str(), "session ended");
     }
 

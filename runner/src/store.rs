@@ -11,6 +11,8 @@ use common::{
     on_db,
 };
 
+use common::outbox::NewEvent;
+
 use crate::spec::{Counters, EndReason, SessionStatus};
 
 /// A session as stored.
@@ -179,24 +181,38 @@ impl SessionStore {
         Ok(admitted)
     }
 
+    /// Marks the session active and records `session.created`, in one transaction.
     pub async fn activate(
         &self,
+        account: &AccountId,
         id: &SessionId,
+        runner: &RunnerId,
         started_at: Millis,
         create_ms: i64,
     ) -> Result<(), StoreError> {
+        let event = NewEvent::new(
+            account,
+            "session.created",
+            serde_json::json!({"session_id": id, "status": "active", "runner_id": runner}),
+            started_at,
+        );
         on_db!(&self.db, pool => {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
                 "UPDATE sessions SET status = 'active', started_at = $2, create_ms = $3 \
                  WHERE id = $1 AND status = 'starting'",
             )
             .bind(id.as_str())
             .bind(started_at)
             .bind(create_ms)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                common::insert_event!(event).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -211,7 +227,8 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Writes the terminal state. A session already terminal is left as it is.
+    /// Writes the terminal state and records the matching `session.*` event, in one
+    /// transaction. A session already terminal is left as it is (and no event is recorded).
     pub async fn finish(
         &self,
         id: &SessionId,
@@ -220,7 +237,21 @@ impl SessionStore {
         counters: &Counters,
     ) -> Result<(), StoreError> {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let status = reason.status();
+        let kind = match status {
+            SessionStatus::Failed => "session.failed",
+            SessionStatus::TimedOut => "session.timed_out",
+            _ => "session.ended",
+        };
         on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let account: Option<String> = sqlx::query_scalar(
+                "SELECT account_id FROM sessions WHERE id = $1 \
+                 AND status IN ('starting', 'active', 'closing')",
+            )
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
             sqlx::query(
                 "UPDATE sessions SET status = $2, end_reason = $3, ended_at = $4, \
                  navigations = $5, actions = $6, captures = $7, requests = $8, \
@@ -239,10 +270,22 @@ impl SessionStore {
             .bind(n(counters.blocked_requests))
             .bind(n(counters.bytes_sent))
             .bind(n(counters.egress_denied))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .execute(&mut *tx)
+            .await?;
+            // A session that never became active (no browser) gets no event.
+            if let Some(account) = account.filter(|_| reason != EndReason::StartFailed) {
+                let event = NewEvent::new(
+                    &AccountId::from_trusted(account),
+                    kind,
+                    serde_json::json!({
+                        "session_id": id, "status": status.as_str(), "end_reason": reason.as_str()
+                    }),
+                    ended_at,
+                );
+                common::insert_event!(event).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -314,22 +357,39 @@ impl SessionStore {
         ))
     }
 
-    /// Marks every live session of `runner` as failed (its browsers are gone); returns their ids.
+    /// Marks every live session of `runner` as failed (its browsers are gone), with a
+    /// `session.failed` event each; returns their ids.
     pub async fn fail_orphans(
         &self,
         runner: &RunnerId,
         now: Millis,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let ids: Vec<String> = on_db!(&self.db, pool => {
-            sqlx::query_scalar(
+        let rows: Vec<(String, String)> = on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let rows: Vec<(String, String)> = sqlx::query_as(
                 "UPDATE sessions SET status = 'failed', end_reason = 'runner_lost', ended_at = $2 \
-                 WHERE runner_id = $1 AND status IN ('starting', 'active', 'closing') RETURNING id",
+                 WHERE runner_id = $1 AND status IN ('starting', 'active', 'closing') \
+                 RETURNING id, account_id",
             )
             .bind(runner.as_str())
             .bind(now)
-            .fetch_all(pool)
-            .await
-        })?;
-        Ok(ids.into_iter().map(SessionId::from_trusted).collect())
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, account) in &rows {
+                let event = NewEvent::new(
+                    &AccountId::from_trusted(account.clone()),
+                    "session.failed",
+                    serde_json::json!({"session_id": id, "status": "failed", "end_reason": "runner_lost"}),
+                    now,
+                );
+                common::insert_event!(event).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            rows
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, _)| SessionId::from_trusted(id))
+            .collect())
     }
 }

@@ -5,6 +5,7 @@ pub mod cdp;
 pub mod keys;
 pub mod sessions;
 pub mod system;
+pub mod webhooks;
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -1,0 +1,758 @@
+//! Webhooks: endpoints (secrets shown once, rotation with both secrets signing), the event
+//! catalog, the delivery log with every attempt, and replay of one delivery or many.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use common::{
+    clock::{parse_rfc3339, rfc3339},
+    ids::{DeliveryId, WebhookEndpointId},
+    outbox::NewEvent,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use webhooks::{
+    catalog::{self, CATALOG},
+    signing,
+    store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus, Endpoint, EndpointPatch},
+};
+
+use crate::{
+    error::{ApiError, Problem},
+    extract::{ListParams, Validate, ValidatedJson, ValidatedQuery, Violations, parse_path_id},
+    permissions::{Require, WebhooksRead, WebhooksWrite},
+    routes::Page,
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_endpoint, list_endpoints))
+        .routes(routes!(get_endpoint, update_endpoint, delete_endpoint))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(send_test))
+        .routes(routes!(event_catalog))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(get_delivery))
+        .routes(routes!(replay_delivery))
+        .routes(routes!(replay_many))
+}
+
+const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpointRequest {
+    /// An `https` (or `http`) URL that is reachable under the egress rules.
+    pub url: String,
+    pub description: Option<String>,
+    /// Event types to receive (see `GET /v1/webhooks/events`); empty or absent: all.
+    pub event_types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpointRequest {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    /// Re-enable a disabled endpoint (or pause one).
+    pub enabled: Option<bool>,
+}
+
+fn check_url(v: &mut Violations, url: &str) {
+    let ok = url::Url::parse(url).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.username().is_empty()
+    });
+    v.check(
+        ok && url.len() <= 2048,
+        "url",
+        "must be an http(s) URL without credentials, at most 2048 characters",
+    );
+}
+
+fn check_types(v: &mut Violations, types: Option<&Vec<String>>) {
+    for (i, t) in types.into_iter().flatten().enumerate() {
+        v.check(
+            catalog::is_known(t),
+            &format!("event_types[{i}]"),
+            "is not an event type of the catalog",
+        );
+    }
+}
+
+fn check_description(v: &mut Violations, d: Option<&String>) {
+    if let Some(d) = d {
+        v.check(
+            d.chars().count() <= 500,
+            "description",
+            "must be at most 500 characters",
+        );
+    }
+}
+
+impl Validate for CreateEndpointRequest {
+    fn validate(&self, v: &mut Violations) {
+        check_url(v, &self.url);
+        check_types(v, self.event_types.as_ref());
+        check_description(v, self.description.as_ref());
+    }
+}
+
+impl Validate for UpdateEndpointRequest {
+    fn validate(&self, v: &mut Violations) {
+        if let Some(url) = &self.url {
+            check_url(v, url);
+        }
+        check_types(v, self.event_types.as_ref());
+        check_description(v, self.description.as_ref());
+    }
+}
+
+/// The egress rules apply to webhook targets as to browsers: a URL that resolves only to
+/// refused addresses is refused now (and checked again at every delivery).
+async fn check_egress(state: &AppState, url: &str) -> Result<(), ApiError> {
+    let parsed = url::Url::parse(url).map_err(|_| ApiError::invalid("url", "is not a URL"))?;
+    let host = match parsed.host() {
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(h) => h.to_string(),
+        None => return Err(ApiError::invalid("url", "must have a host")),
+    };
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let policy = common::egress::EgressPolicy::new(state.config.egress_allow.clone());
+    match runner::proxy::resolve_allowed(&policy, &Default::default(), &host, port).await {
+        Err(runner::proxy::Refusal::Denied { .. }) => Err(ApiError::invalid(
+            "url",
+            "resolves to a private, loopback or reserved address, which the egress rules refuse",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointResponse {
+    /// `whe_…`
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    /// Empty: every event type.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Since when deliveries have been failing without a success in between.
+    pub failing_since: Option<String>,
+    /// While a rotated secret still signs too.
+    pub previous_secret_expires_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The signing secret (`whsec_…`): only in the answer that created or rotated it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl EndpointResponse {
+    fn new(e: Endpoint, now: i64, secret: Option<String>) -> Self {
+        EndpointResponse {
+            id: e.id.to_string(),
+            url: e.url,
+            description: e.description,
+            event_types: e.event_types,
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason,
+            failing_since: e.failing_since.map(rfc3339),
+            previous_secret_expires_at: e.old_secret_expires_at.filter(|t| *t > now).map(rfc3339),
+            created_at: rfc3339(e.created_at),
+            updated_at: rfc3339(e.updated_at),
+            secret,
+        }
+    }
+}
+
+fn endpoint_id(raw: &str) -> Result<WebhookEndpointId, ApiError> {
+    parse_path_id(raw)
+}
+
+fn not_found(what: &'static str) -> impl Fn(common::StoreError) -> ApiError {
+    move |e| match e {
+        common::StoreError::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    }
+}
+
+/// Adds an endpoint. Its signing secret is in this answer only.
+///
+/// Requires `webhooks:write`.
+#[utoipa::path(post, path = "/v1/webhooks/endpoints", tag = "webhooks",
+    request_body = CreateEndpointRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 hours")),
+    responses((status = 201, body = EndpointResponse),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn create_endpoint(
+    State(state): State<AppState>,
+    auth: Require<WebhooksWrite>,
+    ValidatedJson(body): ValidatedJson<CreateEndpointRequest>,
+) -> Result<(StatusCode, Json<EndpointResponse>), ApiError> {
+    check_egress(&state, &body.url).await?;
+    let secret = signing::generate_secret()?;
+    let sealed = state.webhook_secrets.seal(&secret)?;
+    let now = state.clock.now_ms();
+    let endpoint = state
+        .webhooks
+        .create_endpoint(
+            &auth.principal.account_id,
+            &body.url,
+            body.description.as_deref().unwrap_or(""),
+            body.event_types.as_deref().unwrap_or(&[]),
+            &sealed,
+            now,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointResponse::new(endpoint, now, Some(secret))),
+    ))
+}
+
+/// Lists endpoints, newest first.
+///
+/// Requires `webhooks:read`.
+#[utoipa::path(get, path = "/v1/webhooks/endpoints", tag = "webhooks", params(ListParams),
+    responses((status = 200, body = Page<EndpointResponse>)), security(("bearer" = [])))]
+pub async fn list_endpoints(
+    State(state): State<AppState>,
+    auth: Require<WebhooksRead>,
+    ValidatedQuery(params): ValidatedQuery<ListParams>,
+) -> Result<Json<Page<EndpointResponse>>, ApiError> {
+    let cursor: Option<WebhookEndpointId> = params.cursor()?;
+    let (rows, has_more) = state
+        .webhooks
+        .endpoints(&auth.principal.account_id, cursor.as_ref(), params.limit())
+        .await?;
+    let now = state.clock.now_ms();
+    Ok(Json(Page {
+        data: rows
+            .into_iter()
+            .map(|e| EndpointResponse::new(e, now, None))
+            .collect(),
+        has_more,
+    }))
+}
+
+/// One endpoint (without its secret).
+///
+/// Requires `webhooks:read`.
+#[utoipa::path(get, path = "/v1/webhooks/endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "`whe_…`")),
+    responses((status = 200, body = EndpointResponse),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_endpoint(
+    State(state): State<AppState>,
+    auth: Require<WebhooksRead>,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointResponse>, ApiError> {
+    let id = endpoint_id(&id)?;
+    let e = state
+        .webhooks
+        .endpoint(&auth.principal.account_id, &id)
+        .await
+        .map_err(not_found("endpoint"))?;
+    Ok(Json(EndpointResponse::new(e, state.clock.now_ms(), None)))
+}
+
+/// Changes an endpoint's URL, description, event types, or enables/disables it.
+///
+/// Requires `webhooks:write`.
+#[utoipa::path(patch, path = "/v1/webhooks/endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "`whe_…`")),
+    request_body = UpdateEndpointRequest,
+    responses((status = 200, body = EndpointResponse),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn update_endpoint(
+    State(state): State<AppState>,
+    auth: Require<WebhooksWrite>,
+    Path(id): Path<String>,
+    ValidatedJson(body): ValidatedJson<UpdateEndpointRequest>,
+) -> Result<Json<EndpointResponse>, ApiError> {
+    let id = endpoint_id(&id)?;
+    if let Some(url) = &body.url {
+        check_egress(&state, url).await?;
+    }
+    let now = state.clock.now_ms();
+    let e = state
+        .webhooks
+        .update_endpoint(
+            &auth.principal.account_id,
+            &id,
+            EndpointPatch {
+                url: body.url.as_deref(),
+                description: body.description.as_deref(),
+                event_types: body.event_types.as_deref(),
+                enabled: body.enabled,
+            },
+            now,
+        )
+        .await
+        .map_err(not_found("endpoint"))?;
+    state.dispatcher_wake();
+    Ok(Json(EndpointResponse::new(e, now, None)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
+/// Deletes an endpoint and its delivery log.
+///
+/// Requires `webhooks:write`.
+#[utoipa::path(delete, path = "/v1/webhooks/endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "`whe_…`")),
+    responses((status = 200, body = Deleted),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn delete_endpoint(
+    State(state): State<AppState>,
+    auth: Require<WebhooksWrite>,
+    Path(id): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    let id = endpoint_id(&id)?;
+    state
+        .webhooks
+        .delete_endpoint(&auth.principal.account_id, &id)
+        .await
+        .map_err(not_found("endpoint"))?;
+    Ok(Json(Deleted {
+        id: id.to_string(),
+        deleted: true,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretRequest {
+    /// How long the old secret keeps signing too, 0–604800 s; default 86400 (24 h), 0 after a leak.
+    pub grace_seconds: Option<u32>,
+}
+
+impl Validate for RotateSecretRequest {
+    fn validate(&self, v: &mut Violations) {
+        if let Some(g) = self.grace_seconds {
+            v.check(
+                g <= MAX_GRACE_SECONDS,
+                "grace_seconds",
+                "must be between 0 and 604800",
+            );
+        }
+    }
+}
+
+/// Replaces the signing secret (shown once). During the grace period every message carries
+/// both signatures, so receivers can switch without losing one.
+///
+/// Requires `webhooks:write`.
+#[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/rotate-secret", tag = "webhooks",
+    params(("id" = String, Path, description = "`whe_…`")),
+    request_body(content = Option<RotateSecretRequest>),
+    responses((status = 200, body = EndpointResponse),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    auth: Require<WebhooksWrite>,
+    Path(id): Path<String>,
+    ValidatedJson(body): ValidatedJson<RotateSecretRequest>,
+) -> Result<Json<EndpointResponse>, ApiError> {
+    let id = endpoint_id(&id)?;
+    let secret = signing::generate_secret()?;
+    let sealed = state.webhook_secrets.seal(&secret)?;
+    let now = state.clock.now_ms();
+    let grace = i64::from(body.grace_seconds.unwrap_or(86_400)) * 1000;
+    let e = state
+        .webhooks
+        .rotate_secret(&auth.principal.account_id, &id, &sealed, now + grace, now)
+        .await
+        .map_err(not_found("endpoint"))?;
+    Ok(Json(EndpointResponse::new(e, now, Some(secret))))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestSent {
+    /// The `webhook-id` the message carries.
+    pub event_id: String,
+    pub delivery_id: String,
+}
+
+/// Sends a `webhook.test` event to this endpoint only.
+///
+/// Requires `webhooks:write`.
+#[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/test", tag = "webhooks",
+    params(("id" = String, Path, description = "`whe_…`")),
+    responses((status = 202, body = TestSent),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn send_test(
+    State(state): State<AppState>,
+    auth: Require<WebhooksWrite>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<TestSent>), ApiError> {
+    let id = endpoint_id(&id)?;
+    let account = &auth.principal.account_id;
+    state
+        .webhooks
+        .endpoint(account, &id)
+        .await
+        .map_err(not_found("endpoint"))?;
+    let event = NewEvent::new(
+        account,
+        "webhook.test",
+        json!({"endpoint_id": id, "message": "A test event from Driftstack."}),
+        state.clock.now_ms(),
+    );
+    let delivery = state.webhooks.record_for_endpoint(&event, &id).await?;
+    state.dispatcher_wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TestSent {
+            event_id: event.id.to_string(),
+            delivery_id: delivery.to_string(),
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTypeResponse {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub description: &'static str,
+    /// JSON Schema of the event's `data`.
+    #[schema(value_type = Object)]
+    pub schema: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventCatalog {
+    pub data: Vec<EventTypeResponse>,
+}
+
+/// The event catalog: every type, what it means and the schema of its `data`. Every message is
+/// `{id, type, created_at, account_id, data}`, signed per Standard Webhooks.
+///
+/// Requires `webhooks:read`.
+#[utoipa::path(get, path = "/v1/webhooks/events", tag = "webhooks",
+    responses((status = 200, body = EventCatalog)), security(("bearer" = [])))]
+pub async fn event_catalog(_auth: Require<WebhooksRead>) -> Json<EventCatalog> {
+    Json(EventCatalog {
+        data: CATALOG
+            .iter()
+            .map(|e| EventTypeResponse {
+                kind: e.name,
+                description: e.description,
+                schema: (e.schema)(),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptResponse {
+    pub attempt: i32,
+    pub started_at: String,
+    pub duration_ms: i64,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<i32>,
+    /// Why there was no usable answer (timeout, refused connection, egress rules…).
+    pub error: Option<String>,
+    /// The start of the receiver's answer (at most 2 KiB).
+    pub response_excerpt: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryResponse {
+    /// `dlv_…`
+    pub id: String,
+    /// Also the `webhook-id` header, the same on every attempt and replay.
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    /// `pending`, `failed` (a retry is scheduled), `delivered` or `dead` (dead-letter queue).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<String>,
+    pub last_status_code: Option<i32>,
+    pub delivered_at: Option<String>,
+    pub created_at: String,
+    /// Every attempt, oldest first (on `GET /v1/webhooks/deliveries/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt_log: Option<Vec<AttemptResponse>>,
+}
+
+impl DeliveryResponse {
+    fn new(d: DeliveryRow, attempts: Option<Vec<AttemptRow>>) -> Self {
+        let waiting = d.status == "pending" || d.status == "failed";
+        DeliveryResponse {
+            id: d.id,
+            event_id: d.event_id,
+            endpoint_id: d.endpoint_id,
+            event_type: d.event_type,
+            status: d.status,
+            attempts: d.attempts,
+            next_attempt_at: waiting.then(|| rfc3339(d.next_attempt_at)),
+            last_status_code: d.last_status_code,
+            delivered_at: d.delivered_at.map(rfc3339),
+            created_at: rfc3339(d.created_at),
+            attempt_log: attempts.map(|list| {
+                list.into_iter()
+                    .map(|a| AttemptResponse {
+                        attempt: a.attempt,
+                        started_at: rfc3339(a.started_at),
+                        duration_ms: a.duration_ms,
+                        status_code: a.status_code,
+                        error: a.error,
+                        response_excerpt: a.response_excerpt,
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// `pending`, `failed`, `delivered` or `dead`.
+    pub status: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub event_type: Option<String>,
+    /// RFC 3339; deliveries created at or after.
+    pub since: Option<String>,
+    /// RFC 3339; deliveries created before.
+    pub until: Option<String>,
+    pub limit: Option<i64>,
+    pub starting_after: Option<String>,
+}
+
+impl Validate for DeliveryQuery {
+    fn validate(&self, v: &mut Violations) {
+        if let Some(s) = &self.status {
+            v.check(
+                DeliveryStatus::parse(s).is_some(),
+                "status",
+                "must be pending, failed, delivered or dead",
+            );
+        }
+        if let Some(e) = &self.endpoint_id {
+            v.check(
+                e.parse::<WebhookEndpointId>().is_ok(),
+                "endpoint_id",
+                "is not an endpoint id",
+            );
+        }
+        for (field, value) in [("since", &self.since), ("until", &self.until)] {
+            if let Some(t) = value {
+                v.check(
+                    parse_rfc3339(t).is_some(),
+                    field,
+                    "must be an RFC 3339 time",
+                );
+            }
+        }
+        ListParams {
+            limit: self.limit,
+            starting_after: None,
+        }
+        .validate(v);
+    }
+}
+
+/// The delivery log, newest first, with filters.
+///
+/// Requires `webhooks:read`.
+#[utoipa::path(get, path = "/v1/webhooks/deliveries", tag = "webhooks", params(DeliveryQuery),
+    responses((status = 200, body = Page<DeliveryResponse>),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    auth: Require<WebhooksRead>,
+    ValidatedQuery(q): ValidatedQuery<DeliveryQuery>,
+) -> Result<Json<Page<DeliveryResponse>>, ApiError> {
+    let list = ListParams {
+        limit: q.limit,
+        starting_after: q.starting_after.clone(),
+    };
+    let cursor: Option<DeliveryId> = list.cursor()?;
+    let filter = DeliveryFilter {
+        status: q.status.as_deref().and_then(DeliveryStatus::parse),
+        endpoint_id: q.endpoint_id.as_deref().and_then(|e| e.parse().ok()),
+        event_type: q.event_type.clone(),
+        since: q.since.as_deref().and_then(parse_rfc3339),
+        until: q.until.as_deref().and_then(parse_rfc3339),
+    };
+    let (rows, has_more) = state
+        .webhooks
+        .deliveries(
+            &auth.principal.account_id,
+            &filter,
+            cursor.as_ref(),
+            list.limit(),
+        )
+        .await?;
+    Ok(Json(Page {
+        data: rows
+            .into_iter()
+            .map(|d| DeliveryResponse::new(d, None))
+            .collect(),
+        has_more,
+    }))
+}
+
+/// One delivery with every attempt (status, latency, answer excerpt, error).
+///
+/// Requires `webhooks:read`.
+#[utoipa::path(get, path = "/v1/webhooks/deliveries/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "`dlv_…`")),
+    responses((status = 200, body = DeliveryResponse),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_delivery(
+    State(state): State<AppState>,
+    auth: Require<WebhooksRead>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryResponse>, ApiError> {
+    let id: DeliveryId = parse_path_id(&id)?;
+    let (d, attempts) = state
+        .webhooks
+        .delivery(&auth.principal.account_id, &id)
+        .await
+        .map_err(not_found("delivery"))?;
+    Ok(Json(DeliveryResponse::new(d, Some(attempts))))
+}
+
+/// Sends a delivery again: same event, same `webhook-id`, signed now, with a fresh retry schedule.
+///
+/// Requires `webhooks:write`.
+#[utoipa::path(post, path = "/v1/webhooks/deliveries/{id}/replay", tag = "webhooks",
+    params(("id" = String, Path, description = "`dlv_…`")),
+    responses((status = 202, body = DeliveryResponse),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn replay_delivery(
+    State(state): State<AppState>,
+    auth: Require<WebhooksWrite>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
+    let id: DeliveryId = parse_path_id(&id)?;
+    let d = state
+        .webhooks
+        .replay(&auth.principal.account_id, &id, state.clock.now_ms())
+        .await
+        .map_err(not_found("delivery"))?;
+    state.dispatcher_wake();
+    Ok((StatusCode::ACCEPTED, Json(DeliveryResponse::new(d, None))))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Only this endpoint's deliveries.
+    pub endpoint_id: Option<String>,
+    /// Which to resend: `failed` and/or `dead` (default both). Delivered ones never are.
+    pub status: Option<Vec<String>>,
+    /// RFC 3339; deliveries created at or after.
+    pub since: String,
+    /// RFC 3339; deliveries created before. Default: now.
+    pub until: Option<String>,
+}
+
+impl Validate for ReplayRequest {
+    fn validate(&self, v: &mut Violations) {
+        if let Some(e) = &self.endpoint_id {
+            v.check(
+                e.parse::<WebhookEndpointId>().is_ok(),
+                "endpoint_id",
+                "is not an endpoint id",
+            );
+        }
+        for (i, s) in self.status.iter().flatten().enumerate() {
+            v.check(
+                s == "failed" || s == "dead",
+                &format!("status[{i}]"),
+                "must be failed or dead",
+            );
+        }
+        v.check(
+            parse_rfc3339(&self.since).is_some(),
+            "since",
+            "must be an RFC 3339 time",
+        );
+        if let Some(u) = &self.until {
+            v.check(
+                parse_rfc3339(u).is_some(),
+                "until",
+                "must be an RFC 3339 time",
+            );
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayResponse {
+    /// Deliveries queued again.
+    pub replayed: u64,
+}
+
+/// Resends every failed and/or dead delivery created in `[since, until)`; a delivery that
+/// succeeded, on any attempt, is never resent.
+///
+/// Requires `webhooks:write`.
+#[utoipa::path(post, path = "/v1/webhooks/replay", tag = "webhooks",
+    request_body = ReplayRequest,
+    responses((status = 202, body = ReplayResponse),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn replay_many(
+    State(state): State<AppState>,
+    auth: Require<WebhooksWrite>,
+    ValidatedJson(body): ValidatedJson<ReplayRequest>,
+) -> Result<(StatusCode, Json<ReplayResponse>), ApiError> {
+    let now = state.clock.now_ms();
+    let since = parse_rfc3339(&body.since)
+        .ok_or_else(|| ApiError::invalid("since", "must be an RFC 3339 time"))?;
+    let until = body
+        .until
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .unwrap_or(now + 1);
+    let statuses: Vec<DeliveryStatus> = match &body.status {
+        Some(list) => list
+            .iter()
+            .filter_map(|s| DeliveryStatus::parse(s))
+            .collect(),
+        None => vec![DeliveryStatus::Failed, DeliveryStatus::Dead],
+    };
+    let endpoint: Option<WebhookEndpointId> =
+        body.endpoint_id.as_deref().and_then(|e| e.parse().ok());
+    let replayed = state
+        .webhooks
+        .replay_many(
+            &auth.principal.account_id,
+            endpoint.as_ref(),
+            &statuses,
+            since,
+            until,
+            now,
+        )
+        .await?;
+    state.dispatcher_wake();
+    Ok((StatusCode::ACCEPTED, Json(ReplayResponse { replayed })))
+}

@@ -1,0 +1,64 @@
+//! Endpoint secrets at rest: AES-256-GCM with a key derived from the master key.
+//! Stored form: version byte 1, 12-byte random nonce, ciphertext with tag.
+
+use aes_gcm::{
+    Aes256Gcm, KeyInit, Nonce,
+    aead::{Aead, OsRng, rand_core::RngCore},
+};
+
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: Aes256Gcm,
+}
+
+impl SecretBox {
+    pub fn new(key: &[u8; 32]) -> Self {
+        SecretBox {
+            cipher: Aes256Gcm::new(key.into()),
+        }
+    }
+
+    pub fn seal(&self, plaintext: &str) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let ct = self
+            .cipher
+            .encrypt(&Nonce::from(nonce), plaintext.as_bytes())
+            .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+        let mut out = Vec::with_capacity(1 + 12 + ct.len());
+        out.push(1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    pub fn open(&self, sealed: &[u8]) -> anyhow::Result<String> {
+        if sealed.len() < 13 || sealed[0] != 1 {
+            anyhow::bail!("unknown secret format");
+        }
+        let nonce: [u8; 12] = sealed[1..13]
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("unknown secret format"))?;
+        let pt = self
+            .cipher
+            .decrypt(&Nonce::from(nonce), &sealed[13..])
+            .map_err(|_| {
+                anyhow::anyhow!("a webhook secret could not be decrypted (wrong master key?)")
+            })?;
+        Ok(String::from_utf8(pt)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_and_open() {
+        let b = SecretBox::new(&[3u8; 32]);
+        let sealed = b.seal("whsec_abc").expect("seal");
+        assert!(!sealed.windows(9).any(|w| w == b"whsec_abc"));
+        assert_eq!(b.open(&sealed).expect("open"), "whsec_abc");
+        assert!(SecretBox::new(&[4u8; 32]).open(&sealed).is_err());
+    }
+}

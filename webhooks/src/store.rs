@@ -1,0 +1,776 @@
+//! SQL for endpoints, the outbox fan-out, deliveries and attempts. Tenant-facing reads take the
+//! account id first; the dispatcher's claim is the only cross-account query, and it hands out
+//! leases rather than rows to read at leisure.
+
+use common::{
+    Backend, Db, StoreError,
+    clock::Millis,
+    ids::{AccountId, DeliveryId, WebhookEndpointId},
+    on_db,
+};
+
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub id: WebhookEndpointId,
+    pub account_id: AccountId,
+    pub url: String,
+    pub description: String,
+    /// Event types it wants; empty means all.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub secret_enc: Vec<u8>,
+    pub old_secret_enc: Option<Vec<u8>>,
+    pub old_secret_expires_at: Option<Millis>,
+    pub failing_since: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Endpoint {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    id: String,
+    account_id: String,
+    url: String,
+    description: String,
+    event_types: String,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    secret_enc: Vec<u8>,
+    old_secret_enc: Option<Vec<u8>>,
+    old_secret_expires_at: Option<i64>,
+    failing_since: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<EndpointRow> for Endpoint {
+    fn from(r: EndpointRow) -> Self {
+        Endpoint {
+            id: WebhookEndpointId::from_trusted(r.id),
+            account_id: AccountId::from_trusted(r.account_id),
+            url: r.url,
+            description: r.description,
+            event_types: r
+                .event_types
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            enabled: r.enabled,
+            disabled_reason: r.disabled_reason,
+            secret_enc: r.secret_enc,
+            old_secret_enc: r.old_secret_enc,
+            old_secret_expires_at: r.old_secret_expires_at,
+            failing_since: r.failing_since,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+macro_rules! select_endpoints {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, account_id, url, description, event_types, enabled, disabled_reason, ",
+            "secret_enc, old_secret_enc, old_secret_expires_at, failing_since, created_at, ",
+            "updated_at FROM webhook_endpoints ",
+            $tail
+        )
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not attempted yet, or replayed.
+    Pending,
+    /// An attempt failed; another is scheduled.
+    Failed,
+    Delivered,
+    /// Every attempt failed: in the dead-letter queue.
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => DeliveryStatus::Pending,
+            "failed" => DeliveryStatus::Failed,
+            "delivered" => DeliveryStatus::Delivered,
+            "dead" => DeliveryStatus::Dead,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub account_id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i32,
+    pub base_attempt: i32,
+    pub next_attempt_at: i64,
+    pub last_status_code: Option<i32>,
+    pub delivered_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+macro_rules! select_deliveries {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, account_id, event_id, endpoint_id, event_type, status, attempts, ",
+            "base_attempt, next_attempt_at, last_status_code, delivered_at, created_at, updated_at ",
+            "FROM webhook_deliveries ",
+            $tail
+        )
+    };
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub attempt: i32,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+/// A delivery leased to a dispatcher, with what it needs to send it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: String,
+    pub attempts: i32,
+    pub base_attempt: i32,
+    pub event_id: String,
+    pub event_type: String,
+    pub account_id: String,
+    pub data: String,
+    pub event_created_at: i64,
+    pub endpoint_id: String,
+    pub url: String,
+    pub secret_enc: Vec<u8>,
+    pub old_secret_enc: Option<Vec<u8>>,
+    pub old_secret_expires_at: Option<i64>,
+    pub failing_since: Option<i64>,
+}
+
+/// What happened to one attempt.
+pub struct AttemptRecord {
+    pub started_at: Millis,
+    pub duration_ms: i64,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+/// Where the delivery goes after an attempt.
+pub enum Next {
+    Delivered,
+    Retry { at: Millis },
+    Dead,
+}
+
+/// Filters of the delivery log.
+#[derive(Default, Debug)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub endpoint_id: Option<WebhookEndpointId>,
+    pub event_type: Option<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+}
+
+/// Fields of an endpoint to change; `None` keeps the current value.
+#[derive(Default)]
+pub struct EndpointPatch<'a> {
+    pub url: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub event_types: Option<&'a [String]>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Clone)]
+pub struct WebhookStore {
+    db: Db,
+}
+
+impl WebhookStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub async fn create_endpoint(
+        &self,
+        account: &AccountId,
+        url: &str,
+        description: &str,
+        event_types: &[String],
+        secret_enc: &[u8],
+        now: Millis,
+    ) -> Result<Endpoint, StoreError> {
+        let id = WebhookEndpointId::generate();
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO webhook_endpoints (id, account_id, url, description, event_types, \
+                 enabled, secret_enc, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $7)",
+            )
+            .bind(id.as_str())
+            .bind(account.as_str())
+            .bind(url)
+            .bind(description)
+            .bind(event_types.join(" "))
+            .bind(secret_enc)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        self.endpoint(account, &id).await
+    }
+
+    pub async fn endpoint(
+        &self,
+        account: &AccountId,
+        id: &WebhookEndpointId,
+    ) -> Result<Endpoint, StoreError> {
+        let row: EndpointRow = on_db!(&self.db, pool => {
+            sqlx::query_as(select_endpoints!("WHERE account_id = $1 AND id = $2"))
+                .bind(account.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(row.into())
+    }
+
+    pub async fn endpoints(
+        &self,
+        account: &AccountId,
+        starting_after: Option<&WebhookEndpointId>,
+        limit: i64,
+    ) -> Result<(Vec<Endpoint>, bool), StoreError> {
+        let cursor = starting_after
+            .map(WebhookEndpointId::as_str)
+            .unwrap_or("whe_~");
+        let rows: Vec<EndpointRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(select_endpoints!("WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"))
+                .bind(account.as_str())
+                .bind(cursor)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(page(rows.into_iter().map(Into::into).collect(), limit))
+    }
+
+    /// Changes the given fields; `enabled: true` also clears a failure streak.
+    pub async fn update_endpoint(
+        &self,
+        account: &AccountId,
+        id: &WebhookEndpointId,
+        patch: EndpointPatch<'_>,
+        now: Millis,
+    ) -> Result<Endpoint, StoreError> {
+        let EndpointPatch {
+            url,
+            description,
+            event_types,
+            enabled,
+        } = patch;
+        let current = self.endpoint(account, id).await?;
+        let types = event_types
+            .map(|t| t.join(" "))
+            .unwrap_or_else(|| current.event_types.join(" "));
+        let enabled_now = enabled.unwrap_or(current.enabled);
+        let reason = if enabled_now {
+            None
+        } else {
+            current
+                .disabled_reason
+                .clone()
+                .or(Some("disabled by the account".into()))
+        };
+        let failing = if enabled == Some(true) {
+            None
+        } else {
+            current.failing_since
+        };
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5, \
+                 enabled = $6, disabled_reason = $7, failing_since = $8, updated_at = $9 \
+                 WHERE account_id = $1 AND id = $2",
+            )
+            .bind(account.as_str())
+            .bind(id.as_str())
+            .bind(url.unwrap_or(&current.url))
+            .bind(description.unwrap_or(&current.description))
+            .bind(types)
+            .bind(enabled_now)
+            .bind(reason)
+            .bind(failing)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        self.endpoint(account, id).await
+    }
+
+    pub async fn delete_endpoint(
+        &self,
+        account: &AccountId,
+        id: &WebhookEndpointId,
+    ) -> Result<(), StoreError> {
+        let n = on_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM webhook_endpoints WHERE account_id = $1 AND id = $2")
+                .bind(account.as_str())
+                .bind(id.as_str())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Installs a new secret; the old one keeps signing until `old_expires_at`.
+    pub async fn rotate_secret(
+        &self,
+        account: &AccountId,
+        id: &WebhookEndpointId,
+        new_secret_enc: &[u8],
+        old_expires_at: Millis,
+        now: Millis,
+    ) -> Result<Endpoint, StoreError> {
+        let n = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET old_secret_enc = secret_enc, old_secret_expires_at = $4, \
+                 secret_enc = $3, updated_at = $5 WHERE account_id = $1 AND id = $2",
+            )
+            .bind(account.as_str())
+            .bind(id.as_str())
+            .bind(new_secret_enc)
+            .bind(old_expires_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.endpoint(account, id).await
+    }
+
+    /// Records an event in the outbox (for events that have no other change to ride with).
+    pub async fn record(&self, event: &common::outbox::NewEvent) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            common::insert_event!(event).execute(pool).await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Records an event for one endpoint only (a test message): the event skips fan-out and gets
+    /// its single delivery at once. Returns the delivery id.
+    pub async fn record_for_endpoint(
+        &self,
+        event: &common::outbox::NewEvent,
+        endpoint: &WebhookEndpointId,
+    ) -> Result<DeliveryId, StoreError> {
+        let delivery = DeliveryId::generate();
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            common::insert_event!(event).execute(&mut *tx).await?;
+            sqlx::query("UPDATE webhook_events SET fanned_out = TRUE WHERE id = $1")
+                .bind(event.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, account_id, event_id, endpoint_id, event_type, \
+                 status, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $6)",
+            )
+            .bind(delivery.as_str())
+            .bind(event.account_id.as_str())
+            .bind(event.id.as_str())
+            .bind(endpoint.as_str())
+            .bind(event.kind)
+            .bind(event.created_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(delivery)
+    }
+
+    /// Turns up to `limit` new events into deliveries for the endpoints that want them.
+    /// Returns the number of events processed.
+    pub async fn fan_out(&self, now: Millis, limit: i64) -> Result<usize, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Ev {
+            id: String,
+            account_id: String,
+            #[sqlx(rename = "type")]
+            kind: String,
+        }
+        macro_rules! run {
+            ($tx:expr, $select:expr) => {{
+                let events: Vec<Ev> = sqlx::query_as($select).bind(limit).fetch_all(&mut *$tx).await?;
+                for ev in &events {
+                    let endpoints: Vec<EndpointRow> = sqlx::query_as(select_endpoints!(
+                        "WHERE account_id = $1 AND enabled = TRUE"
+                    ))
+                    .bind(&ev.account_id)
+                    .fetch_all(&mut *$tx)
+                    .await?;
+                    for ep in endpoints.into_iter().map(Endpoint::from).filter(|e| e.wants(&ev.kind)) {
+                        sqlx::query(
+                            "INSERT INTO webhook_deliveries (id, account_id, event_id, endpoint_id, \
+                             event_type, status, next_attempt_at, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $6)",
+                        )
+                        .bind(DeliveryId::generate().as_str())
+                        .bind(&ev.account_id)
+                        .bind(&ev.id)
+                        .bind(ep.id.as_str())
+                        .bind(&ev.kind)
+                        .bind(now)
+                        .execute(&mut *$tx)
+                        .await?;
+                    }
+                    sqlx::query("UPDATE webhook_events SET fanned_out = TRUE WHERE id = $1")
+                        .bind(&ev.id)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                events.len()
+            }};
+        }
+        let n = match &self.db {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let n = run!(
+                    tx,
+                    "SELECT id, account_id, type FROM webhook_events \
+                                  WHERE fanned_out = FALSE ORDER BY id LIMIT $1"
+                );
+                tx.commit().await?;
+                n
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let n = run!(
+                    tx,
+                    "SELECT id, account_id, type FROM webhook_events \
+                                  WHERE fanned_out = FALSE ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+                );
+                tx.commit().await?;
+                n
+            }
+        };
+        Ok(n)
+    }
+
+    /// Leases up to `limit` due deliveries of enabled endpoints until `lease_until`.
+    pub async fn claim(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        // Claiming is one UPDATE; on PostgreSQL concurrent dispatchers skip each other's rows.
+        let ids: Vec<String> = match self.db.backend() {
+            Backend::Postgres => on_db!(&self.db, pool => {
+                sqlx::query_scalar(
+                    "UPDATE webhook_deliveries SET lease_until = $2 WHERE id IN ( \
+                       SELECT d.id FROM webhook_deliveries d \
+                       JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = TRUE \
+                       WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
+                       AND (d.lease_until IS NULL OR d.lease_until < $1) \
+                       ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
+                     RETURNING id",
+                )
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+            })?,
+            Backend::Sqlite => on_db!(&self.db, pool => {
+                sqlx::query_scalar(
+                    "UPDATE webhook_deliveries SET lease_until = $2 WHERE id IN ( \
+                       SELECT d.id FROM webhook_deliveries d \
+                       JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = TRUE \
+                       WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
+                       AND (d.lease_until IS NULL OR d.lease_until < $1) \
+                       ORDER BY d.next_attempt_at LIMIT $3) \
+                     RETURNING id",
+                )
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+            })?,
+        };
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row: Claimed = on_db!(&self.db, pool => {
+                sqlx::query_as(
+                    "SELECT d.id, d.attempts, d.base_attempt, d.event_id, d.event_type, d.account_id, \
+                     v.data, v.created_at AS event_created_at, d.endpoint_id, e.url, e.secret_enc, \
+                     e.old_secret_enc, e.old_secret_expires_at, e.failing_since \
+                     FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id \
+                     JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1",
+                )
+                .bind(&id)
+                .fetch_one(pool)
+                .await
+            })?;
+            claimed.push(row);
+        }
+        Ok(claimed)
+    }
+
+    /// Records an attempt and moves the delivery on, in one transaction. A success clears the
+    /// endpoint's failure streak; a failure starts one; `disable` turns the endpoint off.
+    pub async fn finish_attempt(
+        &self,
+        claimed: &Claimed,
+        attempt: &AttemptRecord,
+        next: Next,
+        disable: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let (status, next_at, delivered_at) = match next {
+            Next::Delivered => ("delivered", now, Some(now)),
+            Next::Retry { at } => ("failed", at, None),
+            Next::Dead => ("dead", now, None),
+        };
+        let success = delivered_at.is_some();
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, \
+                 status_code, error, response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&claimed.id)
+            .bind(claimed.attempts + 1)
+            .bind(attempt.started_at)
+            .bind(attempt.duration_ms)
+            .bind(attempt.status_code)
+            .bind(&attempt.error)
+            .bind(&attempt.response_excerpt)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, \
+                 next_attempt_at = $3, lease_until = NULL, last_status_code = $4, \
+                 delivered_at = COALESCE($5, delivered_at), updated_at = $6 WHERE id = $1",
+            )
+            .bind(&claimed.id)
+            .bind(status)
+            .bind(next_at)
+            .bind(attempt.status_code)
+            .bind(delivered_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if success {
+                sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+                    .bind(&claimed.endpoint_id)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1",
+                )
+                .bind(&claimed.endpoint_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(reason) = disable {
+                sqlx::query(
+                    "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $2, updated_at = $3 \
+                     WHERE id = $1 AND enabled = TRUE",
+                )
+                .bind(&claimed.endpoint_id)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let event = common::outbox::NewEvent::new(
+                    &AccountId::from_trusted(claimed.account_id.clone()),
+                    "webhook.endpoint_disabled",
+                    serde_json::json!({"endpoint_id": claimed.endpoint_id, "message": reason}),
+                    now,
+                );
+                common::insert_event!(event).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn deliveries(
+        &self,
+        account: &AccountId,
+        filter: &DeliveryFilter,
+        starting_after: Option<&DeliveryId>,
+        limit: i64,
+    ) -> Result<(Vec<DeliveryRow>, bool), StoreError> {
+        let cursor = starting_after.map(DeliveryId::as_str).unwrap_or("dlv_~");
+        // Optional filters as `($n IS NULL OR column = $n)` keep one static SQL text.
+        let rows: Vec<DeliveryRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(select_deliveries!(
+                "WHERE account_id = $1 AND id < $2 \
+                 AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR endpoint_id = $4) \
+                 AND ($5 IS NULL OR event_type = $5) AND ($6 IS NULL OR created_at >= $6) \
+                 AND ($7 IS NULL OR created_at < $7) ORDER BY id DESC LIMIT $8"
+            ))
+            .bind(account.as_str())
+            .bind(cursor)
+            .bind(filter.status.map(DeliveryStatus::as_str))
+            .bind(filter.endpoint_id.as_ref().map(WebhookEndpointId::as_str))
+            .bind(filter.event_type.as_deref())
+            .bind(filter.since)
+            .bind(filter.until)
+            .bind(limit + 1)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(page(rows, limit))
+    }
+
+    pub async fn delivery(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+    ) -> Result<(DeliveryRow, Vec<AttemptRow>), StoreError> {
+        let row: DeliveryRow = on_db!(&self.db, pool => {
+            sqlx::query_as(select_deliveries!("WHERE account_id = $1 AND id = $2"))
+                .bind(account.as_str())
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+        })?;
+        let attempts: Vec<AttemptRow> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT attempt, started_at, duration_ms, status_code, error, response_excerpt \
+                 FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt",
+            )
+            .bind(id.as_str())
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok((row, attempts))
+    }
+
+    /// Queues a delivery again (same event, same `webhook-id`), with a fresh retry schedule.
+    pub async fn replay(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+        now: Millis,
+    ) -> Result<DeliveryRow, StoreError> {
+        let n = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'pending', base_attempt = attempts, \
+                 next_attempt_at = $3, lease_until = NULL, updated_at = $3 \
+                 WHERE account_id = $1 AND id = $2",
+            )
+            .bind(account.as_str())
+            .bind(id.as_str())
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(self.delivery(account, id).await?.0)
+    }
+
+    /// Queues again every delivery in `[since, until)` whose status is one of `statuses`
+    /// (`failed` and/or `dead`), optionally of one endpoint. Returns how many.
+    pub async fn replay_many(
+        &self,
+        account: &AccountId,
+        endpoint: Option<&WebhookEndpointId>,
+        statuses: &[DeliveryStatus],
+        since: Millis,
+        until: Millis,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        let failed = statuses.contains(&DeliveryStatus::Failed);
+        let dead = statuses.contains(&DeliveryStatus::Dead);
+        let n = on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'pending', base_attempt = attempts, \
+                 next_attempt_at = $6, lease_until = NULL, updated_at = $6 \
+                 WHERE account_id = $1 AND ($2 IS NULL OR endpoint_id = $2) \
+                 AND ((status = 'failed' AND $3) OR (status = 'dead' AND $4)) \
+                 AND created_at >= $5 AND created_at < $7",
+            )
+            .bind(account.as_str())
+            .bind(endpoint.map(WebhookEndpointId::as_str))
+            .bind(failed)
+            .bind(dead)
+            .bind(since)
+            .bind(now)
+            .bind(until)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Counts by status, for the invariant events in = delivered + dead + pending (+ failed).
+    pub async fn counts(&self, account: &AccountId) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT status, COUNT(*) FROM webhook_deliveries WHERE account_id = $1 GROUP BY status",
+            )
+            .bind(account.as_str())
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows)
+    }
+}
+
+fn page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, more)
+}
