@@ -214,6 +214,16 @@ async fn signed_events_arrive_and_verify(backend: Backend) {
     .await
     .assert_problem(422, "validation_failed");
 
+    // Key changes arrive as events too.
+    let k = s
+        .post(&key, "/v1/api-keys", json!({"name": "hooked"}))
+        .await
+        .json();
+    let kid = k["id"].as_str().expect("id").to_owned();
+    s.post(&key, &format!("/v1/api-keys/{kid}/rotate"), json!({}))
+        .await;
+    s.delete(&key, &format!("/v1/api-keys/{kid}")).await;
+
     // A session's lifecycle arrives as signed events.
     let r = s.post(&key, "/v1/sessions", json!({})).await;
     let sid = r.json()["id"].as_str().expect("id").to_owned();
@@ -230,6 +240,9 @@ async fn signed_events_arrive_and_verify(backend: Backend) {
         !receiver.of_type("session.created").is_empty()
             && !receiver.of_type("session.ended").is_empty()
             && !receiver.of_type("webhook.test").is_empty()
+            && !receiver.of_type("api_key.created").is_empty()
+            && !receiver.of_type("api_key.rotated").is_empty()
+            && !receiver.of_type("api_key.revoked").is_empty()
     })
     .await;
     if !arrived {
@@ -456,6 +469,47 @@ async fn retries_dead_letters_and_replay(backend: Backend) {
             .expect("data")
             .iter()
             .all(|d| d["status"] == "delivered")
+    );
+
+    // An endpoint failing continuously for 5 days is disabled at its next failure.
+    receiver.set_status(500);
+    s.post(
+        &key,
+        &format!("/v1/webhooks/endpoints/{ep}/test"),
+        json!({}),
+    )
+    .await;
+    let failing = eventually(Duration::from_secs(10), async || {
+        s.get(&key, &format!("/v1/webhooks/endpoints/{ep}"))
+            .await
+            .json()["failing_since"]
+            .is_string()
+    })
+    .await;
+    assert!(failing);
+    env.advance_clock(5 * 24 * 3600 + 60);
+    s.post(
+        &key,
+        &format!("/v1/webhooks/endpoints/{ep}/test"),
+        json!({}),
+    )
+    .await;
+    let disabled = eventually(Duration::from_secs(10), async || {
+        s.get(&key, &format!("/v1/webhooks/endpoints/{ep}"))
+            .await
+            .json()["enabled"]
+            == false
+    })
+    .await;
+    assert!(disabled, "disabled after 5 days of failures");
+    let e = s
+        .get(&key, &format!("/v1/webhooks/endpoints/{ep}"))
+        .await
+        .json();
+    assert!(
+        e["disabled_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("continuously"))
     );
 }
 

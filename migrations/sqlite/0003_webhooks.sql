@@ -37,6 +37,7 @@ CREATE TABLE webhook_deliveries (
     base_attempt     INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT NOT NULL,
     lease_until      BIGINT,
+    lease_token      TEXT,
     last_status_code INTEGER,
     delivered_at     BIGINT,
     created_at       BIGINT NOT NULL,
@@ -44,6 +45,7 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
 CREATE INDEX webhook_deliveries_account ON webhook_deliveries (account_id, id);
+CREATE INDEX webhook_deliveries_lease ON webhook_deliveries (lease_token);
 
 CREATE TABLE webhook_attempts (
     delivery_id      TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,

@@ -7,6 +7,7 @@
 use common::{
     Db, StoreError,
     clock::Millis,
+    db::BeginWrite,
     ids::{AccountId, RunnerId, SessionId},
     on_db,
 };
@@ -162,13 +163,13 @@ impl SessionStore {
         let admitted = match &self.db {
             Db::Sqlite(pool) => {
                 // IMMEDIATE takes the write lock before the count is read.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = pool.begin_write().await?;
                 let admitted = count_and_insert!(tx);
                 tx.commit().await?;
                 admitted
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
                     .bind(new.account_id.as_str())
                     .fetch_one(&mut *tx)
@@ -197,7 +198,7 @@ impl SessionStore {
             started_at,
         );
         on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let n = sqlx::query(
                 "UPDATE sessions SET status = 'active', started_at = $2, create_ms = $3 \
                  WHERE id = $1 AND status = 'starting'",
@@ -244,7 +245,7 @@ impl SessionStore {
             _ => "session.ended",
         };
         on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let account: Option<String> = sqlx::query_scalar(
                 "SELECT account_id FROM sessions WHERE id = $1 \
                  AND status IN ('starting', 'active', 'closing')",
@@ -365,7 +366,7 @@ impl SessionStore {
         now: Millis,
     ) -> Result<Vec<SessionId>, StoreError> {
         let rows: Vec<(String, String)> = on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let rows: Vec<(String, String)> = sqlx::query_as(
                 "UPDATE sessions SET status = 'failed', end_reason = 'runner_lost', ended_at = $2 \
                  WHERE runner_id = $1 AND status IN ('starting', 'active', 'closing') \

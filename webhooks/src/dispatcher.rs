@@ -22,7 +22,7 @@ use crate::{
     crypto::SecretBox,
     schedule::Schedule,
     signing,
-    store::{AttemptRecord, Claimed, Next, WebhookStore},
+    store::{AttemptRecord, Claimed, Next, Outcome, WebhookStore},
 };
 
 #[derive(Clone, Debug)]
@@ -135,12 +135,29 @@ impl Dispatcher {
             let me = self.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                if let Err(err) = me.deliver(&c).await {
-                    tracing::error!(delivery.id = %c.id, error = %format!("{err:#}"), "delivery bookkeeping failed");
-                }
+                let id = c.id.clone();
+                me.deliver(c).await.map_err(|err| (id, err))
             });
         }
-        while tasks.join_next().await.is_some() {}
+        // The round's attempts are recorded together, in one transaction: until then their
+        // leases keep them from being sent twice.
+        let mut outcomes = Vec::with_capacity(n);
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(outcome)) => outcomes.push(outcome),
+                Ok(Err((id, err))) => {
+                    tracing::error!(delivery.id = %id, error = %format!("{err:#}"), "delivery could not be prepared");
+                }
+                Err(err) => tracing::error!(error = %err, "a delivery task failed"),
+            }
+        }
+        let disabled = outcomes.iter().any(|o| o.disable.is_some());
+        self.store
+            .finish_attempts(&outcomes, self.clock.now_ms())
+            .await?;
+        if disabled {
+            self.wake();
+        }
         Ok(n)
     }
 
@@ -167,8 +184,9 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver(&self, c: &Claimed) -> anyhow::Result<()> {
-        let body = payload(c);
+    /// Sends one delivery and says what happened; recording it is the caller's.
+    async fn deliver(&self, c: Claimed) -> anyhow::Result<Outcome> {
+        let body = payload(&c);
         let now = self.clock.now_ms();
         let mut secrets = vec![self.secrets.open(&c.secret_enc)?];
         if let (Some(old), Some(until)) = (&c.old_secret_enc, c.old_secret_expires_at)
@@ -221,20 +239,19 @@ impl Dispatcher {
         } else {
             None
         };
-        let record = AttemptRecord {
+        let attempt = AttemptRecord {
             started_at: now - duration_ms,
             duration_ms,
             status_code,
             error,
             response_excerpt: excerpt,
         };
-        self.store
-            .finish_attempt(c, &record, next, disable, now)
-            .await?;
-        if disable.is_some() {
-            self.wake();
-        }
-        Ok(())
+        Ok(Outcome {
+            claimed: c,
+            attempt,
+            next,
+            disable,
+        })
     }
 
     /// POSTs one message. `Ok((status, body excerpt, Retry-After))` for any HTTP answer.

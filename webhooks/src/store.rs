@@ -5,6 +5,7 @@
 use common::{
     Backend, Db, StoreError,
     clock::Millis,
+    db::BeginWrite,
     ids::{AccountId, DeliveryId, WebhookEndpointId},
     on_db,
 };
@@ -180,6 +181,14 @@ pub struct AttemptRecord {
     pub status_code: Option<i32>,
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
+}
+
+/// One finished attempt, ready to be recorded.
+pub struct Outcome {
+    pub claimed: Claimed,
+    pub attempt: AttemptRecord,
+    pub next: Next,
+    pub disable: Option<&'static str>,
 }
 
 /// Where the delivery goes after an attempt.
@@ -405,7 +414,7 @@ impl WebhookStore {
     ) -> Result<DeliveryId, StoreError> {
         let delivery = DeliveryId::generate();
         on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             common::insert_event!(event).execute(&mut *tx).await?;
             sqlx::query("UPDATE webhook_events SET fanned_out = TRUE WHERE id = $1")
                 .bind(event.id.as_str())
@@ -474,7 +483,7 @@ impl WebhookStore {
         }
         let n = match &self.db {
             Db::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = pool.begin_write().await?;
                 let n = run!(
                     tx,
                     "SELECT id, account_id, type FROM webhook_events \
@@ -484,7 +493,7 @@ impl WebhookStore {
                 n
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 let n = run!(
                     tx,
                     "SELECT id, account_id, type FROM webhook_events \
@@ -497,142 +506,150 @@ impl WebhookStore {
         Ok(n)
     }
 
-    /// Leases up to `limit` due deliveries of enabled endpoints until `lease_until`.
+    /// Leases up to `limit` due deliveries of enabled endpoints until `lease_until`, and reads
+    /// what is needed to send them (two statements, whatever the batch size).
     pub async fn claim(
         &self,
         now: Millis,
         lease_until: Millis,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
+        let token = DeliveryId::generate().to_string();
         // Claiming is one UPDATE; on PostgreSQL concurrent dispatchers skip each other's rows.
-        let ids: Vec<String> = match self.db.backend() {
+        match self.db.backend() {
             Backend::Postgres => on_db!(&self.db, pool => {
-                sqlx::query_scalar(
-                    "UPDATE webhook_deliveries SET lease_until = $2 WHERE id IN ( \
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET lease_until = $2, lease_token = $4 WHERE id IN ( \
                        SELECT d.id FROM webhook_deliveries d \
                        JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = TRUE \
                        WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
                        AND (d.lease_until IS NULL OR d.lease_until < $1) \
-                       ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
-                     RETURNING id",
+                       ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED)",
                 )
                 .bind(now)
                 .bind(lease_until)
                 .bind(limit)
-                .fetch_all(pool)
+                .bind(&token)
+                .execute(pool)
                 .await
+                .map(|r| r.rows_affected())
             })?,
             Backend::Sqlite => on_db!(&self.db, pool => {
-                sqlx::query_scalar(
-                    "UPDATE webhook_deliveries SET lease_until = $2 WHERE id IN ( \
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET lease_until = $2, lease_token = $4 WHERE id IN ( \
                        SELECT d.id FROM webhook_deliveries d \
                        JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = TRUE \
                        WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
                        AND (d.lease_until IS NULL OR d.lease_until < $1) \
-                       ORDER BY d.next_attempt_at LIMIT $3) \
-                     RETURNING id",
+                       ORDER BY d.next_attempt_at LIMIT $3)",
                 )
                 .bind(now)
                 .bind(lease_until)
                 .bind(limit)
-                .fetch_all(pool)
+                .bind(&token)
+                .execute(pool)
                 .await
+                .map(|r| r.rows_affected())
             })?,
         };
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            let row: Claimed = on_db!(&self.db, pool => {
-                sqlx::query_as(
-                    "SELECT d.id, d.attempts, d.base_attempt, d.event_id, d.event_type, d.account_id, \
-                     v.data, v.created_at AS event_created_at, d.endpoint_id, e.url, e.secret_enc, \
-                     e.old_secret_enc, e.old_secret_expires_at, e.failing_since \
-                     FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id \
-                     JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1",
-                )
-                .bind(&id)
-                .fetch_one(pool)
-                .await
-            })?;
-            claimed.push(row);
-        }
+        let claimed: Vec<Claimed> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT d.id, d.attempts, d.base_attempt, d.event_id, d.event_type, d.account_id, \
+                 v.data, v.created_at AS event_created_at, d.endpoint_id, e.url, e.secret_enc, \
+                 e.old_secret_enc, e.old_secret_expires_at, e.failing_since \
+                 FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id \
+                 JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.lease_token = $1",
+            )
+            .bind(&token)
+            .fetch_all(pool)
+            .await
+        })?;
         Ok(claimed)
     }
 
-    /// Records an attempt and moves the delivery on, in one transaction. A success clears the
-    /// endpoint's failure streak; a failure starts one; `disable` turns the endpoint off.
-    pub async fn finish_attempt(
+    /// Records attempts and moves their deliveries on, all in one transaction. A success clears
+    /// the endpoint's failure streak; a failure starts one; `disable` turns the endpoint off.
+    pub async fn finish_attempts(
         &self,
-        claimed: &Claimed,
-        attempt: &AttemptRecord,
-        next: Next,
-        disable: Option<&str>,
+        outcomes: &[Outcome],
         now: Millis,
     ) -> Result<(), StoreError> {
-        let (status, next_at, delivered_at) = match next {
-            Next::Delivered => ("delivered", now, Some(now)),
-            Next::Retry { at } => ("failed", at, None),
-            Next::Dead => ("dead", now, None),
-        };
-        let success = delivered_at.is_some();
+        if outcomes.is_empty() {
+            return Ok(());
+        }
         on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, \
-                 status_code, error, response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&claimed.id)
-            .bind(claimed.attempts + 1)
-            .bind(attempt.started_at)
-            .bind(attempt.duration_ms)
-            .bind(attempt.status_code)
-            .bind(&attempt.error)
-            .bind(&attempt.response_excerpt)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, \
-                 next_attempt_at = $3, lease_until = NULL, last_status_code = $4, \
-                 delivered_at = COALESCE($5, delivered_at), updated_at = $6 WHERE id = $1",
-            )
-            .bind(&claimed.id)
-            .bind(status)
-            .bind(next_at)
-            .bind(attempt.status_code)
-            .bind(delivered_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if success {
-                sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+            let mut tx = pool.begin_write().await?;
+            for o in outcomes {
+                let (status, next_at, delivered_at) = match o.next {
+                    Next::Delivered => ("delivered", now, Some(now)),
+                    Next::Retry { at } => ("failed", at, None),
+                    Next::Dead => ("dead", now, None),
+                };
+                let claimed = &o.claimed;
+                let attempt = &o.attempt;
+                sqlx::query(
+                    "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, \
+                     status_code, error, response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&claimed.id)
+                .bind(claimed.attempts + 1)
+                .bind(attempt.started_at)
+                .bind(attempt.duration_ms)
+                .bind(attempt.status_code)
+                .bind(&attempt.error)
+                .bind(&attempt.response_excerpt)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, \
+                     next_attempt_at = $3, lease_until = NULL, lease_token = NULL, \
+                     last_status_code = $4, delivered_at = COALESCE($5, delivered_at), \
+                     updated_at = $6 WHERE id = $1",
+                )
+                .bind(&claimed.id)
+                .bind(status)
+                .bind(next_at)
+                .bind(attempt.status_code)
+                .bind(delivered_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                // Only touch the endpoint when its streak changes, to keep batches cheap.
+                if delivered_at.is_some() && claimed.failing_since.is_some() {
+                    sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+                        .bind(&claimed.endpoint_id)
+                        .execute(&mut *tx)
+                        .await?;
+                } else if delivered_at.is_none() && claimed.failing_since.is_none() {
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1",
+                    )
                     .bind(&claimed.endpoint_id)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
-            } else {
-                sqlx::query(
-                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1",
-                )
-                .bind(&claimed.endpoint_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            if let Some(reason) = disable {
-                sqlx::query(
-                    "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $2, updated_at = $3 \
-                     WHERE id = $1 AND enabled = TRUE",
-                )
-                .bind(&claimed.endpoint_id)
-                .bind(reason)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let event = common::outbox::NewEvent::new(
-                    &AccountId::from_trusted(claimed.account_id.clone()),
-                    "webhook.endpoint_disabled",
-                    serde_json::json!({"endpoint_id": claimed.endpoint_id, "message": reason}),
-                    now,
-                );
-                common::insert_event!(event).execute(&mut *tx).await?;
+                }
+                if let Some(reason) = o.disable {
+                    let changed = sqlx::query(
+                        "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $2, updated_at = $3 \
+                         WHERE id = $1 AND enabled = TRUE",
+                    )
+                    .bind(&claimed.endpoint_id)
+                    .bind(reason)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if changed == 1 {
+                        let event = common::outbox::NewEvent::new(
+                            &AccountId::from_trusted(claimed.account_id.clone()),
+                            "webhook.endpoint_disabled",
+                            serde_json::json!({"endpoint_id": claimed.endpoint_id, "message": reason}),
+                            now,
+                        );
+                        common::insert_event!(event).execute(&mut *tx).await?;
+                    }
+                }
             }
             tx.commit().await?;
         });
@@ -703,7 +720,7 @@ impl WebhookStore {
         let n = on_db!(&self.db, pool => {
             sqlx::query(
                 "UPDATE webhook_deliveries SET status = 'pending', base_attempt = attempts, \
-                 next_attempt_at = $3, lease_until = NULL, updated_at = $3 \
+                 next_attempt_at = $3, lease_until = NULL, lease_token = NULL, updated_at = $3 \
                  WHERE account_id = $1 AND id = $2",
             )
             .bind(account.as_str())
@@ -735,7 +752,7 @@ impl WebhookStore {
         let n = on_db!(&self.db, pool => {
             sqlx::query(
                 "UPDATE webhook_deliveries SET status = 'pending', base_attempt = attempts, \
-                 next_attempt_at = $6, lease_until = NULL, updated_at = $6 \
+                 next_attempt_at = $6, lease_until = NULL, lease_token = NULL, updated_at = $6 \
                  WHERE account_id = $1 AND ($2 IS NULL OR endpoint_id = $2) \
                  AND ((status = 'failed' AND $3) OR (status = 'dead' AND $4)) \
                  AND created_at >= $5 AND created_at < $7",

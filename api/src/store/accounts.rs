@@ -3,6 +3,7 @@
 use common::{
     Db, StoreError,
     clock::Millis,
+    db::BeginWrite,
     ids::{AccountId, UserId},
     on_db,
 };
@@ -76,7 +77,7 @@ impl AccountStore {
         let account_id = AccountId::generate();
         let user_id = UserId::generate();
         on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO accounts (id, name, tier, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(account_id.as_str())
                 .bind(new.name)

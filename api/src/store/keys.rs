@@ -4,9 +4,12 @@
 use common::{
     Db, StoreError,
     clock::Millis,
+    db::BeginWrite,
     ids::{AccountId, ApiKeyId},
     on_db,
 };
+
+use common::outbox::NewEvent;
 
 use crate::{apikey::KeyMode, permissions::Scopes};
 
@@ -124,12 +127,18 @@ impl KeyStore {
 
     pub async fn insert(&self, account: &AccountId, new: NewKey<'_>) -> Result<ApiKey, StoreError> {
         let id = ApiKeyId::generate();
+        let event = NewEvent::new(
+            account,
+            "api_key.created",
+            serde_json::json!({"key_id": id, "name": new.name}),
+            new.now,
+        );
         on_db!(&self.db, pool => {
-            insert_key!(&id, account, &new)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            let mut tx = pool.begin_write().await?;
+            insert_key!(&id, account, &new).execute(&mut *tx).await?;
+            common::insert_event!(event).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
         Ok(ApiKey {
             id,
             account_id: account.clone(),
@@ -221,18 +230,29 @@ impl KeyStore {
         id: &ApiKeyId,
         now: Millis,
     ) -> Result<ApiKey, StoreError> {
+        let event = NewEvent::new(
+            account,
+            "api_key.revoked",
+            serde_json::json!({"key_id": id}),
+            now,
+        );
         on_db!(&self.db, pool => {
-            sqlx::query(
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query(
                 "UPDATE api_keys SET revoked_at = $3 \
                  WHERE account_id = $1 AND id = $2 AND revoked_at IS NULL",
             )
             .bind(account.as_str())
             .bind(id.as_str())
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                common::insert_event!(event).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
         self.get(account, id).await
     }
 
@@ -248,7 +268,7 @@ impl KeyStore {
     ) -> Result<ApiKey, StoreError> {
         let id = ApiKeyId::generate();
         on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
                 "UPDATE api_keys SET rotated_to = $3, \
                  expires_at = CASE WHEN expires_at IS NULL OR expires_at > $4 THEN $4 \
@@ -270,6 +290,13 @@ impl KeyStore {
             insert_key!(&id, account, &new)
             .execute(&mut *tx)
             .await?;
+            let event = NewEvent::new(
+                account,
+                "api_key.rotated",
+                serde_json::json!({"key_id": old, "replaced_by": id, "name": new.name}),
+                new.now,
+            );
+            common::insert_event!(event).execute(&mut *tx).await?;
             tx.commit().await?;
         });
         self.get(account, &id).await
