@@ -448,35 +448,65 @@ impl WebhookStore {
             #[sqlx(rename = "type")]
             kind: String,
         }
+        // Per batch: endpoints read once per account; deliveries inserted and events marked
+        // many rows per statement (the statements' placeholders are generated, never values).
         macro_rules! run {
             ($tx:expr, $select:expr) => {{
-                let events: Vec<Ev> = sqlx::query_as($select).bind(limit).fetch_all(&mut *$tx).await?;
-                for ev in &events {
-                    let endpoints: Vec<EndpointRow> = sqlx::query_as(select_endpoints!(
-                        "WHERE account_id = $1 AND enabled = TRUE"
-                    ))
-                    .bind(&ev.account_id)
+                let events: Vec<Ev> = sqlx::query_as($select)
+                    .bind(limit)
                     .fetch_all(&mut *$tx)
                     .await?;
-                    for ep in endpoints.into_iter().map(Endpoint::from).filter(|e| e.wants(&ev.kind)) {
-                        sqlx::query(
-                            "INSERT INTO webhook_deliveries (id, account_id, event_id, endpoint_id, \
-                             event_type, status, next_attempt_at, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $6)",
-                        )
-                        .bind(DeliveryId::generate().as_str())
+                let mut endpoints: std::collections::HashMap<String, Vec<Endpoint>> =
+                    Default::default();
+                let mut rows: Vec<(String, &Ev, String)> = Vec::new();
+                for ev in &events {
+                    if !endpoints.contains_key(&ev.account_id) {
+                        let list: Vec<EndpointRow> = sqlx::query_as(select_endpoints!(
+                            "WHERE account_id = $1 AND enabled = TRUE"
+                        ))
                         .bind(&ev.account_id)
-                        .bind(&ev.id)
-                        .bind(ep.id.as_str())
-                        .bind(&ev.kind)
-                        .bind(now)
-                        .execute(&mut *$tx)
+                        .fetch_all(&mut *$tx)
                         .await?;
+                        endpoints.insert(
+                            ev.account_id.clone(),
+                            list.into_iter().map(Endpoint::from).collect(),
+                        );
                     }
-                    sqlx::query("UPDATE webhook_events SET fanned_out = TRUE WHERE id = $1")
-                        .bind(&ev.id)
-                        .execute(&mut *$tx)
-                        .await?;
+                    for ep in endpoints
+                        .get(&ev.account_id)
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| e.wants(&ev.kind))
+                    {
+                        rows.push((DeliveryId::generate().to_string(), ev, ep.id.to_string()));
+                    }
+                }
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    let sql = multi_row_insert(chunk.len());
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (id, ev, endpoint) in chunk {
+                        q = q
+                            .bind(id.as_str())
+                            .bind(ev.account_id.as_str())
+                            .bind(ev.id.as_str())
+                            .bind(endpoint.as_str())
+                            .bind(ev.kind.as_str())
+                            .bind(now);
+                    }
+                    q.execute(&mut *$tx).await?;
+                }
+                for chunk in events.chunks(INSERT_CHUNK) {
+                    let list = (1..=chunk.len())
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql =
+                        format!("UPDATE webhook_events SET fanned_out = TRUE WHERE id IN ({list})");
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for ev in chunk {
+                        q = q.bind(ev.id.as_str());
+                    }
+                    q.execute(&mut *$tx).await?;
                 }
                 events.len()
             }};
@@ -579,6 +609,32 @@ impl WebhookStore {
         }
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
+            // Attempts: many rows per statement.
+            for chunk in outcomes.chunks(INSERT_CHUNK) {
+                let rows = (0..chunk.len())
+                    .map(|r| {
+                        let b = r * 7;
+                        format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, \
+                     status_code, error, response_excerpt) VALUES {rows}"
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for o in chunk {
+                    q = q
+                        .bind(o.claimed.id.as_str())
+                        .bind(o.claimed.attempts + 1)
+                        .bind(o.attempt.started_at)
+                        .bind(o.attempt.duration_ms)
+                        .bind(o.attempt.status_code)
+                        .bind(o.attempt.error.as_deref())
+                        .bind(o.attempt.response_excerpt.as_deref());
+                }
+                q.execute(&mut *tx).await?;
+            }
             for o in outcomes {
                 let (status, next_at, delivered_at) = match o.next {
                     Next::Delivered => ("delivered", now, Some(now)),
@@ -587,19 +643,6 @@ impl WebhookStore {
                 };
                 let claimed = &o.claimed;
                 let attempt = &o.attempt;
-                sqlx::query(
-                    "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, \
-                     status_code, error, response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&claimed.id)
-                .bind(claimed.attempts + 1)
-                .bind(attempt.started_at)
-                .bind(attempt.duration_ms)
-                .bind(attempt.status_code)
-                .bind(&attempt.error)
-                .bind(&attempt.response_excerpt)
-                .execute(&mut *tx)
-                .await?;
                 sqlx::query(
                     "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, \
                      next_attempt_at = $3, lease_until = NULL, lease_token = NULL, \
@@ -783,6 +826,35 @@ impl WebhookStore {
         })?;
         Ok(rows)
     }
+}
+
+/// Deliveries inserted by one statement during fan-out (6 parameters each).
+const INSERT_CHUNK: usize = 100;
+
+/// `INSERT INTO webhook_deliveries … VALUES (…), (…)` for `n` rows of 6 parameters.
+fn multi_row_insert(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO webhook_deliveries (id, account_id, event_id, endpoint_id, event_type, \
+         status, next_attempt_at, created_at, updated_at) VALUES ",
+    );
+    for row in 0..n {
+        let b = row * 6;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, 'pending', ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 6,
+            b + 6
+        ));
+    }
+    sql
 }
 
 fn page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
