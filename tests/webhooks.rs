@@ -304,6 +304,12 @@ async fn signed_events_arrive_and_verify(backend: Backend) {
         .await
         .json();
     assert_eq!(detail["attempt_log"][0]["status_code"], 200);
+    assert!(
+        detail["attempt_log"][0]["response_headers"]
+            .as_str()
+            .is_some_and(|h| h.contains("content-length"))
+    );
+    assert_eq!(detail["attempt_log"][0]["response_excerpt"], "ok");
     assert!(detail["attempt_log"][0]["duration_ms"].is_number());
 
     // Endpoints filter by type; other accounts see nothing.

@@ -154,6 +154,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             ),
             timeout: state.config.webhook_timeout,
             concurrency: 64,
+            per_endpoint: 16,
             disable_after: Duration::from_secs(5 * 24 * 3600),
             policy: common::egress::EgressPolicy::new(state.config.egress_allow.clone()),
         },

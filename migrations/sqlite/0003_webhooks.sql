@@ -54,6 +54,7 @@ CREATE TABLE webhook_attempts (
     duration_ms      BIGINT NOT NULL,
     status_code      INTEGER,
     error            TEXT,
+    response_headers TEXT,
     response_excerpt TEXT,
     PRIMARY KEY (delivery_id, attempt)
 );

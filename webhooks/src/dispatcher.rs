@@ -32,6 +32,8 @@ pub struct DispatcherConfig {
     pub timeout: Duration,
     /// Deliveries in flight at once, over all endpoints.
     pub concurrency: usize,
+    /// Deliveries in flight at once to one endpoint.
+    pub per_endpoint: usize,
     /// An endpoint failing continuously this long is disabled (5 days).
     pub disable_after: Duration,
     pub policy: EgressPolicy,
@@ -68,6 +70,7 @@ pub struct Dispatcher {
     clock: Clock,
     wake: Notify,
     slots: Arc<Semaphore>,
+    endpoint_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
 }
 
 /// The exact bytes sent for an event: stable across retries and replays.
@@ -107,7 +110,22 @@ impl Dispatcher {
             http,
             clock,
             wake: Notify::new(),
+            endpoint_slots: Default::default(),
         }))
+    }
+
+    /// The semaphore bounding deliveries to one endpoint.
+    fn endpoint_slot(&self, endpoint: &str) -> Arc<Semaphore> {
+        let mut map = match self.endpoint_slots.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if map.len() > 10_000 {
+            map.retain(|_, s| s.available_permits() < self.config.per_endpoint.max(1));
+        }
+        map.entry(endpoint.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_endpoint.max(1))))
+            .clone()
     }
 
     /// Asks the loop to look for work now (after an event was recorded in this process).
@@ -132,9 +150,11 @@ impl Dispatcher {
         let mut tasks = tokio::task::JoinSet::new();
         for c in claimed {
             let permit = self.slots.clone().acquire_owned().await?;
+            let endpoint = self.endpoint_slot(&c.endpoint_id);
             let me = self.clone();
             tasks.spawn(async move {
                 let _permit = permit;
+                let _endpoint = endpoint.acquire_owned().await;
                 let id = c.id.clone();
                 me.deliver(c).await.map_err(|err| (id, err))
             });
@@ -201,11 +221,15 @@ impl Dispatcher {
         let started = Instant::now();
         let result = self.send(&c.url, &c.event_id, ts, &signature, body).await;
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let (status_code, error, excerpt, retry_after) = match result {
-            Ok((status, excerpt, retry_after)) => {
-                (Some(i32::from(status)), None, Some(excerpt), retry_after)
-            }
-            Err(e) => (None, Some(e), None, None),
+        let (status_code, error, headers, excerpt, retry_after) = match result {
+            Ok(answer) => (
+                Some(i32::from(answer.status)),
+                None,
+                Some(answer.headers),
+                Some(answer.excerpt),
+                answer.retry_after,
+            ),
+            Err(e) => (None, Some(e), None, None, None),
         };
         let ok = status_code.is_some_and(|s| (200..300).contains(&s));
         let gone = status_code == Some(410);
@@ -244,6 +268,7 @@ impl Dispatcher {
             duration_ms,
             status_code,
             error,
+            response_headers: headers,
             response_excerpt: excerpt,
         };
         Ok(Outcome {
@@ -262,7 +287,7 @@ impl Dispatcher {
         ts: i64,
         signature: &str,
         body: String,
-    ) -> Result<(u16, String, Option<Duration>), String> {
+    ) -> Result<Answer, String> {
         let parsed = reqwest::Url::parse(url).map_err(|_| "invalid URL".to_owned())?;
         if let Some(host) = parsed.host() {
             let literal = match host {
@@ -304,8 +329,33 @@ impl Dispatcher {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let mut headers = String::new();
+        for (name, value) in response.headers() {
+            let line = format!("{name}: {}\n", value.to_str().unwrap_or("(binary)"));
+            if headers.len() + line.len() > EXCERPT_BYTES {
+                break;
+            }
+            headers.push_str(&line);
+        }
         let bytes = response.bytes().await.unwrap_or_default();
-        let excerpt = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]).into_owned();
-        Ok((status, excerpt, retry_after))
+        let excerpt =
+            String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT_BYTES)]).into_owned();
+        Ok(Answer {
+            status,
+            headers,
+            excerpt,
+            retry_after,
+        })
     }
+}
+
+/// How much of a receiver's headers and body is kept in the attempt log.
+const EXCERPT_BYTES: usize = 2048;
+
+/// A receiver's HTTP answer, as logged.
+struct Answer {
+    status: u16,
+    headers: String,
+    excerpt: String,
+    retry_after: Option<Duration>,
 }

@@ -152,6 +152,7 @@ pub struct AttemptRow {
     pub duration_ms: i64,
     pub status_code: Option<i32>,
     pub error: Option<String>,
+    pub response_headers: Option<String>,
     pub response_excerpt: Option<String>,
 }
 
@@ -180,6 +181,8 @@ pub struct AttemptRecord {
     pub duration_ms: i64,
     pub status_code: Option<i32>,
     pub error: Option<String>,
+    /// The receiver's response headers, one `name: value` per line, at most 2 KiB.
+    pub response_headers: Option<String>,
     pub response_excerpt: Option<String>,
 }
 
@@ -613,14 +616,17 @@ impl WebhookStore {
             for chunk in outcomes.chunks(INSERT_CHUNK) {
                 let rows = (0..chunk.len())
                     .map(|r| {
-                        let b = r * 7;
-                        format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7)
+                        let b = r * 8;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
                 let sql = format!(
                     "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, \
-                     status_code, error, response_excerpt) VALUES {rows}"
+                     status_code, error, response_headers, response_excerpt) VALUES {rows}"
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for o in chunk {
@@ -631,6 +637,7 @@ impl WebhookStore {
                         .bind(o.attempt.duration_ms)
                         .bind(o.attempt.status_code)
                         .bind(o.attempt.error.as_deref())
+                        .bind(o.attempt.response_headers.as_deref())
                         .bind(o.attempt.response_excerpt.as_deref());
                 }
                 q.execute(&mut *tx).await?;
@@ -743,7 +750,8 @@ impl WebhookStore {
         })?;
         let attempts: Vec<AttemptRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT attempt, started_at, duration_ms, status_code, error, response_excerpt \
+                "SELECT attempt, started_at, duration_ms, status_code, error, response_headers, \
+                 response_excerpt \
                  FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt",
             )
             .bind(id.as_str())

@@ -471,6 +471,8 @@ pub struct AttemptResponse {
     pub status_code: Option<i32>,
     /// Why there was no usable answer (timeout, refused connection, egress rules…).
     pub error: Option<String>,
+    /// The receiver's response headers, `name: value` per line (at most 2 KiB).
+    pub response_headers: Option<String>,
     /// The start of the receiver's answer (at most 2 KiB).
     pub response_excerpt: Option<String>,
 }
@@ -517,6 +519,7 @@ impl DeliveryResponse {
                         duration_ms: a.duration_ms,
                         status_code: a.status_code,
                         error: a.error,
+                        response_headers: a.response_headers,
                         response_excerpt: a.response_excerpt,
                     })
                     .collect()
