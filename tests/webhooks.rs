@@ -592,6 +592,22 @@ async fn rotation_signs_with_both_secrets_and_410_disables(backend: Backend) {
             .as_str()
             .is_some_and(|r| r.contains("410"))
     );
+    // The owners are told by mail (the file outbox in the data dir).
+    let outbox = env.dir.path().join("data/outbox");
+    let mailed = eventually(Duration::from_secs(10), async || {
+        std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.flatten().any(|f| {
+                    std::fs::read_to_string(f.path()).is_ok_and(|m| {
+                        m.contains("Subject: Webhook endpoint disabled")
+                            && m.contains("owner@localhost")
+                    })
+                })
+            })
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(mailed, "the owner gets a mail");
     receiver.set_status(200);
     assert!(
         eventually(Duration::from_secs(10), async || !receiver

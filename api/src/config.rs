@@ -39,6 +39,8 @@ pub struct Config {
     pub egress_allow: Vec<Network>,
     pub master_key: Option<Secret<[u8; 32]>>,
     pub smtp_url: Option<Secret<String>>,
+    /// The `From` of outgoing mail.
+    pub mail_from: String,
     pub webhook_retry_schedule: Vec<Duration>,
     /// A webhook receiver must answer within this.
     pub webhook_timeout: Duration,
@@ -229,6 +231,16 @@ impl Config {
         let max_browser_reuses =
             parse_number(&var, "DRIFTSTACK_MAX_BROWSER_REUSES", 20, 1, 10_000)?;
         let secret = |name: &str| var(name).map(Secret::new);
+        // Mail goes to the file outbox in the data dir for now; refusing an SMTP URL beats
+        // silently not sending to it.
+        let smtp_url = secret("DRIFTSTACK_SMTP_URL");
+        if smtp_url.is_some() {
+            return Err(err(
+                "DRIFTSTACK_SMTP_URL",
+                "SMTP delivery is not available in this build yet; unset it to use the file outbox \
+                 in $DRIFTSTACK_DATA_DIR/outbox",
+            ));
+        }
         let stripe_api_base = match var("STRIPE_API_BASE") {
             Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
             Some(v) => {
@@ -250,7 +262,9 @@ impl Config {
             max_sessions,
             egress_allow,
             master_key,
-            smtp_url: secret("DRIFTSTACK_SMTP_URL"),
+            smtp_url,
+            mail_from: var("DRIFTSTACK_MAIL_FROM")
+                .unwrap_or_else(|| "Driftstack <driftstack@localhost>".into()),
             webhook_retry_schedule,
             webhook_timeout: Duration::from_secs(webhook_timeout),
             stripe_secret_key: secret("STRIPE_SECRET_KEY"),
@@ -335,6 +349,7 @@ mod tests {
             ("DRIFTSTACK_WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
             ("DRIFTSTACK_EMBEDDED_RUNNER", "maybe"),
             ("DATABASE_URL", "mysql://x"),
+            ("DRIFTSTACK_SMTP_URL", "smtp://mail.example.com"),
         ] {
             let e = config(&[(var, value)]).expect_err(var);
             assert_eq!(e.var, var);

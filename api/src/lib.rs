@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod mail;
 pub mod middleware;
 pub mod openapi;
 pub mod password;
@@ -164,6 +165,17 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let d = dispatcher.clone();
         runner.on_events(Box::new(move || d.wake()));
     }
+    let mailer = mail::Mailer::file_outbox(
+        state.config.data_dir.join("outbox"),
+        state.config.mail_from.clone(),
+    )?;
+    {
+        let accounts = state.accounts.clone();
+        dispatcher.on_endpoint_disabled(Box::new(move |d| {
+            let (accounts, mailer) = (accounts.clone(), mailer.clone());
+            tokio::spawn(async move { notify_endpoint_disabled(&accounts, &mailer, d).await });
+        }));
+    }
     state.dispatcher = Some(dispatcher.clone());
 
     let tracker = TaskTracker::new();
@@ -234,6 +246,42 @@ async fn start_embedded_runner(state: &AppState) -> anyhow::Result<std::sync::Ar
         egress_allow: config.egress_allow.clone(),
     };
     runner::Runner::start(runner_config, state.sessions.clone(), state.clock.clone()).await
+}
+
+/// Tells an account's owners by mail that one of their webhook endpoints was disabled.
+async fn notify_endpoint_disabled(
+    accounts: &store::accounts::AccountStore,
+    mailer: &mail::Mailer,
+    d: webhooks::store::Disabled,
+) {
+    let owners = match accounts.owner_emails(&d.account_id).await {
+        Ok(o) => o,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot find the owners to tell about a disabled endpoint");
+            return;
+        }
+    };
+    for to in owners {
+        let text = format!(
+            "Your Driftstack webhook endpoint {} ({}) was disabled: {}.\n\n\
+             Deliveries for it are kept. Fix the receiver, then re-enable it with \
+             PATCH /v1/webhooks/endpoints/{} {{\"enabled\": true}}; failed deliveries can be \
+             replayed with POST /v1/webhooks/replay.\n",
+            d.endpoint_id, d.url, d.reason, d.endpoint_id
+        );
+        let html = format!(
+            "<p>{}</p>",
+            text.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('\n', "<br>")
+        );
+        mailer.send(mail::Mail {
+            to,
+            subject: format!("Webhook endpoint disabled: {}", d.url),
+            text,
+            html,
+        });
+    }
 }
 
 fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {

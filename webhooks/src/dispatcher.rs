@@ -22,7 +22,7 @@ use crate::{
     crypto::SecretBox,
     schedule::Schedule,
     signing,
-    store::{AttemptRecord, Claimed, Next, Outcome, WebhookStore},
+    store::{AttemptRecord, Claimed, Disabled, Next, Outcome, WebhookStore},
 };
 
 #[derive(Clone, Debug)]
@@ -71,6 +71,7 @@ pub struct Dispatcher {
     wake: Notify,
     slots: Arc<Semaphore>,
     endpoint_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+    on_disabled: std::sync::OnceLock<Box<dyn Fn(Disabled) + Send + Sync>>,
 }
 
 /// The exact bytes sent for an event: stable across retries and replays.
@@ -111,7 +112,13 @@ impl Dispatcher {
             clock,
             wake: Notify::new(),
             endpoint_slots: Default::default(),
+            on_disabled: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Registers what to do when an endpoint gets disabled (the API mails its owners).
+    pub fn on_endpoint_disabled(&self, hook: Box<dyn Fn(Disabled) + Send + Sync>) {
+        let _ = self.on_disabled.set(hook);
     }
 
     /// The semaphore bounding deliveries to one endpoint.
@@ -171,12 +178,18 @@ impl Dispatcher {
                 Err(err) => tracing::error!(error = %err, "a delivery task failed"),
             }
         }
-        let disabled = outcomes.iter().any(|o| o.disable.is_some());
-        self.store
+        let disabled = self
+            .store
             .finish_attempts(&outcomes, self.clock.now_ms())
             .await?;
-        if disabled {
+        if !disabled.is_empty() {
+            // Their `webhook.endpoint_disabled` events are waiting to be fanned out.
             self.wake();
+            if let Some(hook) = self.on_disabled.get() {
+                for d in disabled {
+                    hook(d);
+                }
+            }
         }
         Ok(n)
     }

@@ -186,6 +186,15 @@ pub struct AttemptRecord {
     pub response_excerpt: Option<String>,
 }
 
+/// An endpoint that was just disabled (its owners are told).
+#[derive(Clone, Debug)]
+pub struct Disabled {
+    pub account_id: AccountId,
+    pub endpoint_id: WebhookEndpointId,
+    pub url: String,
+    pub reason: &'static str,
+}
+
 /// One finished attempt, ready to be recorded.
 pub struct Outcome {
     pub claimed: Claimed,
@@ -602,13 +611,15 @@ impl WebhookStore {
 
     /// Records attempts and moves their deliveries on, all in one transaction. A success clears
     /// the endpoint's failure streak; a failure starts one; `disable` turns the endpoint off.
+    /// Returns the endpoints this call disabled, with the reason.
     pub async fn finish_attempts(
         &self,
         outcomes: &[Outcome],
         now: Millis,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Disabled>, StoreError> {
+        let mut disabled = Vec::new();
         if outcomes.is_empty() {
-            return Ok(());
+            return Ok(disabled);
         }
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
@@ -691,6 +702,12 @@ impl WebhookStore {
                     .await?
                     .rows_affected();
                     if changed == 1 {
+                        disabled.push(Disabled {
+                            account_id: AccountId::from_trusted(claimed.account_id.clone()),
+                            endpoint_id: WebhookEndpointId::from_trusted(claimed.endpoint_id.clone()),
+                            url: claimed.url.clone(),
+                            reason,
+                        });
                         let event = common::outbox::NewEvent::new(
                             &AccountId::from_trusted(claimed.account_id.clone()),
                             "webhook.endpoint_disabled",
@@ -703,7 +720,7 @@ impl WebhookStore {
             }
             tx.commit().await?;
         });
-        Ok(())
+        Ok(disabled)
     }
 
     pub async fn deliveries(

@@ -171,6 +171,20 @@ impl AccountStore {
         Ok(n)
     }
 
+    /// The emails of the account's owners.
+    pub async fn owner_emails(&self, account: &AccountId) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id \
+                 WHERE m.account_id = $1 AND m.role = 'owner' ORDER BY u.email",
+            )
+            .bind(account.as_str())
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows)
+    }
+
     /// The accounts a user belongs to, oldest membership first.
     pub async fn memberships(&self, user_id: &UserId) -> Result<Vec<Membership>, StoreError> {
         let rows: Vec<MembershipRow> = on_db!(&self.db, pool => {
