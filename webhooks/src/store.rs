@@ -557,43 +557,36 @@ impl WebhookStore {
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let token = DeliveryId::generate().to_string();
-        // Claiming is one UPDATE; on PostgreSQL concurrent dispatchers skip each other's rows.
-        match self.db.backend() {
-            Backend::Postgres => on_db!(&self.db, pool => {
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET lease_until = $2, lease_token = $4 WHERE id IN ( \
-                       SELECT d.id FROM webhook_deliveries d \
-                       JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = TRUE \
-                       WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
-                       AND (d.lease_until IS NULL OR d.lease_until < $1) \
-                       ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED)",
+        // Claiming is one UPDATE; the dialects differ only in the lock clause, so that on
+        // PostgreSQL concurrent dispatchers skip each other's rows (SQLite has one writer).
+        macro_rules! claim_sql {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE webhook_deliveries SET lease_until = $2, lease_token = $4 WHERE id IN ( ",
+                    "SELECT d.id FROM webhook_deliveries d ",
+                    "JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = TRUE ",
+                    "WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1 ",
+                    "AND (d.lease_until IS NULL OR d.lease_until < $1) ",
+                    "ORDER BY d.next_attempt_at LIMIT $3 ",
+                    $lock,
+                    ")"
                 )
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .bind(&token)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-            })?,
-            Backend::Sqlite => on_db!(&self.db, pool => {
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET lease_until = $2, lease_token = $4 WHERE id IN ( \
-                       SELECT d.id FROM webhook_deliveries d \
-                       JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = TRUE \
-                       WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= $1 \
-                       AND (d.lease_until IS NULL OR d.lease_until < $1) \
-                       ORDER BY d.next_attempt_at LIMIT $3)",
-                )
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .bind(&token)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-            })?,
+            };
+        }
+        let sql = match self.db.backend() {
+            Backend::Postgres => claim_sql!("FOR UPDATE OF d SKIP LOCKED"),
+            Backend::Sqlite => claim_sql!(""),
         };
+        on_db!(&self.db, pool => {
+            sqlx::query(sql)
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .bind(&token)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
         let claimed: Vec<Claimed> = on_db!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT d.id, d.attempts, d.base_attempt, d.event_id, d.event_type, d.account_id, \
