@@ -6,7 +6,7 @@ RUN cargo build --release --bin driftstack
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends chromium ca-certificates fonts-liberation \
+ && apt-get install -y --no-install-recommends chromium chromium-headless-shell ca-certificates fonts-liberation \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/driftstack driftstack
 COPY --from=build /src/target/release/driftstack /usr/local/bin/driftstack
@@ -14,7 +14,7 @@ USER driftstack
 WORKDIR /var/lib/driftstack
 ENV DRIFTSTACK_LISTEN=0.0.0.0:8080 \
     DRIFTSTACK_DATA_DIR=/var/lib/driftstack/data \
-    DRIFTSTACK_CHROMIUM=/usr/lib/chromium/chromium
+    DRIFTSTACK_CHROMIUM=/usr/lib/chromium/chromium-headless-shell
 EXPOSE 8080
 HEALTHCHECK CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
 ENTRYPOINT ["driftstack"]
