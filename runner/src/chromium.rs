@@ -314,6 +314,74 @@ impl BrowserProcess {
         SessionPage::start(page, context_id).await
     }
 
+    /// Every cookie of the page's browser context, with all attributes (a profile's state).
+    pub async fn cookies(&self, page: &SessionPage) -> anyhow::Result<Vec<profiles::Cookie>> {
+        use chromiumoxide::cdp::browser_protocol::storage::GetCookiesParams;
+        let browser = self.browser.lock().await;
+        let params = GetCookiesParams {
+            browser_context_id: Some(page.context_id.clone()),
+        };
+        let res = browser
+            .execute(params)
+            .await
+            .context("Storage.getCookies")?;
+        Ok(res
+            .result
+            .cookies
+            .into_iter()
+            .map(|c| profiles::Cookie {
+                name: c.name,
+                value: c.value,
+                domain: c.domain,
+                path: c.path,
+                expires: (!c.session).then_some(c.expires),
+                http_only: c.http_only,
+                secure: c.secure,
+                same_site: c
+                    .same_site
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .and_then(|v| v.as_str().map(str::to_owned)),
+                partition_key: c.partition_key.map(|k| k.top_level_site),
+            })
+            .collect())
+    }
+
+    /// Puts cookies into the page's browser context (before it is handed to a session).
+    pub async fn set_cookies(
+        &self,
+        page: &SessionPage,
+        cookies: &[profiles::Cookie],
+    ) -> anyhow::Result<()> {
+        use chromiumoxide::cdp::browser_protocol::{
+            network::{CookieParam, TimeSinceEpoch},
+            storage::SetCookiesParams,
+        };
+        let params = cookies
+            .iter()
+            .map(|c| {
+                let mut p = CookieParam::new(c.name.clone(), c.value.clone());
+                p.domain = Some(c.domain.clone());
+                p.path = Some(c.path.clone());
+                p.secure = Some(c.secure);
+                p.http_only = Some(c.http_only);
+                p.expires = c.expires.map(TimeSinceEpoch::new);
+                p.same_site = c.same_site.as_ref().and_then(|s| {
+                    serde_json::from_value(serde_json::Value::String(s.clone())).ok()
+                });
+                p
+            })
+            .collect();
+        let browser = self.browser.lock().await;
+        browser
+            .execute(SetCookiesParams {
+                cookies: params,
+                browser_context_id: Some(page.context_id.clone()),
+            })
+            .await
+            .context("Storage.setCookies")?;
+        Ok(())
+    }
+
     /// Disposes a context and everything in it (pages, cookies, storage, cache).
     pub async fn dispose(&self, page: SessionPage) -> anyhow::Result<()> {
         page.stop_monitor();
