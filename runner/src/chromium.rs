@@ -1296,6 +1296,70 @@ impl SessionPage {
         decode_base64(response.result.data.as_ref())
     }
 
+    /// The localStorage of the page's current origin, if it has one (`about:blank` has none).
+    pub async fn local_storage(
+        &self,
+    ) -> Result<Option<(String, profiles::OriginStorage)>, RunnerError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let value = self
+            .evaluate_value(
+                "(() => { try { return [location.origin, Object.fromEntries(Object.entries(localStorage))]; } \
+                 catch (e) { return null; } })()",
+                deadline,
+            )
+            .await
+            .map_err(|e| RunnerError::Internal(anyhow::anyhow!("reading localStorage: {e}")))?;
+        let Some([origin, items]) = value
+            .as_array()
+            .and_then(|a| <&[_; 2]>::try_from(a.as_slice()).ok())
+        else {
+            return Ok(None);
+        };
+        let origin = origin.as_str().unwrap_or("null");
+        if origin == "null" || !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            return Ok(None);
+        }
+        let local_storage = items
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some((
+            origin.to_owned(),
+            profiles::OriginStorage { local_storage },
+        )))
+    }
+
+    /// Makes every document of a stored origin start with that origin's localStorage: a script
+    /// that runs before the page's own scripts fills it in once per session and origin.
+    pub async fn restore_local_storage(
+        &self,
+        origins: &std::collections::BTreeMap<String, profiles::OriginStorage>,
+    ) -> Result<(), RunnerError> {
+        use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
+        if origins.is_empty() {
+            return Ok(());
+        }
+        let data: std::collections::BTreeMap<&String, &std::collections::BTreeMap<String, String>> =
+            origins.iter().map(|(o, s)| (o, &s.local_storage)).collect();
+        let json = serde_json::to_string(&data).map_err(|e| RunnerError::Internal(e.into()))?;
+        let source = format!(
+            "(() => {{ try {{ const all = {json}; const items = all[location.origin]; \
+             const mark = '__driftstack_restored'; \
+             if (!items || sessionStorage.getItem(mark)) return; \
+             for (const [k, v] of Object.entries(items)) localStorage.setItem(k, v); \
+             sessionStorage.setItem(mark, '1'); }} catch (e) {{}} }})()"
+        );
+        self.page
+            .execute(AddScriptToEvaluateOnNewDocumentParams::new(source))
+            .await
+            .map_err(|e| map_cdp(e, "addScriptToEvaluateOnNewDocument"))?;
+        Ok(())
+    }
+
     pub fn target_id(&self) -> String {
         self.page.target_id().inner().clone()
     }

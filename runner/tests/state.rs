@@ -67,6 +67,28 @@ async fn cookies_carry_over_between_browsers() {
         .await
         .expect("navigate");
     assert_eq!(nav.status, Some(200));
+    first
+        .page
+        .run_actions(
+            &[runner::Action::Evaluate {
+                expression:
+                    "localStorage.setItem('theme', 'dark'); localStorage.setItem('n', '42')".into(),
+            }],
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("set localStorage");
+    let (origin, storage) = first
+        .page
+        .local_storage()
+        .await
+        .expect("read")
+        .expect("an origin");
+    assert_eq!(origin, base);
+    assert_eq!(
+        storage.local_storage.get("theme").map(String::as_str),
+        Some("dark")
+    );
     let cookies = first
         .process
         .cookies(&first.page)
@@ -95,6 +117,13 @@ async fn cookies_carry_over_between_browsers() {
         .set_cookies(&second.page, &cookies)
         .await
         .expect("write cookies");
+    let mut origins = std::collections::BTreeMap::new();
+    origins.insert(origin.clone(), storage.clone());
+    second
+        .page
+        .restore_local_storage(&origins)
+        .await
+        .expect("restore localStorage");
     second
         .page
         .navigate(
@@ -124,6 +153,17 @@ async fn cookies_carry_over_between_browsers() {
     );
     let copied = second.process.cookies(&second.page).await.expect("read");
     assert_eq!(copied.len(), 2);
+    let (origin2, storage2) = second
+        .page
+        .local_storage()
+        .await
+        .expect("read")
+        .expect("origin");
+    assert_eq!(origin2, origin);
+    assert_eq!(
+        storage2.local_storage, storage.local_storage,
+        "localStorage came along"
+    );
 
     first.process.kill().await;
     second.process.kill().await;
