@@ -7,8 +7,10 @@
 //! It knows nothing of HTTP or of browsers; the runner fills and applies states, the API stores
 //! them. (Routes, snapshots and the object store come with the profiles issue.)
 
+pub mod blobs;
 pub mod codec;
 pub mod state;
 
+pub use blobs::{BlobError, BlobStore};
 pub use codec::{BlobCodec, CodecError, Keyring};
 pub use state::{Cookie, OriginStorage, ProfileState};
