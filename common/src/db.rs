@@ -15,6 +15,14 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+/// Splits a page fetched with `LIMIT limit + 1` into the page and whether another one follows.
+pub fn split_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, has_more)
+}
+
 /// Runs the same code against whichever pool is active. `$pool` is bound to the native pool.
 ///
 /// ```ignore

@@ -458,7 +458,6 @@ impl Runner {
             message: "is not a valid absolute URL".into(),
         })?;
         let host = match target.host() {
-            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
             Some(h) => h.to_string(),
             None => {
                 return Err(RunnerError::Invalid {

@@ -333,8 +333,8 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream) {
             counters.deny(url.host_str().unwrap_or(""));
             return;
         }
+        // `Host`'s Display writes IPv6 addresses in brackets, as `resolve_allowed` expects.
         let host = match url.host() {
-            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
             Some(h) => h.to_string(),
             None => {
                 respond(&mut client, "400 Bad Request", None, "no host").await;

@@ -350,12 +350,8 @@ impl SessionStore {
                 .await
             })?
         };
-        let limit = usize::try_from(limit).unwrap_or(0);
-        let has_more = rows.len() > limit;
-        Ok((
-            rows.into_iter().take(limit).map(Into::into).collect(),
-            has_more,
-        ))
+        let (rows, has_more) = common::db::split_page(rows, limit);
+        Ok((rows.into_iter().map(Into::into).collect(), has_more))
     }
 
     /// Marks every live session of `runner` as failed (its browsers are gone), with a

@@ -304,7 +304,10 @@ impl WebhookStore {
                 .fetch_all(pool)
                 .await
         })?;
-        Ok(page(rows.into_iter().map(Into::into).collect(), limit))
+        Ok(common::db::split_page(
+            rows.into_iter().map(Into::into).collect(),
+            limit,
+        ))
     }
 
     /// Changes the given fields; `enabled: true` also clears a failure streak.
@@ -743,7 +746,7 @@ impl WebhookStore {
             .fetch_all(pool)
             .await
         })?;
-        Ok(page(rows, limit))
+        Ok(common::db::split_page(rows, limit))
     }
 
     pub async fn delivery(
@@ -873,11 +876,4 @@ fn multi_row_insert(n: usize) -> String {
         ));
     }
     sql
-}
-
-fn page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    (rows, more)
 }

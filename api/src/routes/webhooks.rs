@@ -118,7 +118,6 @@ impl Validate for UpdateEndpointRequest {
 async fn check_egress(state: &AppState, url: &str) -> Result<(), ApiError> {
     let parsed = url::Url::parse(url).map_err(|_| ApiError::invalid("url", "is not a URL"))?;
     let host = match parsed.host() {
-        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
         Some(h) => h.to_string(),
         None => return Err(ApiError::invalid("url", "must have a host")),
     };

@@ -185,7 +185,7 @@ impl KeyStore {
             .fetch_all(pool)
             .await
         })?;
-        let (rows, more) = super::split_page(rows, limit);
+        let (rows, more) = common::db::split_page(rows, limit);
         Ok((rows.into_iter().map(Into::into).collect(), more))
     }
 
