@@ -51,3 +51,26 @@ ensure_postgres() {
   # A fresh install asks for a password on TCP; give the postgres role the one the tests use.
   as_root su postgres -c "psql -q -c \"ALTER ROLE postgres PASSWORD 'postgres'\"" >/dev/null 2>&1 || true
 }
+
+# localstripe (PyPI) in its own venv, for the billing tests' fake Stripe. The tests start it bound
+# to 127.0.0.1 (its own launcher listens on every interface).
+ensure_localstripe() {
+  local venv="${DRIFTSTACK_LOCALSTRIPE_VENV:-$HOME/.cache/driftstack/localstripe-venv}"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import localstripe' 2>/dev/null; then
+    echo "installing localstripe into $venv…" >&2
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q 'localstripe==1.15.10'
+  fi
+  export DRIFTSTACK_LOCALSTRIPE_PYTHON="$venv/bin/python"
+}
+
+# Schemathesis (PyPI) in its own venv, for the API fuzzing gate.
+ensure_schemathesis() {
+  local venv="${DRIFTSTACK_SCHEMATHESIS_VENV:-$HOME/.cache/driftstack/schemathesis-venv}"
+  if [ ! -x "$venv/bin/schemathesis" ]; then
+    echo "installing schemathesis into $venv…" >&2
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q 'schemathesis==4.32.5'
+  fi
+  export DRIFTSTACK_SCHEMATHESIS="$venv/bin/schemathesis"
+}

@@ -38,6 +38,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every account's hash chain; exits 1 naming the first altered entry of each
+    /// broken chain.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +169,27 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             state.db.close().await;
             result
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let state = api::build_state(config, String::new()).await?;
+            let result = state.audit.verify().await;
+            state.db.close().await;
+            let (checked, breaks) = result?;
+            if breaks.is_empty() {
+                println!("ok: {checked} entries, every chain intact");
+                return Ok(());
+            }
+            for b in &breaks {
+                println!(
+                    "broken: account {} at entry {}: {}",
+                    b.account_id.as_deref().unwrap_or("(none)"),
+                    b.entry_id,
+                    b.reason
+                );
+            }
+            anyhow::bail!("{} audit chain(s) broken", breaks.len())
         }
         Command::Keys {
             command:

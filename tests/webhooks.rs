@@ -462,7 +462,19 @@ async fn retries_dead_letters_and_replay(backend: Backend) {
         .await
         .assert_problem(422, "validation_failed");
 
-    // Invariant: events in = delivered + dead + pending/failed.
+    // Invariant: events in = delivered + dead + pending/failed. The receiver sees a message
+    // before the dispatcher records the attempt, so wait for the records to settle.
+    let settled = eventually(Duration::from_secs(10), async || {
+        let all = s
+            .get(&key, "/v1/webhooks/deliveries?limit=100")
+            .await
+            .json();
+        all["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|d| d["status"] == "delivered"))
+    })
+    .await;
+    assert!(settled, "every replayed delivery is recorded as delivered");
     let all = s
         .get(&key, "/v1/webhooks/deliveries?limit=100")
         .await

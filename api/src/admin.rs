@@ -18,6 +18,8 @@ pub struct Bootstrapped {
     pub email: String,
     pub account_id: AccountId,
     pub key: String,
+    /// A one-time dashboard sign-in link (24 hours).
+    pub sign_in_link: String,
 }
 
 /// On an empty database, creates the owner account (`DRIFTSTACK_OWNER_EMAIL`) and one key with
@@ -30,7 +32,18 @@ pub async fn bootstrap_owner(state: &AppState) -> anyhow::Result<Option<Bootstra
     let email = state.config.owner_email.clone();
     let account_id = create_account(state, &email, None, tier).await?;
     let key = create_key(state, &email, "Owner key", None, None).await?;
+    let (_, user) = state.accounts.find_by_member_email(&email).await?;
+    // Longer than a mailed magic link: the owner may read the log a while after the start.
+    let token = state
+        .identity
+        .issue_link(
+            crate::identity::LinkKind::Magic,
+            &user,
+            crate::identity::VERIFY_TTL,
+        )
+        .await?;
     Ok(Some(Bootstrapped {
+        sign_in_link: format!("{}/magic-link?token={token}", state.public_url),
         email,
         account_id,
         key,
@@ -121,6 +134,7 @@ pub async fn create_key(
         scopes: Scopes::all(),
         tier: account.tier,
         key_mode: None,
+        dashboard: None,
     };
     let now = state.clock.now_ms();
     let (_, secret) = issue_key(state, &principal, name, mode, scopes, None, now)

@@ -58,6 +58,51 @@ pub struct Principal {
     pub tier: String,
     /// Set when the caller is an API key.
     pub key_mode: Option<KeyMode>,
+    /// Set when the caller is a signed-in dashboard user.
+    pub dashboard: Option<DashboardAuth>,
+}
+
+/// A dashboard sign-in behind a request.
+#[derive(Clone, Debug)]
+pub struct DashboardAuth {
+    pub session_id: String,
+    /// When the person last verified themselves (password or MFA).
+    pub step_up_at: Option<common::clock::Millis>,
+    pub role: String,
+}
+
+impl Principal {
+    /// Sensitive actions by a dashboard user need a verification within the step-up window
+    /// (`POST /v1/auth/mfa/step-up`); API keys are governed by their scopes alone.
+    pub fn require_step_up(&self, state: &AppState) -> Result<(), ApiError> {
+        let Some(d) = &self.dashboard else {
+            return Ok(());
+        };
+        let window = i64::try_from(state.config.step_up.as_millis()).unwrap_or(i64::MAX);
+        let fresh = d
+            .step_up_at
+            .is_some_and(|at| state.clock.now_ms() - at < window);
+        if fresh {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "step_up_required",
+                "This action needs a fresh verification: POST /v1/auth/mfa/step-up with your \
+                 TOTP code (or a recovery code), or your password if MFA is off.",
+            ))
+        }
+    }
+
+    /// The signed-in user, for routes that only people (not API keys) can use.
+    pub fn user(&self) -> Result<(&UserId, &DashboardAuth), ApiError> {
+        match (&self.actor, &self.dashboard) {
+            (Actor::User(id), Some(d)) => Ok((id, d)),
+            _ => Err(ApiError::forbidden(
+                "user_only",
+                "This route is for signed-in dashboard users, not API keys.",
+            )),
+        }
+    }
 }
 
 struct Cached {
@@ -145,6 +190,7 @@ impl AuthService {
             scopes: key.scopes,
             tier,
             key_mode: Some(key.mode),
+            dashboard: None,
         })
     }
 
@@ -174,11 +220,74 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // The idempotency middleware may already have resolved the caller.
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            return Ok(principal.clone());
-        }
-        let principal = state.auth.authenticate(&parts.headers).await?;
+        let principal = match parts.extensions.get::<Principal>() {
+            Some(p) => p.clone(),
+            None => resolve(state, &parts.headers).await?,
+        };
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }
+}
+
+/// Resolves the bearer credential of a request: a dashboard access token or an API key.
+pub async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    match bearer_token(headers) {
+        Some(token) if token.starts_with(crate::identity::ACCESS_PREFIX) => {
+            resolve_user(state, headers, token).await
+        }
+        _ => state.auth.authenticate(headers).await,
+    }
+}
+
+/// Resolves a dashboard access token into the user acting on one of their accounts: the one named
+/// by `X-Account-Id` (which must be a membership), else their oldest membership. Their role in
+/// that account decides the permissions.
+async fn resolve_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<Principal, ApiError> {
+    let invalid = || {
+        ApiError::unauthorized(
+            "The access token is invalid or expired; refresh it or sign in again.",
+        )
+    };
+    let session = state
+        .identity
+        .resolve_access(token)
+        .await?
+        .ok_or_else(invalid)?;
+    let user = UserId::from_trusted(session.user_id.clone());
+    let memberships = state.accounts.memberships(&user).await?;
+    let wanted = headers
+        .get("x-account-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let membership = match wanted {
+        Some(id) => memberships
+            .iter()
+            .find(|m| m.account_id.as_str() == id)
+            .ok_or_else(|| {
+                ApiError::forbidden(
+                    "not_a_member",
+                    "You are not a member of the account in X-Account-Id.",
+                )
+            })?,
+        None => memberships.first().ok_or_else(|| {
+            ApiError::forbidden("not_a_member", "You are not a member of any account.")
+        })?,
+    };
+    let account = state.accounts.get(&membership.account_id).await?;
+    Ok(Principal {
+        account_id: account.id,
+        actor: Actor::User(user),
+        scopes: crate::permissions::role_scopes(&membership.role),
+        tier: account.tier,
+        key_mode: None,
+        dashboard: Some(DashboardAuth {
+            session_id: session.session_id,
+            step_up_at: session.step_up_at,
+            role: membership.role.clone(),
+        }),
+    })
 }

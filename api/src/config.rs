@@ -38,6 +38,9 @@ pub struct Config {
     pub max_sessions: usize,
     pub egress_allow: Vec<Network>,
     pub master_key: Option<Secret<[u8; 32]>>,
+    /// Earlier master keys (`DRIFTSTACK_MASTER_KEY_PREVIOUS`, comma-separated base64): profile
+    /// state written under them stays readable after a key rotation.
+    pub previous_master_keys: Vec<[u8; 32]>,
     pub smtp_url: Option<Secret<String>>,
     /// The `From` of outgoing mail.
     pub mail_from: String,
@@ -52,6 +55,15 @@ pub struct Config {
     pub embedded_runner: bool,
     pub runner_heartbeat_timeout: Duration,
     pub step_up: Duration,
+    /// Requests per minute one IP may make to the unauthenticated auth routes
+    /// (`DRIFTSTACK_AUTH_IP_PER_MINUTE`, default 60).
+    pub auth_ip_per_minute: u32,
+    /// How often API-call counts are written (`DRIFTSTACK_USAGE_FLUSH_SECONDS`, default 10).
+    pub usage_flush: Duration,
+    /// Per-credential rate limits (`DRIFTSTACK_RATE_LIMITS`, default `on`).
+    pub rate_limits: bool,
+    /// API-call metering (`DRIFTSTACK_METERING`, default `on`; off only for measuring its cost).
+    pub metering: bool,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     /// How long a session create waits for a free browser slot on this node.
@@ -165,17 +177,25 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
+        let parse_key = |name: &'static str, v: &str| -> Result<[u8; 32], ConfigError> {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .map_err(|_| err(name, "is not valid base64"))?;
+            bytes
+                .try_into()
+                .map_err(|_| err(name, "must decode to exactly 32 bytes"))
+        };
         let master_key = match var("DRIFTSTACK_MASTER_KEY") {
-            Some(v) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(v.trim())
-                    .map_err(|_| err("DRIFTSTACK_MASTER_KEY", "is not valid base64"))?;
-                let key: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| err("DRIFTSTACK_MASTER_KEY", "must decode to exactly 32 bytes"))?;
-                Some(Secret::new(key))
-            }
+            Some(v) => Some(Secret::new(parse_key("DRIFTSTACK_MASTER_KEY", &v)?)),
             None => None,
+        };
+        let previous_master_keys = match var("DRIFTSTACK_MASTER_KEY_PREVIOUS") {
+            Some(v) => v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse_key("DRIFTSTACK_MASTER_KEY_PREVIOUS", s))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
         };
         let webhook_retry_schedule = {
             let raw = var("DRIFTSTACK_WEBHOOK_RETRY_SCHEDULE")
@@ -218,6 +238,16 @@ impl Config {
             3600,
         )?;
         let step_up = parse_number(&var, "DRIFTSTACK_STEP_UP_SECONDS", 600, 1, 86_400)?;
+        let auth_ip_per_minute =
+            parse_number(&var, "DRIFTSTACK_AUTH_IP_PER_MINUTE", 60, 1, 1_000_000)?;
+        let usage_flush = parse_number(&var, "DRIFTSTACK_USAGE_FLUSH_SECONDS", 10, 1, 3600)?;
+        let switch = |name: &'static str| match var(name).as_deref() {
+            None | Some("on") | Some("true") => Ok(true),
+            Some("off") | Some("false") => Ok(false),
+            Some(_) => Err(err(name, "must be on or off")),
+        };
+        let rate_limits = switch("DRIFTSTACK_RATE_LIMITS")?;
+        let metering = switch("DRIFTSTACK_METERING")?;
         let request_timeout =
             parse_number(&var, "DRIFTSTACK_REQUEST_TIMEOUT_SECONDS", 120, 1, 3600)?;
         let max_body_bytes = parse_number(
@@ -231,15 +261,11 @@ impl Config {
         let max_browser_reuses =
             parse_number(&var, "DRIFTSTACK_MAX_BROWSER_REUSES", 20, 1, 10_000)?;
         let secret = |name: &str| var(name).map(Secret::new);
-        // Mail goes to the file outbox in the data dir for now; refusing an SMTP URL beats
-        // silently not sending to it.
         let smtp_url = secret("DRIFTSTACK_SMTP_URL");
-        if smtp_url.is_some() {
-            return Err(err(
-                "DRIFTSTACK_SMTP_URL",
-                "SMTP delivery is not available in this build yet; unset it to use the file outbox \
-                 in $DRIFTSTACK_DATA_DIR/outbox",
-            ));
+        if let Some(url) = &smtp_url
+            && let Err(e) = crate::mail::smtp_relay(url.expose())
+        {
+            return Err(err("DRIFTSTACK_SMTP_URL", e.to_string()));
         }
         let stripe_api_base = match var("STRIPE_API_BASE") {
             Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
@@ -262,6 +288,7 @@ impl Config {
             max_sessions,
             egress_allow,
             master_key,
+            previous_master_keys,
             smtp_url,
             mail_from: var("DRIFTSTACK_MAIL_FROM")
                 .unwrap_or_else(|| "Driftstack <driftstack@localhost>".into()),
@@ -275,6 +302,10 @@ impl Config {
             embedded_runner,
             runner_heartbeat_timeout: Duration::from_secs(heartbeat),
             step_up: Duration::from_secs(step_up),
+            auth_ip_per_minute,
+            usage_flush: Duration::from_secs(usage_flush),
+            rate_limits,
+            metering,
             request_timeout: Duration::from_secs(request_timeout),
             max_body_bytes,
             queue_timeout: Duration::from_secs(queue_timeout),
@@ -349,7 +380,7 @@ mod tests {
             ("DRIFTSTACK_WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
             ("DRIFTSTACK_EMBEDDED_RUNNER", "maybe"),
             ("DATABASE_URL", "mysql://x"),
-            ("DRIFTSTACK_SMTP_URL", "smtp://mail.example.com"),
+            ("DRIFTSTACK_SMTP_URL", "smtps://mail.example.com"),
         ] {
             let e = config(&[(var, value)]).expect_err(var);
             assert_eq!(e.var, var);

@@ -21,6 +21,13 @@ const TYPE_BASE: &str = "https://driftstack.dev/problems/";
 tokio::task_local! {
     /// The id of the request being served, set by the request-id middleware.
     pub static REQUEST_ID: String;
+    /// The client address and user agent of the request being served (for the audit log).
+    pub static REQUEST_ORIGIN: (Option<String>, Option<String>);
+}
+
+/// The client address and user agent of the request being served, if any.
+pub fn current_origin() -> (Option<String>, Option<String>) {
+    REQUEST_ORIGIN.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// The current request's id, if called while serving a request.

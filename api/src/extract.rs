@@ -94,7 +94,8 @@ where
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|rejection| crate::error::problem_for_status(rejection.status()))?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body at all counts as `{}`; a body of only whitespace is not JSON.
+        let bytes: &[u8] = if bytes.is_empty() {
             b"{}"
         } else {
             let is_json = content_type

@@ -6,20 +6,24 @@
 
 pub mod admin;
 pub mod apikey;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod identity;
 pub mod mail;
 pub mod middleware;
 pub mod openapi;
 pub mod password;
 pub mod permissions;
+pub mod ratelimit;
 pub mod routes;
 pub mod secrets;
 pub mod state;
 pub mod store;
 pub mod tiers;
+pub mod usage;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -37,14 +41,23 @@ use crate::{config::Config, error::problem_for_status, state::AppState, tiers::T
 
 /// The routes with their OpenAPI description, before state and layers are applied.
 pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (routes, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::system::router())
+        .merge(routes::auth::router())
         .merge(routes::account::router())
         .merge(routes::keys::router())
         .merge(routes::sessions::router())
+        .merge(routes::profiles::router())
         .merge(routes::cdp::router())
         .merge(routes::webhooks::router())
-        .split_for_parts()
+        .merge(routes::team::router())
+        .merge(routes::audit::router())
+        .merge(routes::usage::router())
+        .merge(routes::billing::router())
+        .split_for_parts();
+    let mut api = api;
+    openapi::add_common_problems(&mut api);
+    (routes, api)
 }
 
 /// The OpenAPI document as pretty JSON, exactly as committed in `openapi.json`.
@@ -84,6 +97,20 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             middleware::idempotency,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::limits,
+        ))
+        // Links carry tokens in their query: never leak them through `Referer`.
+        .layer(axum::middleware::map_response(
+            |mut r: axum::response::Response| async move {
+                r.headers_mut().insert(
+                    axum::http::header::REFERRER_POLICY,
+                    axum::http::HeaderValue::from_static("no-referrer"),
+                );
+                r
+            },
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -118,7 +145,7 @@ pub async fn build_state(config: Config, public_url: String) -> anyhow::Result<A
     let tiers = Tiers::load(config.tiers_file.as_deref())?;
     let db = open_database(&config).await?;
     let master_key = secrets::MasterKey::load(&config)?;
-    Ok(AppState::new(config, db, tiers, &master_key, public_url))
+    AppState::new(config, db, tiers, &master_key, public_url)
 }
 
 /// Runs the server until `shutdown` is cancelled, then finishes in-flight requests, stops the
@@ -141,6 +168,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             created.email, created.account_id
         );
         println!("API key (shown once, store it now): {}", created.key);
+        println!(
+            "Dashboard sign-in link (works once, for 24 hours): {}",
+            created.sign_in_link
+        );
     }
 
     if state.config.embedded_runner {
@@ -165,10 +196,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let d = dispatcher.clone();
         runner.on_events(Box::new(move || d.wake()));
     }
-    let mailer = mail::Mailer::file_outbox(
-        state.config.data_dir.join("outbox"),
-        state.config.mail_from.clone(),
-    )?;
+    let mailer = state.mailer.clone();
     {
         let accounts = state.accounts.clone();
         dispatcher.on_endpoint_disabled(Box::new(move |d| {
@@ -181,6 +209,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let tracker = TaskTracker::new();
     tracker.spawn(dispatcher.run(shutdown.clone()));
     tracker.spawn(purge_idempotency_keys(state.clone(), shutdown.clone()));
+    tracker.spawn(usage_loop(state.clone(), shutdown.clone()));
 
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
@@ -196,6 +225,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             runner.shutdown().await;
         });
     }
+    let usage = state.usage.clone();
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -211,6 +241,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     tracker.close();
     tracker.wait().await;
+    // Nothing counted is lost on a graceful stop.
+    if let Err(err) = usage.flush().await {
+        tracing::error!(error = %err, "API call counts could not be written at shutdown");
+    }
     db.close().await;
     tracing::info!("shut down cleanly");
     Ok(())
@@ -245,7 +279,18 @@ async fn start_embedded_runner(state: &AppState) -> anyhow::Result<std::sync::Ar
         max_reuses: config.max_browser_reuses,
         egress_allow: config.egress_allow.clone(),
     };
-    runner::Runner::start(runner_config, state.sessions.clone(), state.clock.clone()).await
+    match state.profiles.sweep().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "unreferenced profile blobs removed"),
+        Err(e) => tracing::warn!(error = %e, "could not sweep unreferenced profile blobs"),
+    }
+    runner::Runner::start(
+        runner_config,
+        state.sessions.clone(),
+        state.profiles.clone(),
+        state.clock.clone(),
+    )
+    .await
 }
 
 /// Tells an account's owners by mail that one of their webhook endpoints was disabled.
@@ -290,6 +335,45 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         Err(err) => {
             tracing::warn!(error = %err, "metrics recorder not installed");
             None
+        }
+    }
+}
+
+/// Writes the API calls counted in memory every `DRIFTSTACK_USAGE_FLUSH_SECONDS`, and announces
+/// usage thresholds for the accounts active since the last round.
+async fn usage_loop(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(state.config.usage_flush);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(err) = state.usage.flush().await {
+            tracing::warn!(error = %err, "API call counts not written; retrying next round");
+        }
+        let mut announced = false;
+        for account in state.usage.take_touched() {
+            // Only capped meters have thresholds to announce.
+            let tier = match state.accounts.get(&account).await {
+                Ok(a) => state.tiers.get(&a.tier).cloned(),
+                Err(err) => {
+                    tracing::warn!(error = %err, "usage thresholds: account not read");
+                    None
+                }
+            };
+            let Some(tier) = tier.filter(tiers::Tier::has_monthly_caps) else {
+                continue;
+            };
+            match routes::usage::report_with(&state, &account, &tier).await {
+                Ok(report) => match state.usage.announce_thresholds(&account, &report).await {
+                    Ok(n) => announced |= n > 0,
+                    Err(err) => tracing::warn!(error = %err, "usage thresholds not recorded"),
+                },
+                Err(err) => tracing::warn!(error = ?err.detail, "usage report failed"),
+            }
+        }
+        if announced {
+            state.dispatcher_wake();
         }
     }
 }

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::{
-    error::{ApiError, PROBLEM_JSON, REQUEST_ID, problem_for_status},
+    error::{ApiError, PROBLEM_JSON, REQUEST_ID, REQUEST_ORIGIN, problem_for_status},
     state::AppState,
     store::idempotency::Begin,
 };
@@ -38,8 +38,17 @@ pub async fn request_context(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     let started = Instant::now();
+    let origin = (
+        req.extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        req.headers()
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
+    );
     let mut response = REQUEST_ID
-        .scope(id.clone(), next.run(req))
+        .scope(id.clone(), REQUEST_ORIGIN.scope(origin, next.run(req)))
         .instrument(span.clone())
         .await;
     let elapsed = started.elapsed();
@@ -95,8 +104,16 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let Some(raw_key) = req.headers().get(IDEMPOTENCY_KEY) else {
+    let Some(raw_key) = req.headers().get(IDEMPOTENCY_KEY).cloned() else {
         return next.run(req).await;
+    };
+    // Unauthenticated requests go on; the handler answers them with a 401.
+    let principal = match req.extensions().get::<crate::auth::Principal>() {
+        Some(p) => p.clone(),
+        None => match crate::auth::resolve(&state, req.headers()).await {
+            Ok(p) => p,
+            Err(_) => return next.run(req).await,
+        },
     };
     let key = match raw_key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
@@ -107,10 +124,6 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             )
             .into_response();
         }
-    };
-    // Unauthenticated requests go on; the handler answers them with a 401.
-    let Ok(principal) = state.auth.authenticate(req.headers()).await else {
-        return next.run(req).await;
     };
     let (mut parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, state.config.max_body_bytes).await else {
@@ -203,4 +216,61 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         tracing::warn!(error = %err, "could not store an idempotent response");
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+pub const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+pub const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+pub const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// Resolves the caller once for the layers below, applies its rate limit (by tier; headers on
+/// every answer, 429 over the limit) and counts the API call for usage. Requests without a valid
+/// credential pass untouched (the handler answers 401, or they are public).
+pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let enabled = state.config.rate_limits || state.config.metering;
+    if !enabled || crate::auth::bearer_token(req.headers()).is_none() {
+        return next.run(req).await;
+    }
+    let Ok(principal) = crate::auth::resolve(&state, req.headers()).await else {
+        return next.run(req).await;
+    };
+    let verdict = if state.config.rate_limits {
+        state.tiers.get(&principal.tier).map(|tier| {
+            state.limiter.check(
+                principal.actor.id(),
+                tier.rate_limit_per_second,
+                tier.rate_limit_burst,
+            )
+        })
+    } else {
+        None
+    };
+    let headers = |r: &mut Response, v: &crate::ratelimit::Verdict| {
+        let h = r.headers_mut();
+        h.insert(X_RATELIMIT_LIMIT, HeaderValue::from(v.limit));
+        h.insert(X_RATELIMIT_REMAINING, HeaderValue::from(v.remaining));
+        h.insert(X_RATELIMIT_RESET, HeaderValue::from(v.reset_seconds));
+    };
+    if let Some(v) = verdict.filter(|v| !v.allowed) {
+        let mut r = ApiError::too_many(
+            "rate_limited",
+            format!(
+                "Too many requests for this credential; your plan allows bursts of {} and a \
+                 steady rate per second. Retry after the indicated time.",
+                v.limit
+            ),
+            v.reset_seconds,
+        )
+        .into_response();
+        headers(&mut r, &v);
+        return r;
+    }
+    if state.config.metering {
+        state.usage.count_api_call(&principal.account_id);
+    }
+    req.extensions_mut().insert(principal);
+    let mut response = next.run(req).await;
+    if let Some(v) = verdict {
+        headers(&mut response, &v);
+    }
+    response
 }

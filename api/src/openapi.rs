@@ -24,9 +24,15 @@ use crate::error::Problem;
     modifiers(&SecuritySchemes),
     tags(
         (name = "system", description = "Health, readiness, version and metrics"),
-        (name = "account", description = "The calling account"),
+        (name = "auth", description = "Dashboard sign-in: signup, verification, login, MFA challenge, step-up, magic links, password reset, refresh, logout"),
+        (name = "account", description = "The calling account, its settings and two-factor authentication"),
         (name = "api-keys", description = "API keys: create, list, rotate, revoke"),
         (name = "sessions", description = "Browser sessions: create, drive, capture, release; raw CDP"),
+        (name = "profiles", description = "Persistent browser identities: fingerprint and saved state, snapshots, restore, clone"),
+        (name = "team", description = "Team members, roles and invitations"),
+        (name = "billing", description = "Plans, Stripe Checkout and Billing Portal, Stripe webhooks"),
+        (name = "usage", description = "Usage meters against your plan's caps"),
+        (name = "audit", description = "The account's tamper-evident audit log"),
         (name = "webhooks", description = "Signed webhooks: endpoints, event catalog, deliveries, replay"),
     )
 )]
@@ -55,5 +61,101 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
+    }
+}
+
+/// The problems any operation may answer besides its own: a bad or missing credential (401),
+/// a missing permission (403), an unknown id (404), a slow request (408), an oversized body
+/// (413), the wrong content type (415), invalid fields (422), a rate limit (429), and the
+/// server's own trouble (500, 503). Added to every operation that does not document them itself,
+/// so clients and fuzzers know every status they can meet.
+pub fn add_common_problems(api: &mut utoipa::openapi::OpenApi) {
+    add_id_patterns(api);
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    const COMMON: &[(&str, &str)] = &[
+        ("400", "The request is malformed"),
+        ("401", "No valid credential"),
+        (
+            "403",
+            "The credential lacks a permission, or a step-up is needed",
+        ),
+        ("404", "No such object (or it belongs to another account)"),
+        ("408", "The request took too long"),
+        ("413", "The body is too large"),
+        ("415", "The body is not JSON"),
+        ("422", "A field is invalid (see `errors`)"),
+        ("429", "A rate limit was hit (see `retry-after`)"),
+        ("500", "Something went wrong on our side"),
+        (
+            "503",
+            "A dependency (database, browsers) is unavailable (see `retry-after`)",
+        ),
+    ];
+    for item in api.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            for (status, description) in COMMON {
+                op.responses
+                    .responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(*description)
+                            .content(
+                                "application/problem+json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("Problem")))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
+            }
+        }
+    }
+}
+
+/// Path ids are documented as "`prof_…`" and so on; give them the matching pattern (prefix and
+/// 32 hex digits), so generated clients and fuzzers send ids of the right shape.
+fn add_id_patterns(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ObjectBuilder, path::ParameterIn, schema::Type};
+    for item in api.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            for p in op.parameters.iter_mut().flatten() {
+                let utoipa::openapi::RefOr::T(p) = p else {
+                    continue;
+                };
+                if p.parameter_in != ParameterIn::Path {
+                    continue;
+                }
+                let prefix = p
+                    .description
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix('`'))
+                    .and_then(|d| d.split_once("…`"))
+                    .map(|(prefix, _)| prefix.to_owned());
+                if let Some(prefix) = prefix.filter(|p| p.ends_with('_')) {
+                    p.schema = Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(format!("^{prefix}[0-9a-f]{{32}}$")))
+                            .into(),
+                    );
+                }
+            }
+        }
     }
 }

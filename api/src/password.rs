@@ -35,6 +35,11 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
+/// Whether a stored hash was made with other (older, weaker) parameters than today's.
+pub fn needs_rehash(phc: &str) -> bool {
+    !phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+}
+
 /// Whether `password` matches the stored PHC string.
 pub fn verify(password: &str, phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
@@ -53,6 +58,10 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(verify("correct horse battery", &phc));
         assert!(!verify("correct horse batterz", &phc));
+        assert!(!needs_rehash(&phc));
+        assert!(needs_rehash(
+            "$argon2id$v=19$m=4096,t=1,p=1$c2FsdHNhbHQ$aGFzaA"
+        ));
         assert!(check_rules("short").is_err());
         assert!(check_rules(&"x".repeat(64)).is_ok());
     }

@@ -6,14 +6,13 @@ use std::marker::PhantomData;
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::{auth::Principal, error::ApiError, state::AppState};
 
 macro_rules! scopes {
     ($($variant:ident => $text:literal),+ $(,)?) => {
         /// One permission, written `resource:action`.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum Scope {
             $(#[serde(rename = $text)] $variant,)+
         }
@@ -29,6 +28,20 @@ macro_rules! scopes {
                 match s { $($text => Some(Scope::$variant),)+ _ => None }
             }
         }
+
+        // Written by hand: the derive would list the variant names, not their `resource:action`
+        // spelling on the wire.
+        impl utoipa::PartialSchema for Scope {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some("One permission, written `resource:action`."))
+                    .enum_values(Some([$($text,)+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for Scope {}
     };
 }
 
@@ -98,6 +111,49 @@ impl FromIterator<Scope> for Scopes {
     }
 }
 
+/// What a team role may do. Owners everything; admins everything but billing changes;
+/// developers build with the product (sessions, profiles, webhooks, keys) and read the rest;
+/// viewers read.
+pub fn role_scopes(role: &str) -> Scopes {
+    use Scope::*;
+    match role {
+        "owner" => Scopes::all(),
+        "admin" => Scopes::all()
+            .iter()
+            .filter(|s| *s != BillingWrite)
+            .collect(),
+        "developer" => [
+            AccountRead,
+            KeysRead,
+            KeysWrite,
+            SessionsRead,
+            SessionsWrite,
+            ProfilesRead,
+            ProfilesWrite,
+            UsageRead,
+            WebhooksRead,
+            WebhooksWrite,
+            TeamRead,
+            BillingRead,
+        ]
+        .into_iter()
+        .collect(),
+        "viewer" => [
+            AccountRead,
+            KeysRead,
+            SessionsRead,
+            ProfilesRead,
+            UsageRead,
+            WebhooksRead,
+            TeamRead,
+            BillingRead,
+        ]
+        .into_iter()
+        .collect(),
+        _ => Scopes::default(),
+    }
+}
+
 /// A permission a route needs; implemented by the marker types below.
 pub trait Permission: Send + Sync + 'static {
     const SCOPE: Scope;
@@ -122,6 +178,14 @@ permissions! {
     KeysWrite => KeysWrite,
     SessionsRead => SessionsRead,
     SessionsWrite => SessionsWrite,
+    ProfilesRead => ProfilesRead,
+    ProfilesWrite => ProfilesWrite,
+    AuditRead => AuditRead,
+    UsageRead => UsageRead,
+    BillingRead => BillingRead,
+    BillingWrite => BillingWrite,
+    TeamRead => TeamRead,
+    TeamWrite => TeamWrite,
     WebhooksRead => WebhooksRead,
     WebhooksWrite => WebhooksWrite,
 }
@@ -145,7 +209,8 @@ impl<P: Permission> FromRequestParts<AppState> for Require<P> {
                     "This credential lacks the `{}` permission.",
                     P::SCOPE.as_str()
                 ),
-            ));
+            )
+            .with("permission", serde_json::json!(P::SCOPE.as_str())));
         }
         Ok(Require {
             principal,

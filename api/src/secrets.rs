@@ -59,6 +59,26 @@ impl MasterKey {
         }
     }
 
+    /// The codec for profile state: encrypted under a key derived from this master key (its key
+    /// id names it), still able to read blobs written under `previous` master keys.
+    pub fn profile_codec(&self, previous: &[[u8; 32]]) -> profiles::BlobCodec {
+        let (id, key) = profile_key(self);
+        let mut keyring = profiles::Keyring::new(&id, key);
+        for old in previous {
+            let (id, key) = profile_key(&MasterKey(*old));
+            keyring = keyring.with_old(&id, key);
+        }
+        profiles::BlobCodec::new(keyring, self.derive("profile-state-address"))
+    }
+
+    /// The keys `previous` master keys derive for `purpose` (to read what they protected).
+    pub fn derive_all(previous: &[[u8; 32]], purpose: &str) -> Vec<[u8; 32]> {
+        previous
+            .iter()
+            .map(|k| MasterKey(*k).derive(purpose))
+            .collect()
+    }
+
     /// A 32-byte key for one purpose.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
@@ -66,6 +86,15 @@ impl MasterKey {
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }
+}
+
+/// A master key's profile-state key and its id (a fingerprint of the key, safe to store).
+fn profile_key(master: &MasterKey) -> (String, [u8; 32]) {
+    use sha2::Digest;
+    let key = master.derive("profile-state-encryption");
+    let digest = Sha256::digest(key);
+    let id: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    (format!("mk-{id}"), key)
 }
 
 // HMAC accepts keys of any length; this cannot happen.

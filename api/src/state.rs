@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use common::{Clock, Db};
 use metrics_exporter_prometheus::PrometheusHandle;
+use profiles::Profiles;
 use runner::{Runner, store::SessionStore};
 use webhooks::{Dispatcher, WebhookStore, crypto::SecretBox};
 
@@ -27,6 +28,18 @@ pub struct AppState {
     pub keys: KeyStore,
     pub idempotency: IdempotencyStore,
     pub sessions: SessionStore,
+    /// Profiles, snapshots and their encrypted state blobs.
+    pub profiles: Profiles,
+    /// Dashboard sign-in: sessions, tokens, MFA, one-time links, throttles.
+    pub identity: crate::identity::Identity,
+    pub audit: crate::audit::Audit,
+    pub team: crate::store::team::TeamStore,
+    pub usage: Arc<crate::usage::Usage>,
+    pub billing: crate::store::billing::BillingStore,
+    /// The Stripe client, when billing is enabled (`STRIPE_SECRET_KEY`).
+    pub stripe: Option<billing::Stripe>,
+    pub limiter: Arc<crate::ratelimit::Limiter>,
+    pub mailer: crate::mail::Mailer,
     pub webhooks: WebhookStore,
     /// Seals endpoint secrets at rest.
     pub webhook_secrets: SecretBox,
@@ -48,20 +61,60 @@ impl AppState {
         tiers: Tiers,
         master_key: &MasterKey,
         public_url: String,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let clock = match &config.test_clock_file {
             Some(path) => Clock::with_offset_file(path.clone()),
             None => Clock::system(),
         };
         let keys = KeyStore::new(db.clone());
-        Self {
+        let blobs = profiles::BlobStore::local(&config.data_dir.join("profiles"))
+            .map_err(|e| anyhow::anyhow!("profile storage: {e}"))?;
+        let profiles = Profiles::new(
+            profiles::ProfileStore::new(db.clone()),
+            master_key.profile_codec(&config.previous_master_keys),
+            blobs,
+            clock.clone(),
+        );
+        let identity = crate::identity::Identity::new(
+            crate::identity::IdentityStore::new(db.clone()),
+            SecretBox::new(&master_key.derive("totp-secrets")).with_previous(
+                &MasterKey::derive_all(&config.previous_master_keys, "totp-secrets"),
+            ),
+            clock.clone(),
+            config.auth_ip_per_minute,
+        );
+        let mailer = crate::mail::Mailer::from_config(
+            config.smtp_url.as_ref().map(|s| s.expose().as_str()),
+            config.data_dir.join("outbox"),
+            config.mail_from.clone(),
+        )?;
+        Ok(Self {
+            profiles,
+            identity,
+            audit: crate::audit::Audit::new(db.clone()),
+            team: crate::store::team::TeamStore::new(db.clone()),
+            usage: Arc::new(crate::usage::Usage::new(db.clone(), clock.clone())),
+            billing: crate::store::billing::BillingStore::new(db.clone()),
+            stripe: match &config.stripe_secret_key {
+                Some(key) => Some(
+                    billing::Stripe::new(key.expose(), config.stripe_api_base.as_deref())
+                        .map_err(|e| anyhow::anyhow!("STRIPE_SECRET_KEY: {e}"))?,
+                ),
+                None => None,
+            },
+            limiter: Arc::default(),
+            mailer,
             auth: Arc::new(AuthService::new(keys.clone(), clock.clone())),
             accounts: AccountStore::new(db.clone()),
             idempotency: IdempotencyStore::new(db.clone()),
             keys,
             sessions: SessionStore::new(db.clone()),
             webhooks: WebhookStore::new(db.clone()),
-            webhook_secrets: SecretBox::new(&master_key.derive("webhook-endpoint-secrets")),
+            webhook_secrets: SecretBox::new(&master_key.derive("webhook-endpoint-secrets"))
+                .with_previous(&MasterKey::derive_all(
+                    &config.previous_master_keys,
+                    "webhook-endpoint-secrets",
+                )),
             dispatcher: None,
             runner: None,
             connect_key: Arc::new(master_key.derive("cdp-connect-token")),
@@ -71,11 +124,16 @@ impl AppState {
             tiers: Arc::new(tiers),
             metrics: None,
             public_url: public_url.into(),
-        }
+        })
     }
 }
 
 impl AppState {
+    /// Appends an entry to the audit log (failures are logged, never returned).
+    pub async fn record(&self, entry: crate::audit::Entry) {
+        self.audit.record(entry, self.clock.now_ms()).await;
+    }
+
     /// Tells this node's dispatcher that new deliveries may be due.
     pub fn dispatcher_wake(&self) {
         if let Some(d) = &self.dispatcher {

@@ -34,6 +34,13 @@ pub struct Tier {
     pub max_profile_state_bytes: u64,
 }
 
+impl Tier {
+    /// Whether any monthly meter of this tier is capped (so usage must be read to enforce it).
+    pub fn has_monthly_caps(&self) -> bool {
+        self.monthly_sessions.is_some() || self.monthly_session_minutes.is_some()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Tiers(BTreeMap<String, Tier>);
 

@@ -107,6 +107,27 @@ pub fn rfc3339(ms: Millis) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
 }
 
+/// The calendar month (UTC) containing `ms`: its first and the next month's first millisecond.
+pub fn month_of(ms: Millis) -> (Millis, Millis) {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let start = time::Date::from_calendar_date(t.year(), t.month(), 1)
+        .unwrap_or(time::Date::MIN)
+        .midnight()
+        .assume_utc();
+    let (y, m) = match t.month() {
+        time::Month::December => (t.year() + 1, time::Month::January),
+        m => (t.year(), m.next()),
+    };
+    let end = time::Date::from_calendar_date(y, m, 1)
+        .unwrap_or(time::Date::MAX)
+        .midnight()
+        .assume_utc();
+    let to_ms =
+        |d: time::OffsetDateTime| i64::try_from(d.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    (to_ms(start), to_ms(end))
+}
+
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
@@ -116,6 +137,15 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
 #[cfg(test)]
 mod format_tests {
     use super::*;
+
+    #[test]
+    fn months() {
+        let (s, e) = month_of(parse_rfc3339("2026-12-15T10:00:00Z").unwrap_or(0));
+        assert_eq!(rfc3339(s), "2026-12-01T00:00:00.000Z");
+        assert_eq!(rfc3339(e), "2027-01-01T00:00:00.000Z");
+        let (s, _) = month_of(parse_rfc3339("2026-11-01T00:00:00Z").unwrap_or(0));
+        assert_eq!(rfc3339(s), "2026-11-01T00:00:00.000Z");
+    }
 
     #[test]
     fn rfc3339_round_trip() {

@@ -72,6 +72,16 @@ impl BlobStore {
         }
     }
 
+    /// Replaces whatever is at `address` (repairing an object that no longer reads back).
+    pub async fn overwrite(&self, address: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+        let path = path_of(address)?;
+        self.store
+            .put(&path, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| BlobError::Storage(e.to_string()))
+    }
+
     pub async fn get(&self, address: &str) -> Result<Vec<u8>, BlobError> {
         let path = path_of(address)?;
         match self.store.get(&path).await {

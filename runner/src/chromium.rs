@@ -7,7 +7,7 @@
 //! user-data dir; nothing a browser creates outlives it.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
@@ -20,10 +20,14 @@ use anyhow::Context;
 use chromiumoxide::{
     Browser, BrowserConfig, Page,
     cdp::browser_protocol::{
-        browser::{BrowserContextId, GetVersionParams},
+        browser::{
+            BrowserContextId, GetVersionParams, PermissionDescriptor, PermissionSetting,
+            SetPermissionParams,
+        },
         dom::Rect,
         emulation::{
-            SetDeviceMetricsOverrideParams, SetLocaleOverrideParams, SetTimezoneOverrideParams,
+            SetDeviceMetricsOverrideParams, SetGeolocationOverrideParams, SetLocaleOverrideParams,
+            SetTimezoneOverrideParams,
         },
         fetch::{self, EventRequestPaused, FailRequestParams, RequestPattern, RequestStage},
         input::{DispatchKeyEventParams, DispatchKeyEventType},
@@ -382,6 +386,21 @@ impl BrowserProcess {
         Ok(())
     }
 
+    /// Lets the page's context read its (overridden) position without a prompt.
+    pub async fn grant_geolocation(&self, page: &SessionPage) -> anyhow::Result<()> {
+        let mut params = SetPermissionParams::new(
+            PermissionDescriptor::new("geolocation"),
+            PermissionSetting::Granted,
+        );
+        params.browser_context_id = Some(page.context_id.clone());
+        let browser = self.browser.lock().await;
+        browser
+            .execute(params)
+            .await
+            .context("Browser.setPermission")?;
+        Ok(())
+    }
+
     /// Disposes a context and everything in it (pages, cookies, storage, cache).
     pub async fn dispose(&self, page: SessionPage) -> anyhow::Result<()> {
         page.stop_monitor();
@@ -594,6 +613,8 @@ pub struct SessionPage {
     context_id: BrowserContextId,
     monitor: Arc<Monitor>,
     tasks: Vec<JoinHandle<()>>,
+    /// localStorage per origin, followed from DOMStorage events (profile sessions only).
+    storage: Arc<Mutex<BTreeMap<String, profiles::OriginStorage>>>,
 }
 
 impl SessionPage {
@@ -700,6 +721,7 @@ impl SessionPage {
             context_id,
             monitor,
             tasks,
+            storage: Arc::default(),
         })
     }
 
@@ -757,10 +779,60 @@ impl SessionPage {
                 .await
                 .map_err(internal("setExtraHTTPHeaders"))?;
         }
+        if let Some(geo) = spec.geolocation {
+            let params = SetGeolocationOverrideParams {
+                latitude: Some(geo.latitude),
+                longitude: Some(geo.longitude),
+                accuracy: Some(geo.accuracy.unwrap_or(50.0)),
+                ..Default::default()
+            };
+            page.execute(params)
+                .await
+                .map_err(internal("setGeolocationOverride"))?;
+        }
         if !spec.block.is_empty() {
             self.start_blocking(&spec.block).await?;
         }
         Ok(())
+    }
+
+    /// Starts keeping localStorage per origin for a profile session, from `seed` (the profile's
+    /// stored origins). [`Self::remember_local_storage`] adds the current page's origin; the
+    /// runner calls it before every command that may leave the page.
+    pub fn track_local_storage(&mut self, seed: BTreeMap<String, profiles::OriginStorage>) {
+        let mut map = match self.storage.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        *map = seed;
+    }
+
+    /// Reads the current page's localStorage into what [`Self::all_local_storage`] returns.
+    pub async fn remember_local_storage(&self) -> Result<(), RunnerError> {
+        if let Some((origin, storage)) = self.local_storage().await? {
+            let mut map = match self.storage.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            map.insert(origin, storage);
+        }
+        Ok(())
+    }
+
+    /// The localStorage of every origin kept since [`Self::track_local_storage`], with the
+    /// current page's origin read directly (origins left empty are dropped).
+    pub async fn all_local_storage(
+        &self,
+    ) -> Result<BTreeMap<String, profiles::OriginStorage>, RunnerError> {
+        let mut all = match self.storage.lock() {
+            Ok(m) => m.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        if let Some((origin, storage)) = self.local_storage().await? {
+            all.insert(origin, storage);
+        }
+        all.retain(|_, s| !s.local_storage.is_empty());
+        Ok(all)
     }
 
     /// Fails requests of the blocked resource types before they are sent.

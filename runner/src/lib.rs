@@ -29,8 +29,9 @@ use std::{
 use common::{
     Clock,
     clock::Millis,
-    ids::{AccountId, RunnerId, SessionId},
+    ids::{AccountId, ProfileId, RunnerId, SessionId},
 };
+use profiles::{ProfileError, ProfileState, Profiles};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -67,6 +68,8 @@ pub struct StartRequest {
     pub max_duration: Duration,
     pub idle_timeout: Duration,
     pub cap: Option<u32>,
+    /// The profile to load (and maybe save back).
+    pub profile: Option<ProfileRequest>,
 }
 
 /// Why a session could not be admitted.
@@ -74,6 +77,11 @@ pub struct StartRequest {
 pub enum StartError {
     #[error("the account has reached its concurrent session limit")]
     CapReached,
+    /// Another live session holds the profile.
+    #[error("the profile is in use by session {0}")]
+    ProfileInUse(SessionId),
+    #[error(transparent)]
+    Profile(ProfileError),
     #[error(transparent)]
     Runner(#[from] RunnerError),
     #[error(transparent)]
@@ -105,6 +113,8 @@ struct LiveSession {
     downloads_dir: String,
     /// Why it ended, once it has.
     end_reason: Mutex<Option<EndReason>>,
+    /// The profile this session runs on, if any.
+    profile: Option<ProfileRequest>,
 }
 
 impl LiveSession {
@@ -172,6 +182,7 @@ pub struct Runner {
     slots: Arc<Semaphore>,
     sessions: Mutex<HashMap<SessionId, Arc<LiveSession>>>,
     store: SessionStore,
+    profiles: Profiles,
     clock: Clock,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -184,6 +195,7 @@ impl Runner {
     pub async fn start(
         config: RunnerConfig,
         store: SessionStore,
+        profiles: Profiles,
         clock: Clock,
     ) -> anyhow::Result<Arc<Self>> {
         let policy = common::egress::EgressPolicy::new(config.egress_allow.clone());
@@ -210,6 +222,7 @@ impl Runner {
             pool,
             sessions: Mutex::new(HashMap::new()),
             store,
+            profiles,
             clock,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -276,6 +289,17 @@ impl Runner {
         if !self.store.insert_under_cap(&new, req.cap).await? {
             return Err(StartError::CapReached);
         }
+        // The session row exists (and counts as live) before it takes the profile's lock.
+        let profile_state = match &req.profile {
+            None => None,
+            Some(p) => match self.claim_profile(&req, p).await {
+                Ok(state) => Some(state),
+                Err(e) => {
+                    self.store.delete_unstarted(&req.id).await?;
+                    return Err(e);
+                }
+            },
+        };
         let permit = match tokio::time::timeout(
             self.config.queue_timeout,
             self.slots.clone().acquire_owned(),
@@ -285,41 +309,57 @@ impl Runner {
             Ok(Ok(permit)) => permit,
             _ => {
                 self.store.delete_unstarted(&req.id).await?;
+                self.unlock_profile(&req).await;
                 return Err(RunnerError::Capacity {
                     retry_after_seconds: 5,
                 }
                 .into());
             }
         };
-        let mut browser = match self.pool.take().await {
-            Ok(b) => b,
-            Err(err) => {
-                self.store
-                    .finish(
-                        &req.id,
-                        EndReason::StartFailed,
-                        self.clock.now_ms(),
-                        &Counters::default(),
-                    )
-                    .await?;
-                return Err(
-                    RunnerError::Internal(err.context("no browser could be started")).into(),
-                );
+        // A warm browser can die between the pool's liveness check and its setup (a crash, or
+        // an operator's kill): then one fresh browser is tried before the create fails.
+        let mut attempt = 0;
+        let browser = loop {
+            attempt += 1;
+            let mut browser = match self.pool.take().await {
+                Ok(b) => b,
+                Err(err) => {
+                    self.store
+                        .finish(
+                            &req.id,
+                            EndReason::StartFailed,
+                            self.clock.now_ms(),
+                            &Counters::default(),
+                        )
+                        .await?;
+                    self.unlock_profile(&req).await;
+                    return Err(
+                        RunnerError::Internal(err.context("no browser could be started")).into(),
+                    );
+                }
+            };
+            match prepare(&mut browser, &req.spec, profile_state.clone()).await {
+                Ok(()) => break browser,
+                Err(err) => {
+                    // The page may be half-configured: never hand this browser to anyone else.
+                    self.pool.give_back(browser, false);
+                    if matches!(err, RunnerError::Crashed) && attempt == 1 {
+                        tracing::warn!(session.id = %req.id, "a warm browser died during setup; trying another");
+                        continue;
+                    }
+                    self.store
+                        .finish(
+                            &req.id,
+                            EndReason::StartFailed,
+                            self.clock.now_ms(),
+                            &Counters::default(),
+                        )
+                        .await?;
+                    self.unlock_profile(&req).await;
+                    return Err(err.into());
+                }
             }
         };
-        if let Err(err) = browser.page.apply(&req.spec).await {
-            // The page may be half-configured: never hand this browser to anyone else.
-            self.pool.give_back(browser, false);
-            self.store
-                .finish(
-                    &req.id,
-                    EndReason::StartFailed,
-                    self.clock.now_ms(),
-                    &Counters::default(),
-                )
-                .await?;
-            return Err(err.into());
-        }
         let process = browser.process.clone();
         let has_upstream = req.spec.proxy.is_some();
         let devtools_url = browser.process.devtools_url().to_owned();
@@ -345,6 +385,7 @@ impl Runner {
             devtools_url,
             downloads_dir,
             end_reason: Mutex::new(None),
+            profile: req.profile.clone(),
         });
         self.map().insert(req.id.clone(), live.clone());
         let create_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -375,11 +416,95 @@ impl Runner {
         Ok(self.store.get(&req.account_id, &req.id).await?)
     }
 
+    /// Takes the profile's writer lock for the new session and reads its state.
+    async fn claim_profile(
+        &self,
+        req: &StartRequest,
+        p: &ProfileRequest,
+    ) -> Result<ProfileState, StartError> {
+        let record = match self
+            .profiles
+            .store
+            .lock(&req.account_id, &p.id, &req.id)
+            .await
+        {
+            Ok(r) => r,
+            Err(profiles::store::Refusal::InUse(holder)) => {
+                return Err(StartError::ProfileInUse(holder));
+            }
+            Err(e) => return Err(StartError::Profile(e.into())),
+        };
+        match self.profiles.read_state(&record).await {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                tracing::error!(profile.id = %p.id, error = %e, "a profile's state cannot be loaded");
+                self.unlock_profile(req).await;
+                Err(StartError::Profile(e))
+            }
+        }
+    }
+
+    async fn unlock_profile(&self, req: &StartRequest) {
+        if let Some(p) = &req.profile {
+            self.release_profile(&p.id, &req.id).await;
+        }
+    }
+
+    async fn release_profile(&self, profile: &ProfileId, session: &SessionId) {
+        // A lock held by an ended session is free anyway; this makes it free at once.
+        if let Err(e) = self.profiles.store.unlock(profile, session).await {
+            tracing::warn!(profile.id = %profile, error = %e, "could not release a profile lock");
+        }
+    }
+
+    /// Reads the state of the live session on `profile`, if this runner hosts one: for a
+    /// snapshot while the session runs.
+    pub async fn live_profile_state(
+        &self,
+        account: &AccountId,
+        profile: &ProfileId,
+    ) -> Result<Option<(SessionId, ProfileRequest, ProfileState)>, RunnerError> {
+        let live = self
+            .map()
+            .values()
+            .find(|s| {
+                &s.account_id == account && s.profile.as_ref().is_some_and(|p| &p.id == profile)
+            })
+            .cloned();
+        let Some(live) = live else {
+            return Ok(None);
+        };
+        let Some(request) = live.profile.clone() else {
+            return Ok(None);
+        };
+        let guard = tokio::select! {
+            g = live.browser.lock() => g,
+            _ = live.cancel.cancelled() => return Err(RunnerError::Ended),
+        };
+        let Some(browser) = guard.as_ref() else {
+            return Err(RunnerError::Ended);
+        };
+        let state = read_state(browser).await?;
+        Ok(Some((live.id.clone(), request, state)))
+    }
+
     fn live(&self, account: &AccountId, id: &SessionId) -> Option<Arc<LiveSession>> {
         self.map()
             .get(id)
             .filter(|s| &s.account_id == account)
             .cloned()
+    }
+
+    /// Bytes sent and received so far by the account's live sessions on this runner.
+    pub fn live_bytes(&self, account: &AccountId) -> u64 {
+        self.map()
+            .values()
+            .filter(|s| &s.account_id == account)
+            .map(|s| {
+                s.egress.bytes_received.load(Ordering::Relaxed)
+                    + s.egress.bytes_sent.load(Ordering::Relaxed)
+            })
+            .sum()
     }
 
     /// Live counters of a session hosted here.
@@ -477,6 +602,7 @@ impl Runner {
                 live.egress.denied.fetch_add(1, Ordering::Relaxed);
                 return Err(RunnerError::EgressDenied { host });
             }
+            remember_storage(&live, page).await;
             live.load_mark.store(page.load_mark(), Ordering::SeqCst);
             live.navigations.fetch_add(1, Ordering::Relaxed);
             let denied_before = live.egress.denied.load(Ordering::SeqCst);
@@ -503,6 +629,7 @@ impl Runner {
         timeout_per_action: Duration,
     ) -> Result<Vec<ActionOutcome>, RunnerError> {
         self.command(account, id, async |live, page| {
+            remember_storage(&live, page).await;
             live.load_mark.store(page.load_mark(), Ordering::SeqCst);
             let result = page.run_actions(actions, timeout_per_action).await;
             let ran = match &result {
@@ -579,6 +706,13 @@ impl Runner {
         }
         let browser = live.browser.lock().await.take();
         let counters = live.counters(browser.as_ref().map(|b| &b.page));
+        if let (Some(p), Some(b)) = (&live.profile, &browser)
+            && p.persist
+            && reason != EndReason::BrowserCrashed
+            && b.process.is_alive()
+        {
+            self.save_profile(&live.account_id, id, p, b).await;
+        }
         if let Some(browser) = browser {
             let reusable = reason == EndReason::Released
                 && !live.dirty.load(Ordering::SeqCst)
@@ -597,8 +731,54 @@ impl Runner {
         {
             tracing::error!(session.id = %id, error = %err, "could not record the end of a session");
         }
+        if let Some(p) = &live.profile {
+            self.release_profile(&p.id, id).await;
+        }
         self.events_recorded();
         tracing::info!(session.id = %id, reason = reason.as_str(), "session ended");
+    }
+
+    /// Saves a session's final state into its profile. A failure is logged and recorded on the
+    /// profile, which keeps its previous state.
+    async fn save_profile(
+        &self,
+        account: &AccountId,
+        session: &SessionId,
+        p: &ProfileRequest,
+        browser: &WarmBrowser,
+    ) {
+        let started = Instant::now();
+        let state = match tokio::time::timeout(Duration::from_secs(15), read_state(browser)).await {
+            Ok(Ok(state)) => state,
+            Ok(Err(e)) => {
+                let err = ProfileError::Storage(format!("reading the browser's state failed: {e}"));
+                tracing::error!(session.id = %session, profile.id = %p.id, error = %err, "profile not saved");
+                self.profiles.note_save_failure(&p.id, &err).await;
+                return;
+            }
+            Err(_) => {
+                let err = ProfileError::Storage("reading the browser's state timed out".into());
+                tracing::error!(session.id = %session, profile.id = %p.id, error = %err, "profile not saved");
+                self.profiles.note_save_failure(&p.id, &err).await;
+                return;
+            }
+        };
+        let read_ms = started.elapsed().as_millis();
+        match self
+            .profiles
+            .save(account, &p.id, &state, p.max_state_bytes)
+            .await
+        {
+            Ok(summary) => tracing::info!(
+                session.id = %session, profile.id = %p.id, cookies = summary.cookies,
+                origins = summary.origins, bytes = summary.bytes, read_ms,
+                save_ms = started.elapsed().as_millis() - read_ms, "profile saved"
+            ),
+            Err(err) => {
+                tracing::error!(session.id = %session, profile.id = %p.id, error = %err, "profile not saved");
+                self.profiles.note_save_failure(&p.id, &err).await;
+            }
+        }
     }
 
     async fn reap_loop(self: Arc<Self>) {
@@ -645,4 +825,58 @@ impl Runner {
         chromium::kill_strays(&self.config.temp_root);
         chromium::remove_dir_retrying(&self.config.temp_root).await;
     }
+}
+
+/// Applies a session's settings and its profile's state to a fresh page, before it is handed out.
+async fn prepare(
+    browser: &mut WarmBrowser,
+    spec: &SessionSpec,
+    state: Option<ProfileState>,
+) -> Result<(), RunnerError> {
+    browser.page.apply(spec).await?;
+    if spec.geolocation.is_some() {
+        browser
+            .process
+            .grant_geolocation(&browser.page)
+            .await
+            .map_err(RunnerError::Internal)?;
+    }
+    if let Some(state) = state {
+        if !state.cookies.is_empty() {
+            browser
+                .process
+                .set_cookies(&browser.page, &state.cookies)
+                .await
+                .map_err(RunnerError::Internal)?;
+        }
+        browser.page.restore_local_storage(&state.origins).await?;
+        browser.page.track_local_storage(state.origins);
+    }
+    Ok(())
+}
+
+/// Before a command that may leave the page, keeps the page's localStorage for the profile (a
+/// session without a profile skips this).
+async fn remember_storage(live: &LiveSession, page: &chromium::SessionPage) {
+    if live.profile.is_some()
+        && let Err(e) = page.remember_local_storage().await
+    {
+        tracing::debug!(session.id = %live.id, error = %e, "could not read localStorage");
+    }
+}
+
+/// A live browser's state as a profile holds it: every cookie of its context and the
+/// localStorage of every origin it touched.
+async fn read_state(browser: &WarmBrowser) -> Result<ProfileState, RunnerError> {
+    let (cookies, origins) = tokio::join!(
+        browser.process.cookies(&browser.page),
+        browser.page.all_local_storage()
+    );
+    let (cookies, origins) = (cookies.map_err(RunnerError::Internal)?, origins?);
+    Ok(ProfileState {
+        version: ProfileState::VERSION,
+        cookies,
+        origins,
+        indexed_db: None,
+    })
 }

@@ -140,18 +140,25 @@ impl Pool {
 
     /// A browser for a new session: a warm one when ready, else one launched now.
     pub async fn take(&self) -> anyhow::Result<WarmBrowser> {
-        let warm = {
+        let (warm, dead) = {
             let mut idle = self.idle();
             let mut found = None;
+            let mut dead = Vec::new();
             while let Some(b) = idle.pop_front() {
                 if b.process.is_alive() {
                     found = Some(b);
                     break;
                 }
-                // A dead one is dropped here; the refill loop replaces it.
+                dead.push(b);
             }
-            found
+            (found, dead)
         };
+        // A browser that died while waiting still has a directory and a DevTools port to free
+        // (the soak found these left behind); the refill loop replaces it.
+        for b in dead {
+            tracing::warn!(pid = ?b.process.pid(), "a pooled browser died; replacing it");
+            self.tracker.spawn(async move { b.process.kill().await });
+        }
         self.wake.notify_one();
         match warm {
             Some(b) => Ok(b),

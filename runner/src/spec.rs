@@ -51,6 +51,18 @@ pub struct SessionSpec {
     pub extra_headers: BTreeMap<String, String>,
     pub block: Vec<BlockedResource>,
     pub proxy: Option<UpstreamProxy>,
+    /// The position pages see (with permission granted), from the session's profile.
+    pub geolocation: Option<profiles::Geolocation>,
+}
+
+/// A session's claim on a profile: its state is loaded before the session is handed out and,
+/// with `persist`, saved back when the session ends.
+#[derive(Clone, Debug)]
+pub struct ProfileRequest {
+    pub id: common::ids::ProfileId,
+    pub persist: bool,
+    /// The largest state blob the account's plan allows (after compression).
+    pub max_state_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

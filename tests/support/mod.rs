@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod mail;
 pub mod pages;
+pub mod stripe;
 
 use std::{
     collections::HashMap,

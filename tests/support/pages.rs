@@ -108,6 +108,18 @@ pub async fn start_with(extra: Vec<(&'static str, String)>) -> Site {
             }),
         )
         .route("/status/{code}", get(status))
+        .route(
+            "/set-cookie/{value}",
+            get(|Path(value): Path<String>| async move {
+                (
+                    [(
+                        header::SET_COOKIE,
+                        format!("sid={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age=86400"),
+                    )],
+                    Html("<title>cookie set</title>"),
+                )
+            }),
+        )
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not here") })
         .layer(axum::middleware::from_fn_with_state(hits.clone(), count))
         .with_state(hits.clone());

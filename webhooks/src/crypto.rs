@@ -9,13 +9,23 @@ use aes_gcm::{
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// Keys of earlier master keys: still opened, never used to seal.
+    previous: Vec<Aes256Gcm>,
 }
 
 impl SecretBox {
     pub fn new(key: &[u8; 32]) -> Self {
         SecretBox {
             cipher: Aes256Gcm::new(key.into()),
+            previous: Vec::new(),
         }
+    }
+
+    /// Also opens secrets sealed under `keys` (after a master key rotation).
+    pub fn with_previous(mut self, keys: &[[u8; 32]]) -> Self {
+        self.previous
+            .extend(keys.iter().map(|k| Aes256Gcm::new(k.into())));
+        self
     }
 
     pub fn seal(&self, plaintext: &str) -> anyhow::Result<Vec<u8>> {
@@ -39,10 +49,11 @@ impl SecretBox {
         let nonce: [u8; 12] = sealed[1..13]
             .try_into()
             .map_err(|_| anyhow::anyhow!("unknown secret format"))?;
-        let pt = self
-            .cipher
-            .decrypt(&Nonce::from(nonce), &sealed[13..])
-            .map_err(|_| {
+        let nonce = Nonce::from(nonce);
+        let pt = std::iter::once(&self.cipher)
+            .chain(&self.previous)
+            .find_map(|c| c.decrypt(&nonce, &sealed[13..]).ok())
+            .ok_or_else(|| {
                 anyhow::anyhow!("a webhook secret could not be decrypted (wrong master key?)")
             })?;
         Ok(String::from_utf8(pt)?)
@@ -58,6 +69,10 @@ mod tests {
         let b = SecretBox::new(&[3u8; 32]);
         let sealed = b.seal("whsec_abc").expect("seal");
         assert!(!sealed.windows(9).any(|w| w == b"whsec_abc"));
+        // After a rotation, secrets sealed under the old key still open.
+        let rotated = SecretBox::new(&[4u8; 32]).with_previous(&[[3u8; 32]]);
+        assert_eq!(rotated.open(&sealed).expect("open old"), "whsec_abc");
+        assert!(SecretBox::new(&[4u8; 32]).open(&sealed).is_err());
         assert_eq!(b.open(&sealed).expect("open"), "whsec_abc");
         assert!(SecretBox::new(&[4u8; 32]).open(&sealed).is_err());
     }

@@ -8,11 +8,13 @@ use axum::{
 };
 use common::{clock::rfc3339, ids::ApiKeyId};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     apikey::{self, KeyMode},
+    audit::Entry,
     auth::Principal,
     error::{ApiError, Problem},
     extract::{ListParams, Validate, ValidatedJson, ValidatedQuery, Violations, parse_path_id},
@@ -175,6 +177,7 @@ pub async fn create_key(
     ValidatedJson(body): ValidatedJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyResponse>), ApiError> {
     let principal = auth.principal;
+    principal.require_step_up(&state)?;
     let tier = state
         .tiers
         .get(&principal.tier)
@@ -206,6 +209,14 @@ pub async fn create_key(
         .map(|d| now + i64::from(d) * 86_400_000);
     let name = body.name.as_deref().unwrap_or("API key");
     let (key, secret) = issue_key(&state, &principal, name, mode, scopes, expires_at, now).await?;
+    state
+        .record(Entry::by(
+            &principal,
+            "api_key.created",
+            Some(key.id.to_string()),
+            json!({"name": name, "mode": mode.as_str(), "scopes": scopes.to_stored()}),
+        ))
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(ApiKeyResponse::new(key, now, Some(secret))),
@@ -308,6 +319,7 @@ pub async fn revoke_key(
     auth: Require<KeysWrite>,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyResponse>, ApiError> {
+    auth.principal.require_step_up(&state)?;
     let id: ApiKeyId = parse_path_id(&id)?;
     let now = state.clock.now_ms();
     let key = state
@@ -316,6 +328,14 @@ pub async fn revoke_key(
         .await
         .map_err(|e| not_found_key(e.into()))?;
     state.auth.forget_key(&id);
+    state
+        .record(Entry::by(
+            &auth.principal,
+            "api_key.revoked",
+            Some(id.to_string()),
+            json!({}),
+        ))
+        .await;
     Ok(Json(ApiKeyResponse::new(key, now, None)))
 }
 
@@ -329,6 +349,7 @@ pub async fn revoke_key(
     request_body(content = Option<RotateApiKeyRequest>),
     responses((status = 201, body = ApiKeyResponse),
               (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "The key is revoked or expired (`key_not_active`)", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn rotate_key(
@@ -337,6 +358,7 @@ pub async fn rotate_key(
     Path(id): Path<String>,
     ValidatedJson(body): ValidatedJson<RotateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyResponse>), ApiError> {
+    auth.principal.require_step_up(&state)?;
     let id: ApiKeyId = parse_path_id(&id)?;
     let account = &auth.principal.account_id;
     let old = state
@@ -371,6 +393,14 @@ pub async fn rotate_key(
         .await
         .map_err(|e| not_found_key(e.into()))?;
     state.auth.forget_key(&id);
+    state
+        .record(Entry::by(
+            &auth.principal,
+            "api_key.rotated",
+            Some(id.to_string()),
+            json!({"new_key": key.id, "grace_seconds": grace}),
+        ))
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(ApiKeyResponse::new(key, now, Some(secret))),

@@ -1,10 +1,16 @@
 //! One module per resource, each exposing its routes to the OpenAPI router.
 
 pub mod account;
+pub mod audit;
+pub mod auth;
+pub mod billing;
 pub mod cdp;
 pub mod keys;
+pub mod profiles;
 pub mod sessions;
 pub mod system;
+pub mod team;
+pub mod usage;
 pub mod webhooks;
 
 use serde::Serialize;

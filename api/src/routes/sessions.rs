@@ -11,11 +11,12 @@ use axum::{
 };
 use common::{
     clock::rfc3339,
-    ids::{AccountId, SessionId},
+    ids::{AccountId, ProfileId, SessionId},
 };
 use runner::{
-    Action, BlockedResource, CaptureFormat, CaptureSpec, Counters, ElementState, RunnerError,
-    SessionSpec, StartError, StartRequest, Viewport, WaitSpec, WaitUntil, store::SessionRecord,
+    Action, BlockedResource, CaptureFormat, CaptureSpec, Counters, ElementState, ProfileRequest,
+    RunnerError, SessionSpec, StartError, StartRequest, Viewport, WaitSpec, WaitUntil,
+    store::SessionRecord,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,10 +24,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
+    audit::Entry,
     error::{ApiError, Problem},
     extract::{ListParams, Validate, ValidatedJson, ValidatedQuery, Violations, parse_path_id},
     permissions::{Require, SessionsRead, SessionsWrite},
-    routes::Page,
+    routes::{
+        Page,
+        profiles::{profile_error, state_limit},
+    },
     secrets::connect_token,
     state::AppState,
 };
@@ -68,7 +73,13 @@ pub enum BlockBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
-    /// Default 1280×720.
+    /// Run on this profile (`prof_…`): its fingerprint and saved state (cookies, localStorage)
+    /// are loaded before the session is handed out. One live session per profile.
+    pub profile_id: Option<String>,
+    /// With `profile_id`: save the session's final state back into the profile when it ends
+    /// (release, timeout or server shutdown). Default false.
+    pub persist: Option<bool>,
+    /// Default 1280×720, or the profile's.
     pub viewport: Option<ViewportBody>,
     /// Overrides the browser's user agent (1–512 characters).
     pub user_agent: Option<String>,
@@ -123,44 +134,26 @@ fn valid_header_name(s: &str) -> bool {
 
 impl Validate for CreateSessionRequest {
     fn validate(&self, v: &mut Violations) {
-        if let Some(vp) = self.viewport {
+        validate_identity(
+            v,
+            "",
+            Identity {
+                viewport: self.viewport,
+                user_agent: self.user_agent.as_ref(),
+                locale: self.locale.as_ref(),
+                timezone: self.timezone.as_ref(),
+                extra_headers: self.extra_headers.as_ref(),
+            },
+        );
+        if let Some(id) = &self.profile_id {
             v.check(
-                (100..=3840).contains(&vp.width),
-                "viewport.width",
-                "must be between 100 and 3840",
-            );
-            v.check(
-                (100..=2160).contains(&vp.height),
-                "viewport.height",
-                "must be between 100 and 2160",
-            );
-        }
-        if let Some(ua) = &self.user_agent {
-            let len = ua.chars().count();
-            v.check(
-                (1..=512).contains(&len),
-                "user_agent",
-                "must be 1 to 512 characters",
-            );
-            v.check(
-                !ua.chars().any(char::is_control),
-                "user_agent",
-                "must not contain control characters",
+                id.parse::<ProfileId>().is_ok(),
+                "profile_id",
+                "is not a profile id (prof_…)",
             );
         }
-        if let Some(locale) = &self.locale {
-            v.check(
-                valid_locale(locale),
-                "locale",
-                "must be a BCP 47 tag such as en-US",
-            );
-        }
-        if let Some(tz) = &self.timezone {
-            v.check(
-                valid_timezone(tz),
-                "timezone",
-                "must be an IANA time zone such as Europe/Berlin",
-            );
+        if self.persist == Some(true) && self.profile_id.is_none() {
+            v.add("persist", "requires profile_id");
         }
         if self.timeout_seconds == Some(0) {
             v.add("timeout_seconds", "must be at least 1");
@@ -196,21 +189,76 @@ impl Validate for CreateSessionRequest {
                 v.add("proxy.username", "is required with a password");
             }
         }
-        if let Some(headers) = &self.extra_headers {
-            v.check(headers.len() <= 50, "extra_headers", "at most 50 headers");
-            for (name, value) in headers {
-                v.check(
-                    valid_header_name(name),
-                    &format!("extra_headers.{name}"),
-                    "is not a valid header name",
-                );
-                v.check(
-                    value.len() <= 8192
-                        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0),
-                    &format!("extra_headers.{name}"),
-                    "must be at most 8192 bytes without line breaks",
-                );
-            }
+    }
+}
+
+/// The settings a session and a profile's fingerprint share.
+pub(crate) struct Identity<'a> {
+    pub viewport: Option<ViewportBody>,
+    pub user_agent: Option<&'a String>,
+    pub locale: Option<&'a String>,
+    pub timezone: Option<&'a String>,
+    pub extra_headers: Option<&'a BTreeMap<String, String>>,
+}
+
+/// Checks identity settings; `prefix` is put before each field name (`fingerprint.`).
+pub(crate) fn validate_identity(v: &mut Violations, prefix: &str, identity: Identity<'_>) {
+    if let Some(vp) = identity.viewport {
+        v.check(
+            (100..=3840).contains(&vp.width),
+            &format!("{prefix}viewport.width"),
+            "must be between 100 and 3840",
+        );
+        v.check(
+            (100..=2160).contains(&vp.height),
+            &format!("{prefix}viewport.height"),
+            "must be between 100 and 2160",
+        );
+    }
+    if let Some(ua) = identity.user_agent {
+        let len = ua.chars().count();
+        v.check(
+            (1..=512).contains(&len),
+            &format!("{prefix}user_agent"),
+            "must be 1 to 512 characters",
+        );
+        v.check(
+            !ua.chars().any(char::is_control),
+            &format!("{prefix}user_agent"),
+            "must not contain control characters",
+        );
+    }
+    if let Some(locale) = identity.locale {
+        v.check(
+            valid_locale(locale),
+            &format!("{prefix}locale"),
+            "must be a BCP 47 tag such as en-US",
+        );
+    }
+    if let Some(tz) = identity.timezone {
+        v.check(
+            valid_timezone(tz),
+            &format!("{prefix}timezone"),
+            "must be an IANA time zone such as Europe/Berlin",
+        );
+    }
+    if let Some(headers) = identity.extra_headers {
+        v.check(
+            headers.len() <= 50,
+            &format!("{prefix}extra_headers"),
+            "at most 50 headers",
+        );
+        for (name, value) in headers {
+            v.check(
+                valid_header_name(name),
+                &format!("{prefix}extra_headers.{name}"),
+                "is not a valid header name",
+            );
+            v.check(
+                value.len() <= 8192 && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0),
+                &format!("{prefix}extra_headers.{name}"),
+                "must be at most 8192 bytes without line breaks",
+            );
         }
     }
 }
@@ -309,7 +357,7 @@ impl SessionResponse {
 // ---------------------------------------------------------------------------------------------
 // Error mapping
 
-fn session_error(err: RunnerError) -> ApiError {
+pub(crate) fn session_error(err: RunnerError) -> ApiError {
     match err {
         RunnerError::NotFound => ApiError::not_found("session"),
         RunnerError::Ended => ApiError::conflict("session_ended", "The session has ended."),
@@ -444,13 +492,60 @@ pub async fn create_session(
     );
     v.into_result()?;
 
+    // Monthly caps bite here: a session may not start once a capped meter is used up. Without
+    // caps (self-hosted) there is nothing to read.
+    if tier.has_monthly_caps() {
+        let usage = crate::routes::usage::report(&state, &principal.account_id).await?;
+        for (meter, reading) in [
+            ("sessions", &usage.sessions),
+            ("session_minutes", &usage.session_minutes),
+        ] {
+            if reading.exhausted() {
+                return Err(ApiError::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "usage_cap_exceeded",
+                    format!(
+                        "Your plan's monthly {meter} ({}) are used up until {}; upgrade to \
+                         continue.",
+                        reading.limit.unwrap_or(0.0),
+                        rfc3339(usage.period_end)
+                    ),
+                )
+                .with("meter", json!(meter))
+                .with("limit", json!(reading.limit))
+                .with("period_end", json!(rfc3339(usage.period_end))));
+            }
+        }
+    }
+    state.usage.touch(&principal.account_id);
+
+    // The profile's fingerprint fills in what the request leaves out.
+    let profile_id: Option<ProfileId> = body.profile_id.as_deref().and_then(|s| s.parse().ok());
+    let fingerprint = match &profile_id {
+        Some(id) => {
+            state
+                .profiles
+                .get(&principal.account_id, id)
+                .await
+                .map_err(profile_error("profile"))?
+                .fingerprint
+        }
+        None => profiles::Fingerprint::default(),
+    };
     let viewport = body
         .viewport
         .map(|vp| Viewport {
             width: vp.width,
             height: vp.height,
         })
+        .or(fingerprint.viewport.map(|s| Viewport {
+            width: s.width,
+            height: s.height,
+        }))
         .unwrap_or_default();
+    let user_agent = body.user_agent.clone().or(fingerprint.user_agent);
+    let locale = body.locale.clone().or(fingerprint.locale);
+    let timezone = body.timezone.clone().or(fingerprint.timezone);
     let block: Vec<BlockedResource> = body
         .block
         .iter()
@@ -462,22 +557,27 @@ pub async fn create_session(
             BlockBody::Stylesheet => BlockedResource::Stylesheet,
         })
         .collect();
-    let extra_headers = body.extra_headers.clone().unwrap_or_default();
+    let mut extra_headers = fingerprint.extra_headers;
+    extra_headers.extend(body.extra_headers.clone().unwrap_or_default());
+    let persist = body.persist.unwrap_or(false);
     // Stored and shown back: settings, but header names only (values may be credentials).
     let options = json!({
+        "profile_id": profile_id,
+        "persist": persist,
         "viewport": {"width": viewport.width, "height": viewport.height},
-        "user_agent": body.user_agent,
-        "locale": body.locale,
-        "timezone": body.timezone,
+        "user_agent": user_agent,
+        "locale": locale,
+        "timezone": timezone,
         "block": body.block.clone().unwrap_or_default(),
         "extra_header_names": extra_headers.keys().collect::<Vec<_>>(),
         "proxy": body.proxy.as_ref().map(|p| json!({"server": p.server, "username": p.username})),
     });
     let spec = SessionSpec {
         viewport,
-        user_agent: body.user_agent.clone(),
-        locale: body.locale.clone(),
-        timezone: body.timezone.clone(),
+        user_agent,
+        locale,
+        timezone,
+        geolocation: fingerprint.geolocation,
         extra_headers,
         block,
         proxy: body.proxy.clone().map(|p| runner::UpstreamProxy {
@@ -496,6 +596,11 @@ pub async fn create_session(
             max_duration: Duration::from_secs(u64::from(timeout)),
             idle_timeout: Duration::from_secs(u64::from(idle)),
             cap: tier.max_concurrent_sessions,
+            profile: profile_id.clone().map(|id| ProfileRequest {
+                id,
+                persist,
+                max_state_bytes: state_limit(tier),
+            }),
         })
         .await
         .map_err(|e| match e {
@@ -508,8 +613,20 @@ pub async fn create_session(
                 5,
             ),
             StartError::Runner(e) => session_error(e),
+            StartError::ProfileInUse(session) => {
+                profile_error("profile")(profiles::ProfileError::InUse(session))
+            }
+            StartError::Profile(e) => profile_error("profile")(e),
             StartError::Store(e) => e.into(),
         })?;
+    state
+        .record(Entry::by(
+            &principal,
+            "session.created",
+            Some(record.id.to_string()),
+            json!({"profile_id": profile_id, "persist": persist}),
+        ))
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(SessionResponse::new(&state, record, None)),
@@ -618,6 +735,14 @@ pub async fn release_session(
         .release(account, &id)
         .await
         .map_err(session_error)?;
+    state
+        .record(Entry::by(
+            &auth.principal,
+            "session.released",
+            Some(id.to_string()),
+            json!({}),
+        ))
+        .await;
     Ok(Json(load(&state, account, &id).await?))
 }
 

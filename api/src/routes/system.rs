@@ -99,7 +99,7 @@ pub async fn version() -> axum::Json<VersionResponse> {
 /// Prometheus metrics. Answers 404 unless `METRICS_TOKEN` is configured; then it needs
 /// `Authorization: Bearer <METRICS_TOKEN>` (403 otherwise).
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    security(("metrics_token" = [])),
+    security((), ("metrics_token" = [])),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]

@@ -22,6 +22,7 @@ use webhooks::{
 };
 
 use crate::{
+    audit::{Entry, redact_url},
     error::{ApiError, Problem},
     extract::{ListParams, Validate, ValidatedJson, ValidatedQuery, Violations, parse_path_id},
     permissions::{Require, WebhooksRead, WebhooksWrite},
@@ -211,6 +212,14 @@ pub async fn create_endpoint(
             now,
         )
         .await?;
+    state
+        .record(Entry::by(
+            &auth.principal,
+            "webhook.endpoint.created",
+            Some(endpoint.id.to_string()),
+            json!({"url": redact_url(&body.url), "event_types": body.event_types}),
+        ))
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(EndpointResponse::new(endpoint, now, Some(secret))),
@@ -269,7 +278,7 @@ pub async fn get_endpoint(
 /// Requires `webhooks:write`.
 #[utoipa::path(patch, path = "/v1/webhooks/endpoints/{id}", tag = "webhooks",
     params(("id" = String, Path, description = "`whe_…`")),
-    request_body = UpdateEndpointRequest,
+    request_body(content = Option<UpdateEndpointRequest>),
     responses((status = 200, body = EndpointResponse),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
@@ -301,6 +310,18 @@ pub async fn update_endpoint(
         .await
         .map_err(not_found("endpoint"))?;
     state.dispatcher_wake();
+    state
+        .record(Entry::by(
+            &auth.principal,
+            "webhook.endpoint.updated",
+            Some(id.to_string()),
+            json!({
+                "url": body.url.as_deref().map(redact_url),
+                "event_types": body.event_types,
+                "enabled": body.enabled
+            }),
+        ))
+        .await;
     Ok(Json(EndpointResponse::new(e, now, None)))
 }
 
@@ -329,6 +350,14 @@ pub async fn delete_endpoint(
         .delete_endpoint(&auth.principal.account_id, &id)
         .await
         .map_err(not_found("endpoint"))?;
+    state
+        .record(Entry::by(
+            &auth.principal,
+            "webhook.endpoint.deleted",
+            Some(id.to_string()),
+            json!({}),
+        ))
+        .await;
     Ok(Json(Deleted {
         id: id.to_string(),
         deleted: true,
@@ -370,6 +399,7 @@ pub async fn rotate_secret(
     Path(id): Path<String>,
     ValidatedJson(body): ValidatedJson<RotateSecretRequest>,
 ) -> Result<Json<EndpointResponse>, ApiError> {
+    auth.principal.require_step_up(&state)?;
     let id = endpoint_id(&id)?;
     let secret = signing::generate_secret()?;
     let sealed = state.webhook_secrets.seal(&secret)?;
@@ -380,6 +410,14 @@ pub async fn rotate_secret(
         .rotate_secret(&auth.principal.account_id, &id, &sealed, now + grace, now)
         .await
         .map_err(not_found("endpoint"))?;
+    state
+        .record(Entry::by(
+            &auth.principal,
+            "webhook.endpoint.secret_rotated",
+            Some(id.to_string()),
+            json!({"grace_seconds": grace / 1000}),
+        ))
+        .await;
     Ok(Json(EndpointResponse::new(e, now, Some(secret))))
 }
 
@@ -660,6 +698,14 @@ pub async fn replay_delivery(
         .await
         .map_err(not_found("delivery"))?;
     state.dispatcher_wake();
+    state
+        .record(Entry::by(
+            &auth.principal,
+            "webhook.delivery.replayed",
+            Some(id.to_string()),
+            json!({}),
+        ))
+        .await;
     Ok((StatusCode::ACCEPTED, Json(DeliveryResponse::new(d, None))))
 }
 
@@ -756,5 +802,13 @@ pub async fn replay_many(
         )
         .await?;
     state.dispatcher_wake();
+    state
+        .record(Entry::by(
+            &auth.principal,
+            "webhook.deliveries.replayed",
+            endpoint.as_ref().map(ToString::to_string),
+            json!({"replayed": replayed}),
+        ))
+        .await;
     Ok((StatusCode::ACCEPTED, Json(ReplayResponse { replayed })))
 }

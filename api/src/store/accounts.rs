@@ -49,6 +49,15 @@ struct MembershipRow {
     role: String,
 }
 
+/// An account's editable settings beyond its name.
+#[derive(Clone, Debug, Default, sqlx::FromRow)]
+pub struct AccountSettings {
+    pub slug: Option<String>,
+    pub timezone: Option<String>,
+    pub region: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct AccountStore {
     db: Db,
@@ -147,6 +156,41 @@ impl AccountStore {
             .await
         })?;
         Ok((row.account.into(), UserId::from_trusted(row.user_id)))
+    }
+
+    pub async fn settings(&self, id: &AccountId) -> Result<AccountSettings, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query_as("SELECT slug, timezone, region, avatar_url FROM accounts WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    /// Changes the given fields (`None` leaves a field as it is); a taken slug is a `Conflict`.
+    pub async fn update_settings(
+        &self,
+        id: &AccountId,
+        name: Option<&str>,
+        s: &AccountSettings,
+    ) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE accounts SET name = COALESCE($2, name), slug = COALESCE($3, slug), \
+                 timezone = COALESCE($4, timezone), region = COALESCE($5, region), \
+                 avatar_url = COALESCE($6, avatar_url) WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .bind(name)
+            .bind(&s.slug)
+            .bind(&s.timezone)
+            .bind(&s.region)
+            .bind(&s.avatar_url)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
     }
 
     pub async fn set_tier(&self, id: &AccountId, tier: &str) -> Result<(), StoreError> {

@@ -3,5 +3,7 @@
 //! query takes the account id first.
 
 pub mod accounts;
+pub mod billing;
 pub mod idempotency;
 pub mod keys;
+pub mod team;

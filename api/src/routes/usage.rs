@@ -1,0 +1,200 @@
+//! Usage of the calling account in the current calendar month (UTC), against its tier's caps,
+//! and a per-feature check a client can ask before starting work.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use common::{clock::rfc3339, ids::AccountId};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    error::{ApiError, Problem},
+    permissions::{Require, UsageRead},
+    state::AppState,
+    usage::{Reading, Report},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_usage))
+        .routes(routes!(check_feature))
+}
+
+/// The usage report of `account` now (tier from the account, live bytes from this node's runner).
+pub async fn report(state: &AppState, account: &AccountId) -> Result<Report, ApiError> {
+    let acct = state.accounts.get(account).await?;
+    let tier = state
+        .tiers
+        .get(&acct.tier)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown tier {}", acct.tier)))?;
+    report_with(state, account, tier).await
+}
+
+/// The usage report of `account` on `tier`.
+pub async fn report_with(
+    state: &AppState,
+    account: &AccountId,
+    tier: &crate::tiers::Tier,
+) -> Result<Report, ApiError> {
+    let live = state
+        .runner
+        .as_ref()
+        .map(|r| r.live_bytes(account))
+        .unwrap_or(0);
+    Ok(state.usage.report(account, tier, live).await?)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Meter {
+    pub used: f64,
+    /// `null`: no cap on your plan.
+    pub limit: Option<f64>,
+    pub percent_used: Option<f64>,
+}
+
+impl From<&Reading> for Meter {
+    fn from(r: &Reading) -> Self {
+        Meter {
+            used: r.used,
+            limit: r.limit,
+            percent_used: r.percent(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Meters {
+    /// Sessions started this period.
+    pub sessions: Meter,
+    /// Wall time of sessions (live ones included), in minutes to the second.
+    pub session_minutes: Meter,
+    /// Authenticated API requests (counted in memory, written every few seconds).
+    pub api_calls: Meter,
+    /// Bytes browsers sent and received.
+    pub data_transfer_bytes: Meter,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Concurrency {
+    pub active: u64,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageResponse {
+    pub tier: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub meters: Meters,
+    pub concurrency: Concurrency,
+}
+
+/// The account's usage this month against its plan.
+///
+/// Requires `usage:read`.
+#[utoipa::path(get, path = "/v1/usage", tag = "usage",
+    responses((status = 200, body = UsageResponse)),
+    security(("bearer" = [])))]
+pub async fn get_usage(
+    State(state): State<AppState>,
+    auth: Require<UsageRead>,
+) -> Result<Json<UsageResponse>, ApiError> {
+    let p = auth.principal;
+    let r = report(&state, &p.account_id).await?;
+    Ok(Json(UsageResponse {
+        tier: p.tier,
+        period_start: rfc3339(r.period_start),
+        period_end: rfc3339(r.period_end),
+        meters: Meters {
+            sessions: (&r.sessions).into(),
+            session_minutes: (&r.session_minutes).into(),
+            api_calls: (&r.api_calls).into(),
+            data_transfer_bytes: (&r.data_transfer_bytes).into(),
+        },
+        concurrency: Concurrency {
+            active: r.active_sessions,
+            limit: r.concurrency_limit,
+        },
+    }))
+}
+
+/// Whether a feature can be used now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureCheck {
+    pub is_valid: bool,
+    pub used: f64,
+    pub limit: Option<f64>,
+    pub percent_used: Option<f64>,
+    /// Why not, when `isValid` is false.
+    pub failure_reason: Option<String>,
+}
+
+/// Checks one feature against the plan: `sessions` (monthly sessions), `session_minutes`,
+/// `concurrent_sessions`, `profiles` or `live_keys`.
+///
+/// Requires `usage:read`.
+#[utoipa::path(get, path = "/v1/usage/features/{feature}/check", tag = "usage",
+    params(("feature" = String, Path, description = "`sessions`, `session_minutes`, `concurrent_sessions`, `profiles` or `live_keys`")),
+    responses((status = 200, body = FeatureCheck),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn check_feature(
+    State(state): State<AppState>,
+    auth: Require<UsageRead>,
+    Path(feature): Path<String>,
+) -> Result<Json<FeatureCheck>, ApiError> {
+    let p = auth.principal;
+    let tier = state
+        .tiers
+        .get(&p.tier)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown tier {}", p.tier)))?;
+    let r = report(&state, &p.account_id).await?;
+    let reading = match feature.as_str() {
+        "sessions" => r.sessions.clone(),
+        "session_minutes" => r.session_minutes.clone(),
+        "concurrent_sessions" => Reading {
+            used: r.active_sessions as f64,
+            limit: r.concurrency_limit.map(f64::from),
+        },
+        "profiles" => {
+            let (profiles, _) = state
+                .profiles
+                .store
+                .list(&p.account_id, None, 100_000)
+                .await?;
+            Reading {
+                used: profiles.len() as f64,
+                limit: tier.max_profiles.map(f64::from),
+            }
+        }
+        "live_keys" => {
+            return Ok(Json(FeatureCheck {
+                is_valid: tier.live_keys,
+                used: 0.0,
+                limit: None,
+                percent_used: None,
+                failure_reason: (!tier.live_keys)
+                    .then(|| "Your plan allows only ds_test_ keys.".to_owned()),
+            }));
+        }
+        _ => return Err(ApiError::not_found("feature")),
+    };
+    let exhausted = reading.exhausted();
+    Ok(Json(FeatureCheck {
+        is_valid: !exhausted,
+        used: reading.used,
+        limit: reading.limit,
+        percent_used: reading.percent(),
+        failure_reason: exhausted.then(|| {
+            format!(
+                "The {feature} limit of your plan ({}) is reached for this period.",
+                reading.limit.unwrap_or(0.0)
+            )
+        }),
+    }))
+}
