@@ -9,6 +9,7 @@ pub mod apikey;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod identity;
@@ -49,6 +50,7 @@ pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::sessions::router())
         .merge(routes::profiles::router())
         .merge(routes::cdp::router())
+        .merge(routes::live::router())
         .merge(routes::webhooks::router())
         .merge(routes::team::router())
         .merge(routes::audit::router())
@@ -85,6 +87,7 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .merge(Scalar::with_url("/docs/", api))
+        .merge(dashboard::router())
         .route(
             "/docs",
             axum::routing::get(|| async { axum::response::Redirect::permanent("/docs/") }),

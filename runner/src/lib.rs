@@ -109,6 +109,8 @@ struct LiveSession {
     has_upstream: bool,
     /// The browser's DevTools WebSocket, for raw CDP.
     devtools_url: String,
+    /// The session's page, for the screencast.
+    target_id: String,
     /// Where raw CDP downloads are contained.
     downloads_dir: String,
     /// Why it ended, once it has.
@@ -164,14 +166,40 @@ impl CdpAttachment {
 
     /// Resolves when the session ends, with the reason.
     pub async fn ended(&self) -> EndReason {
-        self.live.cancel.cancelled().await;
-        self.live
-            .end_reason
-            .lock()
-            .ok()
-            .and_then(|r| *r)
-            .unwrap_or(EndReason::Released)
+        ended(&self.live).await
     }
+}
+
+/// A read-only view of a live session's page (the dashboard's screencast). Unlike raw CDP it
+/// leaves the browser reusable: only `Page.startScreencast` and its acks are ever sent.
+pub struct Watch {
+    live: Arc<LiveSession>,
+}
+
+impl Watch {
+    /// The browser's DevTools WebSocket URL (loopback; never handed to clients).
+    pub fn devtools_url(&self) -> &str {
+        &self.live.devtools_url
+    }
+
+    /// The page target to attach to.
+    pub fn target_id(&self) -> &str {
+        &self.live.target_id
+    }
+
+    /// Resolves when the session ends, with the reason.
+    pub async fn ended(&self) -> EndReason {
+        ended(&self.live).await
+    }
+}
+
+async fn ended(live: &LiveSession) -> EndReason {
+    live.cancel.cancelled().await;
+    live.end_reason
+        .lock()
+        .ok()
+        .and_then(|r| *r)
+        .unwrap_or(EndReason::Released)
 }
 
 pub struct Runner {
@@ -363,6 +391,7 @@ impl Runner {
         let process = browser.process.clone();
         let has_upstream = req.spec.proxy.is_some();
         let devtools_url = browser.process.devtools_url().to_owned();
+        let target_id = browser.page.target_id();
         let downloads_dir = browser.process.downloads_dir().display().to_string();
         let egress = browser.proxy.bind(req.spec.proxy.clone());
         let live = Arc::new(LiveSession {
@@ -383,6 +412,7 @@ impl Runner {
             egress,
             has_upstream,
             devtools_url,
+            target_id,
             downloads_dir,
             end_reason: Mutex::new(None),
             profile: req.profile.clone(),
@@ -680,6 +710,12 @@ impl Runner {
             live,
             clock: self.clock.clone(),
         })
+    }
+
+    /// Opens a read-only view of a live session (the caller has checked the credential).
+    pub fn watch(&self, id: &SessionId) -> Result<Watch, RunnerError> {
+        let live = self.map().get(id).cloned().ok_or(RunnerError::NotFound)?;
+        Ok(Watch { live })
     }
 
     /// Ends a session of `account` at the client's request.

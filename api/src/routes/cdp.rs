@@ -68,7 +68,14 @@ pub async fn cdp(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let id: SessionId = parse_path_id(&id)?;
-    authorize(&state, &id, params.token.as_deref(), &headers).await?;
+    authorize(
+        &state,
+        &id,
+        params.token.as_deref(),
+        &headers,
+        Scope::SessionsWrite,
+    )
+    .await?;
     let runner = state
         .runner
         .clone()
@@ -90,13 +97,14 @@ pub async fn cdp(
         .into_response())
 }
 
-/// The token must be valid for this session; without one, an API key of the session's account
-/// with `sessions:write` will do. Unknown sessions and other accounts' sessions are 404s.
-async fn authorize(
+/// The token must be valid for this session; without one, a credential of the session's account
+/// with `scope` will do. Unknown sessions and other accounts' sessions are 404s.
+pub(crate) async fn authorize(
     state: &AppState,
     id: &SessionId,
     token: Option<&str>,
     headers: &HeaderMap,
+    scope: Scope,
 ) -> Result<(), ApiError> {
     let now = state.clock.now_ms() / 1000;
     if let Some(token) = token {
@@ -109,10 +117,10 @@ async fn authorize(
         ));
     }
     let principal = state.auth.authenticate(headers).await?;
-    if !principal.scopes.contains(Scope::SessionsWrite) {
+    if !principal.scopes.contains(scope) {
         return Err(ApiError::forbidden(
             "missing_permission",
-            "This credential lacks the `sessions:write` permission.",
+            format!("This credential lacks the `{}` permission.", scope.as_str()),
         ));
     }
     state

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod billing;
 pub mod cdp;
 pub mod keys;
+pub mod live;
 pub mod profiles;
 pub mod sessions;
 pub mod system;

@@ -1,0 +1,327 @@
+// The dashboard's shell: the router (History API paths, the same ones the mails link to), the
+// signed-in layout with the account switcher, the sign-in screens and the step-up prompt.
+// The account screens live in screens.js.
+
+import { api, onSignedOut, onStepUp, Problem, session } from "./api.js";
+import { dialog, field, form, h, link, showError, toast } from "./ui.js";
+import { screens } from "./screens.js";
+
+const main = () => document.getElementById("main");
+
+/** Public screens (no sign-in needed). */
+const publicRoutes = {
+  "/login": login,
+  "/signup": signup,
+  "/verify-email": verifyEmail,
+  "/magic-link": magicLink,
+  "/password-reset": passwordReset,
+};
+
+const nav = [
+  ["/sessions", "Sessions"],
+  ["/profiles", "Profiles"],
+  ["/keys", "API keys"],
+  ["/webhooks", "Webhooks"],
+  ["/usage", "Usage"],
+  ["/audit", "Audit log"],
+  ["/team", "Team"],
+  ["/billing", "Billing"],
+  ["/settings", "Settings"],
+];
+
+export function go(path, replace = false) {
+  if (replace) history.replaceState(null, "", path);
+  else history.pushState(null, "", path);
+  render();
+}
+
+let timers = [];
+
+/** Runs `fn` every `ms` while the current screen is shown. */
+export function every(ms, fn) {
+  timers.push(setInterval(fn, ms));
+}
+
+let cleanups = [];
+
+/** Runs `fn` when the current screen is left. */
+export function onLeave(fn) {
+  cleanups.push(fn);
+}
+
+async function render() {
+  for (const t of timers) clearInterval(t);
+  for (const c of cleanups) c();
+  timers = [];
+  cleanups = [];
+  const path = location.pathname.replace(/\/+$/, "") || "/";
+  const params = new URLSearchParams(location.search);
+  const root = document.getElementById("app");
+  if (publicRoutes[path]) {
+    root.replaceChildren(h("main", { id: "main", class: "narrow", tabindex: "-1" }, h("h1", { class: "brand" }, "Driftstack")));
+    return run(() => publicRoutes[path](params));
+  }
+  if (path === "/accept-invite" && !session.signedIn) {
+    sessionStorage.setItem("ds.next", location.pathname + location.search);
+    return go("/login", true);
+  }
+  if (!session.signedIn) return go("/login", true);
+  if (path === "/") return go("/sessions", true);
+  await layout(path);
+  const [, first, id] = path.split("/");
+  const screen = screens[first];
+  if (!screen) {
+    main().append(h("h1", {}, "Not found"), h("p", {}, "There is no such page."));
+    return;
+  }
+  await run(() => screen({ id, params, go, every, onLeave, refreshMe }));
+}
+
+async function run(screen) {
+  try {
+    await screen();
+  } catch (err) {
+    main()?.append(h("p", { class: "form-error", role: "alert" }, err.message || String(err)));
+  }
+  main()?.focus({ preventScroll: true });
+}
+
+let me = null;
+
+async function layout(path) {
+  const root = document.getElementById("app");
+  if (!me) {
+    try {
+      me = await api("GET", "/v1/account/me");
+    } catch (err) {
+      if (!session.signedIn) return;
+      throw err;
+    }
+  }
+  const switcher = h(
+    "select",
+    {
+      "aria-label": "Account",
+      onchange: (e) => {
+        session.account = e.target.value;
+        me = null;
+        render();
+      },
+    },
+    me.memberships.map((m) =>
+      h("option", { value: m.account_id, selected: m.account_id === me.id }, `${m.account_name} (${m.role})`),
+    ),
+  );
+  root.replaceChildren(
+    h("a", { href: "#main", class: "skip" }, "Skip to content"),
+    h(
+      "header",
+      {},
+      h("a", { href: "/sessions", "data-link": "", class: "brand" }, "Driftstack"),
+      h("nav", { "aria-label": "Main" }, h("ul", {}, nav.map(([href, label]) =>
+        h("li", {}, h("a", { href, "data-link": "", "aria-current": path.startsWith(href) ? "page" : false }, label))))),
+      h("div", { class: "who" }, switcher, h("span", { class: "hint" }, session.user?.email || ""),
+        h("button", { type: "button", onclick: signOut }, "Sign out")),
+    ),
+    h("main", { id: "main", tabindex: "-1" }),
+  );
+}
+
+/** Forgets the cached account (after a change of name or membership). */
+export function refreshMe() {
+  me = null;
+}
+
+async function signOut() {
+  try {
+    await api("POST", "/v1/auth/logout");
+  } catch {
+    // Signed out locally either way.
+  }
+  session.clear();
+  me = null;
+  go("/login");
+}
+
+/** After a sign-in: keep the tokens and go where the user was heading. */
+function signedIn(tokens) {
+  session.keep(tokens);
+  me = null;
+  const next = sessionStorage.getItem("ds.next");
+  sessionStorage.removeItem("ds.next");
+  go(next || "/sessions");
+}
+
+/** A `LoginResponse` is tokens or an MFA challenge. */
+async function finishLogin(answer) {
+  if (!answer.mfa_required) return signedIn(answer);
+  main().replaceChildren(h("h1", { class: "brand" }, "Driftstack"), h("h2", {}, "Two-factor verification"));
+  const useRecovery = h("input", { type: "checkbox", id: "use-recovery" });
+  const code = h("input", { name: "code", autocomplete: "one-time-code", inputmode: "numeric", required: true });
+  main().append(
+    form(
+      [field("Code from your authenticator app (or a recovery code)", code),
+        h("div", { class: "check" }, useRecovery, h("label", { for: "use-recovery" }, "This is a recovery code"))],
+      "Verify",
+      async (v) => {
+        const body = { mfa_token: answer.mfa_token };
+        if (useRecovery.checked) body.recovery_code = v.code;
+        else body.code = v.code;
+        signedIn(await api("POST", "/v1/auth/mfa/challenge", body, { anonymous: true }));
+      },
+    ),
+  );
+  code.focus();
+}
+
+function login() {
+  main().append(
+    h("h2", {}, "Sign in"),
+    form(
+      [field("Email", { name: "email", type: "email", autocomplete: "username", required: true }),
+        field("Password", { name: "password", type: "password", autocomplete: "current-password", required: true })],
+      "Sign in",
+      async (v) => finishLogin(await api("POST", "/v1/auth/login", v, { anonymous: true })),
+    ),
+    h("p", {}, link("/signup", "Create an account"), " · ", link("/magic-link", "Email me a sign-in link"),
+      " · ", link("/password-reset", "Forgot your password?")),
+  );
+}
+
+function signup() {
+  main().append(
+    h("h2", {}, "Create an account"),
+    form(
+      [field("Your name", { name: "name", autocomplete: "name" }),
+        field("Email", { name: "email", type: "email", autocomplete: "email", required: true }),
+        field("Password", { name: "password", type: "password", autocomplete: "new-password", required: true },
+          "At least 12 characters; common passwords are refused."),
+        field("Account name", { name: "account_name", autocomplete: "organization" })],
+      "Sign up",
+      async (v, f) => {
+        const body = { email: v.email, password: v.password };
+        if (v.name) body.name = v.name;
+        if (v.account_name) body.account_name = v.account_name;
+        await api("POST", "/v1/auth/signup", body, { anonymous: true });
+        f.replaceWith(h("p", { role: "status", class: "notice" },
+          `We sent a verification link to ${v.email}. Open it to finish signing up.`));
+      },
+    ),
+    h("p", {}, "Already have an account? ", link("/login", "Sign in")),
+  );
+}
+
+async function verifyEmail(params) {
+  main().append(h("h2", {}, "Verify your email"));
+  const token = params.get("token");
+  if (!token) {
+    main().append(h("p", {}, "Open the link from the verification mail."));
+    return;
+  }
+  try {
+    await api("POST", "/v1/auth/verify-email", { token }, { anonymous: true });
+    main().append(h("p", { role: "status", class: "notice" }, "Your email is verified. You can sign in now."), h("p", {}, link("/login", "Sign in")));
+  } catch (err) {
+    main().append(h("p", { class: "form-error", role: "alert" }, err.message));
+    main().append(resendForm());
+  }
+}
+
+function resendForm() {
+  return form([field("Email", { name: "email", type: "email", required: true })], "Send a new link", async (v, f) => {
+    await api("POST", "/v1/auth/verify-email/resend", v, { anonymous: true });
+    f.replaceWith(h("p", { role: "status", class: "notice" }, "If that address is waiting for verification, a new link is on its way."));
+  });
+}
+
+async function magicLink(params) {
+  main().append(h("h2", {}, "Sign in with a link"));
+  const token = params.get("token");
+  if (token) {
+    try {
+      return await finishLogin(await api("POST", "/v1/auth/magic-link/verify", { token }, { anonymous: true }));
+    } catch (err) {
+      main().append(h("p", { class: "form-error", role: "alert" }, err.message));
+    }
+  }
+  main().append(
+    form([field("Email", { name: "email", type: "email", autocomplete: "username", required: true })], "Email me a link", async (v, f) => {
+      await api("POST", "/v1/auth/magic-link", v, { anonymous: true });
+      f.replaceWith(h("p", { role: "status", class: "notice" }, `If ${v.email} has an account, a sign-in link is on its way.`));
+    }),
+    h("p", {}, link("/login", "Sign in with a password")),
+  );
+}
+
+function passwordReset(params) {
+  main().append(h("h2", {}, "Reset your password"));
+  const token = params.get("token");
+  if (token) {
+    main().append(form(
+      [field("New password", { name: "password", type: "password", autocomplete: "new-password", required: true },
+        "At least 12 characters; common passwords are refused.")],
+      "Set password",
+      async (v, f) => {
+        await api("POST", "/v1/auth/password-reset/confirm", { token, password: v.password }, { anonymous: true });
+        f.replaceWith(h("p", { role: "status", class: "notice" }, "Your password is changed and every other sign-in ended."), h("p", {}, link("/login", "Sign in")));
+      },
+    ));
+    return;
+  }
+  main().append(
+    form([field("Email", { name: "email", type: "email", autocomplete: "username", required: true })], "Email me a reset link", async (v, f) => {
+      await api("POST", "/v1/auth/password-reset", v, { anonymous: true });
+      f.replaceWith(h("p", { role: "status", class: "notice" }, `If ${v.email} has an account, a reset link is on its way.`));
+    }),
+    h("p", {}, link("/login", "Back to sign in")),
+  );
+}
+
+/** The step-up prompt: TOTP code, recovery code, or the password when MFA is off. */
+function stepUpPrompt() {
+  const mfa = session.user?.mfa_enabled;
+  return dialog("Confirm it's you", (close) => {
+    const useRecovery = h("input", { type: "checkbox", id: "stepup-recovery" });
+    const input = mfa
+      ? h("input", { name: "secret", autocomplete: "one-time-code", required: true })
+      : h("input", { name: "secret", type: "password", autocomplete: "current-password", required: true });
+    const f = form(
+      [h("p", {}, "This action needs a fresh verification."),
+        field(mfa ? "Authenticator code" : "Password", input),
+        mfa ? h("div", { class: "check" }, useRecovery, h("label", { for: "stepup-recovery" }, "Use a recovery code instead")) : null],
+      "Verify",
+      async (v) => {
+        const body = !mfa ? { password: v.secret } : useRecovery.checked ? { recovery_code: v.secret } : { code: v.secret };
+        session.keep(await api("POST", "/v1/auth/mfa/step-up", body));
+        close(true);
+      },
+      [h("button", { type: "button", onclick: () => close(false) }, "Cancel")],
+    );
+    setTimeout(() => input.focus());
+    return f;
+  }).then((ok) => Boolean(ok));
+}
+
+onStepUp(stepUpPrompt);
+onSignedOut(() => {
+  me = null;
+  if (!publicRoutes[location.pathname]) go("/login", true);
+});
+
+document.addEventListener("click", (event) => {
+  const a = event.target.closest("a[data-link]");
+  if (!a || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  go(a.getAttribute("href"));
+});
+window.addEventListener("popstate", render);
+window.addEventListener("unhandledrejection", (event) => {
+  const err = event.reason;
+  if (err instanceof Problem) {
+    event.preventDefault();
+    toast(err.message, "error");
+  }
+});
+
+export { showError };
+render();

@@ -1,0 +1,542 @@
+//! The dashboard end to end, driven like a person would in headless Chromium (real clicks and
+//! key presses through chromiumoxide): sign up → verify from the mail outbox → sign in → enrol
+//! TOTP from the QR screen → create an API key through the step-up prompt → start a session and
+//! watch its live view → snapshot a profile → add a webhook and replay a delivery → invite a
+//! member. Screenshots of the main screens go to `$CARGO_TARGET_TMPDIR/dashboard-screenshots/`.
+//! The page must log no console error and throw no exception on the way.
+
+mod support;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{Router, http::HeaderMap, routing::post};
+use chromiumoxide::{
+    Browser, BrowserConfig, Page,
+    cdp::js_protocol::runtime::{
+        ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
+    },
+    page::ScreenshotParams,
+};
+use futures::StreamExt;
+use serde_json::Value;
+use support::{Backend, Env, TempDir, eventually, mail, pages};
+
+/// A page of the dashboard and what it logged.
+struct Ui {
+    page: Page,
+    base: String,
+    shots: PathBuf,
+    errors: Arc<Mutex<Vec<String>>>,
+    _browser: Browser,
+    _profile: TempDir,
+}
+
+fn chromium() -> String {
+    for path in [
+        "/usr/lib/chromium/chromium",
+        "/usr/bin/chromium",
+        "/usr/lib/chromium/chromium-headless-shell",
+        "/usr/bin/chromium-headless-shell",
+    ] {
+        if std::path::Path::new(path).exists() {
+            return path.to_owned();
+        }
+    }
+    panic!("no Chromium installed (scripts/test installs Debian's chromium)");
+}
+
+impl Ui {
+    async fn open(base: &str) -> Ui {
+        let profile = TempDir::new("ui-browser");
+        let config = BrowserConfig::builder()
+            .chrome_executable(chromium())
+            .new_headless_mode()
+            .no_sandbox()
+            .user_data_dir(profile.path())
+            .window_size(1366, 900)
+            .arg("--disable-gpu")
+            .build()
+            .expect("browser config");
+        let (browser, mut handler) = Browser::launch(config).await.expect("launch chromium");
+        tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if event.is_err() {
+                    break;
+                }
+            }
+        });
+        let page = browser.new_page("about:blank").await.expect("page");
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let mut console = page
+            .event_listener::<EventConsoleApiCalled>()
+            .await
+            .expect("console events");
+        let e = errors.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = console.next().await {
+                if ev.r#type == ConsoleApiCalledType::Error
+                    && let Ok(mut v) = e.lock()
+                {
+                    v.push(format!("console.error: {:?}", ev.args));
+                }
+            }
+        });
+        let mut thrown = page
+            .event_listener::<EventExceptionThrown>()
+            .await
+            .expect("exception events");
+        let e = errors.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = thrown.next().await {
+                if let Ok(mut v) = e.lock() {
+                    v.push(format!("exception: {:?}", ev.exception_details));
+                }
+            }
+        });
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+        std::fs::create_dir_all(&shots).expect("screenshot dir");
+        Ui {
+            page,
+            base: base.to_owned(),
+            shots,
+            errors,
+            _browser: browser,
+            _profile: profile,
+        }
+    }
+
+    async fn goto(&self, path: &str) {
+        self.page
+            .goto(format!("{}{path}", self.base))
+            .await
+            .expect("goto");
+    }
+
+    async fn eval(&self, js: &str) -> Value {
+        self.page
+            .evaluate(js)
+            .await
+            .map(|r| r.value().cloned().unwrap_or(Value::Null))
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until `js` is truthy; on timeout, fails with what the page shows.
+    async fn wait(&self, what: &str, js: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.eval(js).await;
+            if v.as_bool() == Some(true) || v.as_str().is_some_and(|s| !s.is_empty()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let text = self.eval("document.body.innerText").await;
+                panic!(
+                    "timed out waiting for {what}; the page shows:\n{}",
+                    text.as_str().unwrap_or("")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_text(&self, text: &str) {
+        let js = format!("document.body.innerText.includes({})", js_str(text));
+        self.wait(&format!("the text {text:?}"), &js).await;
+    }
+
+    /// Marks the element `js` finds (searching an open dialog first) and returns its selector.
+    async fn mark(&self, what: &str, finder: &str) -> String {
+        let js = format!(
+            "(() => {{ const scope = document.querySelector('dialog[open]') || document; \
+             const el = ({finder})(scope); if (!el) return ''; \
+             const n = String(Math.random()).slice(2); el.setAttribute('data-e2e', n); \
+             return `[data-e2e=\"${{n}}\"]`; }})()"
+        );
+        self.wait(what, &js).await;
+        self.eval(&js)
+            .await
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_default()
+    }
+
+    /// Types into the control labelled `label` (replacing what it holds), with key presses.
+    async fn fill(&self, label: &str, value: &str) {
+        let finder = format!(
+            "(scope) => {{ const l = [...scope.querySelectorAll('label')].find(l => l.textContent.trim() === {}); \
+             return l && document.getElementById(l.htmlFor); }}",
+            js_str(label)
+        );
+        let sel = self.mark(&format!("the field {label:?}"), &finder).await;
+        self.eval(&format!("document.querySelector('{sel}').value = ''"))
+            .await;
+        let el = self.page.find_element(sel).await.expect("field");
+        el.click().await.expect("focus field");
+        el.type_str(value).await.expect("type");
+    }
+
+    /// Clicks the button or link whose text is `text`.
+    async fn click(&self, text: &str) {
+        let finder = format!(
+            "(scope) => [...scope.querySelectorAll('button, a')].find(b => b.textContent.trim() === {} && !b.disabled)",
+            js_str(text)
+        );
+        let sel = self.mark(&format!("a button {text:?}"), &finder).await;
+        self.page
+            .find_element(sel)
+            .await
+            .expect("button")
+            .click()
+            .await
+            .expect("click");
+    }
+
+    /// Ticks the checkbox labelled `label`.
+    async fn tick(&self, label: &str) {
+        let finder = format!(
+            "(scope) => {{ const l = [...scope.querySelectorAll('label')].find(l => l.textContent.trim() === {}); \
+             return l && (l.htmlFor ? document.getElementById(l.htmlFor) : l.querySelector('input')); }}",
+            js_str(label)
+        );
+        let sel = self.mark(&format!("the checkbox {label:?}"), &finder).await;
+        self.page
+            .find_element(sel)
+            .await
+            .expect("checkbox")
+            .click()
+            .await
+            .expect("tick");
+    }
+
+    async fn shot(&self, name: &str) {
+        let png = self
+            .page
+            .screenshot(ScreenshotParams::builder().full_page(true).build())
+            .await
+            .expect("screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).expect("save screenshot");
+    }
+
+    async fn path(&self) -> String {
+        self.eval("location.pathname")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn errors(&self) -> Vec<String> {
+        self.errors.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+fn js_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn totp(secret: &str) -> String {
+    let t = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(secret).expect("base32 secret"))
+        .with_account_name("x")
+        .build()
+        .expect("totp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    t.generate(now).to_string()
+}
+
+/// A webhook receiver answering 200, keeping every `webhook-id` it saw.
+async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap| {
+            let s = s.clone();
+            async move {
+                if let (Some(id), Ok(mut v)) = (
+                    headers.get("webhook-id").and_then(|v| v.to_str().ok()),
+                    s.lock(),
+                ) {
+                    v.push(id.to_owned());
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
+    let site = pages::start().await;
+    let (hook, seen) = receiver().await;
+    let mut env = Env::new(Backend::Sqlite);
+    // A short step-up window, so that the key creation below needs the prompt.
+    env.set("DRIFTSTACK_STEP_UP_SECONDS", "2");
+    let s = env.start();
+    let data = env.dir.path().join("data");
+    let ui = Ui::open(&s.base).await;
+
+    // The app is served by the binary, with a strict CSP.
+    let index = s.get("", "/").await;
+    assert_eq!(index.status, 200);
+    assert!(
+        index
+            .header("content-security-policy")
+            .is_some_and(|c| c.contains("script-src 'self'")),
+        "{:?}",
+        index.header("content-security-policy")
+    );
+
+    // Sign up, then verify from the mail.
+    let email = "ada@example.com";
+    let password = "correct horse battery staple 42";
+    ui.goto("/signup").await;
+    ui.fill("Your name", "Ada").await;
+    ui.fill("Email", email).await;
+    ui.fill("Password", password).await;
+    ui.fill("Account name", "Analytical Engines").await;
+    ui.shot("signup").await;
+    ui.click("Sign up").await;
+    ui.wait_text("We sent a verification link").await;
+    let mut verify = None;
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            verify = mail::to(&data, email).into_iter().last();
+            verify.is_some()
+        })
+        .await,
+        "a verification mail"
+    );
+    let verify = verify.expect("mail");
+    let link_start = verify.text.find(&s.base).expect("a link to this server");
+    let link: String = verify.text[link_start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(link.contains("/verify-email?token="), "{link}");
+    ui.page.goto(link).await.expect("open the link");
+    ui.wait_text("Your email is verified").await;
+
+    // Sign in.
+    ui.click("Sign in").await;
+    ui.fill("Email", email).await;
+    ui.fill("Password", password).await;
+    ui.click("Sign in").await;
+    ui.wait(
+        "the sessions screen",
+        "location.pathname === '/sessions' && !!document.querySelector('nav')",
+    )
+    .await;
+    ui.wait_text("Analytical Engines").await;
+
+    // Enrol TOTP: QR code, secret, code → recovery codes. Enrolling may itself ask for a
+    // step-up (the password, as MFA is still off).
+    ui.click("Settings").await;
+    ui.click("Set up two-factor").await;
+    ui.wait(
+        "the QR code or a step-up prompt",
+        "!!document.querySelector('img.qr') || !!document.querySelector('dialog[open]')",
+    )
+    .await;
+    if ui.eval("!!document.querySelector('dialog[open]')").await == Value::Bool(true) {
+        ui.fill("Password", password).await;
+        ui.click("Verify").await;
+    }
+    ui.wait(
+        "the QR code image to load",
+        "(() => { const i = document.querySelector('img.qr'); return !!i && i.complete && i.naturalWidth > 0; })()",
+    )
+    .await;
+    let secret = ui
+        .eval("document.querySelector('.totp-secret').textContent")
+        .await
+        .as_str()
+        .expect("secret shown")
+        .to_owned();
+    ui.shot("mfa-enrol").await;
+    ui.fill("Code from the app", &totp(&secret)).await;
+    ui.click("Turn on").await;
+    ui.wait_text("Two-factor authentication is on").await;
+    let codes = ui
+        .eval("[...document.querySelectorAll('.codes code')].map(c => c.textContent)")
+        .await;
+    let codes: Vec<String> = serde_json::from_value(codes).expect("recovery codes");
+    assert_eq!(codes.len(), 10, "{codes:?}");
+    ui.click("Done").await;
+
+    // Create an API key: the step-up window has passed, so the prompt opens; a recovery code
+    // answers it and the creation goes on by itself.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    ui.click("API keys").await;
+    ui.fill("Name", "ci").await;
+    ui.click("Create key").await;
+    ui.wait_text("Confirm it's you").await;
+    ui.shot("step-up").await;
+    ui.tick("Use a recovery code instead").await;
+    ui.fill("Authenticator code", &codes[0]).await;
+    ui.click("Verify").await;
+    ui.wait_text("Copy the API key now").await;
+    let key = ui
+        .eval("document.querySelector('dialog[open] input.secret').value")
+        .await
+        .as_str()
+        .expect("key shown")
+        .to_owned();
+    assert!(key.starts_with("ds_"), "{key}");
+    ui.shot("api-key-created").await;
+    ui.click("Done").await;
+    ui.wait_text("ci").await;
+    // The key works against the API.
+    assert_eq!(s.get(&key, "/v1/sessions").await.status, 200);
+
+    // Start a session and watch it live; navigating changes the picture.
+    ui.click("Sessions").await;
+    ui.click("Start session").await;
+    ui.wait(
+        "the session page",
+        "location.pathname.startsWith('/sessions/ses_')",
+    )
+    .await;
+    ui.wait(
+        "a first live frame",
+        "Number(document.querySelector('img.live')?.dataset.frames || 0) >= 1",
+    )
+    .await;
+    let before: u64 = ui
+        .eval("Number(document.querySelector('img.live').dataset.frames)")
+        .await
+        .as_u64()
+        .unwrap_or(0);
+    ui.fill("URL", &site.url("/")).await;
+    ui.click("Go").await;
+    ui.wait_text("Loaded").await;
+    ui.wait(
+        "a new frame after navigating",
+        &format!("Number(document.querySelector('img.live').dataset.frames) > {before}"),
+    )
+    .await;
+    ui.shot("session-live").await;
+    let session_id = ui.path().await.trim_start_matches("/sessions/").to_owned();
+    ui.click("Capture").await;
+    ui.wait_text("Captured").await;
+    ui.click("End session").await;
+    ui.click("Confirm").await;
+    ui.wait_text("Session ended.").await;
+    let ended = s
+        .get(&key, &format!("/v1/sessions/{session_id}"))
+        .await
+        .json();
+    assert!(ended["ended_at"].is_string(), "{ended}");
+
+    // A profile and a snapshot.
+    ui.click("Profiles").await;
+    ui.fill("Name", "shop").await;
+    ui.click("Create profile").await;
+    ui.wait(
+        "the profile page",
+        "location.pathname.startsWith('/profiles/prof_')",
+    )
+    .await;
+    ui.fill("Snapshot name", "first").await;
+    ui.click("Take snapshot").await;
+    ui.wait_text("Snapshot taken.").await;
+    ui.wait(
+        "the snapshot in the list",
+        "[...document.querySelectorAll('td')].some(td => td.textContent === 'first')",
+    )
+    .await;
+    ui.shot("profile-snapshots").await;
+
+    // A webhook endpoint, a test event, and a replay of its delivery (same webhook-id twice).
+    ui.click("Webhooks").await;
+    ui.fill("URL", &hook).await;
+    ui.click("Add endpoint").await;
+    ui.wait_text("Copy the signing secret now").await;
+    let secret = ui
+        .eval("document.querySelector('dialog[open] input.secret').value")
+        .await;
+    assert!(
+        secret.as_str().is_some_and(|s| s.starts_with("whsec_")),
+        "{secret}"
+    );
+    ui.click("Done").await;
+    ui.click("Send test").await;
+    ui.wait_text("Test event queued.").await;
+    assert!(
+        eventually(Duration::from_secs(20), async || {
+            seen.lock().map(|v| !v.is_empty()).unwrap_or(false)
+        })
+        .await,
+        "the test event arrives"
+    );
+    ui.click("Refresh").await;
+    ui.wait_text("delivered").await;
+    ui.click("Replay").await;
+    ui.wait_text("Delivery queued again.").await;
+    assert!(
+        eventually(Duration::from_secs(20), async || {
+            seen.lock().map(|v| v.len() >= 2).unwrap_or(false)
+        })
+        .await,
+        "the replay arrives"
+    );
+    let ids = seen.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(ids[0], ids[1], "a replay keeps the webhook-id");
+    ui.click("Attempts").await;
+    ui.wait_text("Delivery dlv_").await;
+    ui.shot("webhooks").await;
+    ui.click("Close").await;
+
+    // Invite a member; the invitation mail goes out.
+    ui.click("Team").await;
+    ui.fill("Email", "grace@example.com").await;
+    ui.click("Send invitation").await;
+    if ui.eval("!!document.querySelector('dialog[open]')").await == Value::Bool(true) {
+        ui.tick("Use a recovery code instead").await;
+        ui.fill("Authenticator code", &codes[1]).await;
+        ui.click("Verify").await;
+    }
+    ui.wait_text("Invitation sent to grace@example.com.").await;
+    ui.wait(
+        "the invitation in the list",
+        "[...document.querySelectorAll('td')].some(td => td.textContent === 'grace@example.com')",
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            !mail::to(&data, "grace@example.com").is_empty()
+        })
+        .await,
+        "the invitation mail"
+    );
+    ui.shot("team").await;
+
+    // The read-only screens render.
+    ui.click("Usage").await;
+    ui.wait_text("Session minutes").await;
+    ui.shot("usage").await;
+    ui.click("Audit log").await;
+    ui.wait_text("api_key.created").await;
+    ui.shot("audit").await;
+    ui.click("Billing").await;
+    ui.wait_text("Tier").await;
+
+    let errors = ui.errors();
+    assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
+}
