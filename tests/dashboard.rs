@@ -212,7 +212,31 @@ impl Ui {
             .expect("tick");
     }
 
+    /// Saves a screenshot, after checking the screen's basic accessibility: every control has a
+    /// label, every button and link a name, every image an `alt`, and nothing overflows the
+    /// width of a laptop screen.
     async fn shot(&self, name: &str) {
+        let problems = self
+            .eval(
+                "(() => { const out = []; \
+                 for (const el of document.querySelectorAll('input, select, textarea')) \
+                   if (el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label')) \
+                     out.push('unlabelled ' + el.outerHTML.slice(0, 80)); \
+                 for (const el of document.querySelectorAll('button, a')) \
+                   if (!el.textContent.trim() && !el.getAttribute('aria-label')) \
+                     out.push('nameless ' + el.outerHTML.slice(0, 80)); \
+                 for (const el of document.querySelectorAll('img')) \
+                   if (!el.hasAttribute('alt')) out.push('no alt ' + el.outerHTML.slice(0, 80)); \
+                 if (document.documentElement.scrollWidth > window.innerWidth) \
+                   out.push('overflows: ' + document.documentElement.scrollWidth); \
+                 return out; })()",
+            )
+            .await;
+        assert_eq!(
+            problems.as_array().map(Vec::len),
+            Some(0),
+            "{name}: {problems}"
+        );
         let png = self
             .page
             .screenshot(ScreenshotParams::builder().full_page(true).build())

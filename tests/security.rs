@@ -16,6 +16,7 @@ on_both_backends!(
     the_egress_guard_keeps_browsers_off_private_addresses,
     puppeteer_and_playwright_drive_the_session_through_connect_url,
     a_cdp_socket_is_closed_properly_when_its_session_times_out,
+    the_live_view_streams_jpeg_frames_until_the_session_ends,
 );
 
 async fn create(s: &Server, key: &str, body: Value) -> Value {
@@ -357,4 +358,83 @@ async fn a_cdp_socket_is_closed_properly_when_its_session_times_out(backend: Bac
     })
     .await;
     assert!(timed_out);
+}
+
+async fn the_live_view_streams_jpeg_frames_until_the_session_ends(backend: Backend) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+
+    let site = pages::start().await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let session = create(&s, &key, json!({})).await;
+    let sid = session["id"].as_str().expect("id").to_owned();
+    let connect = session["connect_url"].as_str().expect("url").to_owned();
+    let token = connect.split("token=").nth(1).expect("token").to_owned();
+    let live = |q: &str| {
+        format!(
+            "{}/v1/sessions/{sid}/live?{q}",
+            s.base.replacen("http://", "ws://", 1)
+        )
+    };
+
+    // Refusals come before the upgrade, as problems.
+    upgrade_status(&s, &live("token=nonsense"))
+        .await
+        .assert_problem(401, "unauthorized");
+    upgrade_status(&s, &live(&format!("token={token}&quality=0")))
+        .await
+        .assert_problem(422, "validation_failed");
+    s.get(&key, &format!("/v1/sessions/{sid}/live"))
+        .await
+        .assert_problem(426, "websocket_required");
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(live(&format!("token={token}&quality=50")))
+        .await
+        .expect("connect");
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{sid}/navigate"),
+            json!({"url": site.url("/")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let frame = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(msg) = ws.next().await {
+            if let Ok(Message::Binary(bytes)) = msg {
+                return Some(bytes);
+            }
+        }
+        None
+    })
+    .await
+    .expect("a frame within 15 s")
+    .expect("a binary frame");
+    assert!(frame.starts_with(&[0xFF, 0xD8]), "a JPEG");
+    assert!(frame.len() > 500, "{} bytes", frame.len());
+
+    // Ending the session closes the view with the reason.
+    assert_eq!(
+        s.delete(&key, &format!("/v1/sessions/{sid}")).await.status,
+        200
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(msg) = ws.next().await {
+            if let Ok(Message::Close(Some(close))) = msg {
+                return Some(close);
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed within 10 s")
+    .expect("a close frame");
+    assert_eq!(closed.code, CloseCode::Away);
+    assert_eq!(closed.reason.as_str(), "session ended: released");
+    // An ended session's live view is a 409.
+    upgrade_status(&s, &live(&format!("token={token}")))
+        .await
+        .assert_problem(409, "session_ended");
 }
