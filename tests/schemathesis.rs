@@ -1,5 +1,6 @@
 //! The API fuzzing gate: Schemathesis against the committed `openapi.json` and the running
-//! binary (embedded runner, real Chromium), with an API key: every phase (coverage, fuzzing,
+//! binary (embedded runner, real Chromium), once with an API key and once with a dashboard token
+//! of a signed-in user: every phase (coverage, fuzzing,
 //! stateful links) and every check — no server errors, documented status codes and content
 //! types, responses matching their schemas, invalid data and missing required headers refused —
 //! except `positive_data_acceptance` (the spec does not yet state every length and format limit
@@ -38,14 +39,36 @@ fn schemathesis_finds_no_server_errors_or_schema_violations() {
     env.set("DRIFTSTACK_TIERS_FILE", &tiers.display().to_string());
     env.set("DRIFTSTACK_AUTH_IP_PER_MINUTE", "1000000");
     let s = env.start();
-    let out = std::process::Command::new(&tool)
+
+    // With an API key (every scope).
+    let report = fuzz(&tool, &s.base, s.key(), &[]);
+    assert!(report.contains("passed"), "{report}");
+
+    // With a dashboard token of a signed-up user (role owner of a new account). Logging out
+    // would end the token mid-run, so that one operation is left to tests/identity.rs.
+    let token = dashboard_token(&s, &env);
+    assert!(token.starts_with("dsat_"), "{token}");
+    let report = fuzz(
+        &tool,
+        &s.base,
+        &token,
+        &["--exclude-path", "/v1/auth/logout"],
+    );
+    assert!(report.contains("passed"), "{report}");
+    assert!(!s.log().contains("panicked"), "a panic in the server log");
+}
+
+/// Runs Schemathesis with `credential` as the bearer token; fails the test on any finding.
+fn fuzz(tool: &str, base: &str, credential: &str, extra: &[&str]) -> String {
+    let auth = format!("Authorization: Bearer {credential}");
+    let out = std::process::Command::new(tool)
         .args([
             "run",
             concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"),
             "--url",
-            &s.base,
+            base,
             "-H",
-            &format!("Authorization: Bearer {}", s.key()),
+            &auth,
             "--exclude-checks",
             "positive_data_acceptance",
             // Their 502/504 answers are documented upstream failures of the page, not ours (the
@@ -58,14 +81,58 @@ fn schemathesis_finds_no_server_errors_or_schema_violations() {
             "1",
             "--no-color",
         ])
+        .args(extra)
         .output()
         .expect("run schemathesis");
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "schemathesis found problems:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report.contains("passed"), "{report}");
-    assert!(!s.log().contains("panicked"), "a panic in the server log");
+    report
+}
+
+/// Signs a user up through the API, verifies the address from the outbox and signs in.
+fn dashboard_token(s: &support::Server, env: &Env) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let email = "fuzz@example.com";
+        let password = "a long and unusual passphrase 7";
+        let post =
+            |path: &str, body: serde_json::Value| s.send(s.http.post(s.url(path)).json(&body));
+        let r = post(
+            "/v1/auth/signup",
+            serde_json::json!({"email": email, "password": password}),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.text());
+        let data = env.dir.path().join("data");
+        let mut mail = None;
+        support::eventually(std::time::Duration::from_secs(10), async || {
+            mail = support::mail::to(&data, email).into_iter().last();
+            mail.is_some()
+        })
+        .await;
+        let mail = mail.expect("verification mail");
+        let r = post(
+            "/v1/auth/verify-email",
+            serde_json::json!({"token": mail.token()}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = post(
+            "/v1/auth/login",
+            serde_json::json!({"email": email, "password": password}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
+    })
 }
