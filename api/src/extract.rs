@@ -94,8 +94,9 @@ where
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|rejection| crate::error::problem_for_status(rejection.status()))?;
-        // No body at all counts as `{}`; a body of only whitespace is not JSON.
-        let bytes: &[u8] = if bytes.is_empty() {
+        // No body at all counts as `{}`, and so does `null` (the optional bodies are documented
+        // as "object or null"); a body of only whitespace is not JSON.
+        let bytes: &[u8] = if bytes.is_empty() || bytes.trim_ascii() == b"null" {
             b"{}"
         } else {
             let is_json = content_type
@@ -108,6 +109,14 @@ where
             }
             &bytes
         };
+        // Every body is an object: serde would also read a struct from an array of its fields
+        // (`[null, null]`), which is not a shape this API documents.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{')
+            && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+        {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        }
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let value: T = serde_path_to_error::deserialize(de).map_err(|err| {
             if err.inner().is_syntax() || err.inner().is_eof() {

@@ -116,7 +116,9 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         },
     };
     let key = match raw_key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
+        Ok(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            k.to_owned()
+        }
         _ => {
             return ApiError::invalid(
                 "Idempotency-Key",

@@ -121,11 +121,40 @@ pub fn add_common_problems(api: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// Path ids are documented as "`prof_…`" and so on; give them the matching pattern (prefix and
-/// 32 hex digits), so generated clients and fuzzers send ids of the right shape.
+/// The id prefix of the items each cursor-paginated list returns (its `starting_after`).
+const LIST_ITEM_PREFIXES: &[(&str, &str)] = &[
+    ("/v1/api-keys", "key_"),
+    ("/v1/audit-log", "aud_"),
+    ("/v1/profiles", "prof_"),
+    ("/v1/profiles/{id}/snapshots", "snap_"),
+    ("/v1/sessions", "ses_"),
+    ("/v1/team/invites", "inv_"),
+    ("/v1/webhooks/deliveries", "dlv_"),
+    ("/v1/webhooks/endpoints", "whe_"),
+];
+
+fn id_pattern(prefix: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::{ObjectBuilder, schema::Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^{prefix}[0-9a-f]{{32}}$")))
+        .into()
+}
+
+/// States in the spec the limits the server enforces on the parameters every route shares, so
+/// generated clients and fuzzers send what the server accepts: path ids documented as "`prof_…`"
+/// get their pattern (prefix and 32 hex digits), and so do cursors; `limit` is 1–100;
+/// `since`/`until` are RFC 3339 times; `Idempotency-Key` is 1–255 visible ASCII characters;
+/// the audit log's text filters are 1–200 characters.
 fn add_id_patterns(api: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ObjectBuilder, path::ParameterIn, schema::Type};
-    for item in api.paths.paths.values_mut() {
+    use utoipa::openapi::{
+        KnownFormat, ObjectBuilder, SchemaFormat, path::ParameterIn, schema::Type,
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        let list_prefix = LIST_ITEM_PREFIXES
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, prefix)| *prefix);
         let ops = [
             &mut item.get,
             &mut item.put,
@@ -138,8 +167,74 @@ fn add_id_patterns(api: &mut utoipa::openapi::OpenApi) {
                 let utoipa::openapi::RefOr::T(p) = p else {
                     continue;
                 };
-                if p.parameter_in != ParameterIn::Path {
-                    continue;
+                match (&p.parameter_in, p.name.as_str()) {
+                    (ParameterIn::Query, "limit") => {
+                        p.schema = Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                                .minimum(Some(1))
+                                .maximum(Some(100))
+                                .into(),
+                        );
+                        continue;
+                    }
+                    (ParameterIn::Query, "starting_after") => {
+                        if let Some(prefix) = list_prefix {
+                            p.schema = Some(id_pattern(prefix));
+                        }
+                        continue;
+                    }
+                    (ParameterIn::Query, "status") => {
+                        let values: &[&str] = match path.as_str() {
+                            "/v1/sessions" => &["live", "all"],
+                            "/v1/webhooks/deliveries" => {
+                                &["pending", "failed", "delivered", "dead"]
+                            }
+                            _ => continue,
+                        };
+                        p.schema = Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .enum_values(Some(values.iter().copied()))
+                                .into(),
+                        );
+                        continue;
+                    }
+                    (ParameterIn::Query, "endpoint_id") => {
+                        p.schema = Some(id_pattern("whe_"));
+                        continue;
+                    }
+                    (ParameterIn::Query, "since" | "until") => {
+                        p.schema = Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                                .into(),
+                        );
+                        continue;
+                    }
+                    (ParameterIn::Query, "action" | "actor" | "target") => {
+                        p.schema = Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .min_length(Some(1))
+                                .max_length(Some(200))
+                                .into(),
+                        );
+                        continue;
+                    }
+                    (ParameterIn::Header, name) if name.eq_ignore_ascii_case("idempotency-key") => {
+                        p.schema = Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .pattern(Some("^[!-~]{1,255}$"))
+                                .into(),
+                        );
+                        continue;
+                    }
+                    (ParameterIn::Path, _) => {}
+                    _ => continue,
                 }
                 let prefix = p
                     .description
@@ -148,12 +243,7 @@ fn add_id_patterns(api: &mut utoipa::openapi::OpenApi) {
                     .and_then(|d| d.split_once("…`"))
                     .map(|(prefix, _)| prefix.to_owned());
                 if let Some(prefix) = prefix.filter(|p| p.ends_with('_')) {
-                    p.schema = Some(
-                        ObjectBuilder::new()
-                            .schema_type(Type::String)
-                            .pattern(Some(format!("^{prefix}[0-9a-f]{{32}}$")))
-                            .into(),
-                    );
+                    p.schema = Some(id_pattern(&prefix));
                 }
             }
         }

@@ -53,6 +53,23 @@ static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
 static TIMEZONES: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| include_str!("timezones.txt").lines().collect());
 
+/// The schema of an IANA time zone name: an enum of every name the server accepts.
+pub struct TimeZoneName;
+
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let mut names: Vec<&str> = TIMEZONES.iter().copied().collect();
+        names.sort_unstable();
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("An IANA time zone name such as `Europe/Berlin`."))
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TimeZoneName {}
+
 /// Whether `tz` is an IANA time zone name.
 pub fn is_timezone(tz: &str) -> bool {
     TIMEZONES.contains(tz)

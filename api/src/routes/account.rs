@@ -166,14 +166,26 @@ async fn me(state: &AppState, p: &Principal) -> Result<AccountMeResponse, ApiErr
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
     /// The account's display name, 1–100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub name: Option<String>,
     /// An IANA time zone such as `Europe/Berlin`.
+    #[schema(value_type = Option<crate::identity::TimeZoneName>)]
     pub timezone: Option<String>,
     /// 3–40 characters: lowercase letters, digits and dashes, unique across accounts.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")]
     pub slug: Option<String>,
     /// One of `us-east`, `us-west`, `eu-central`, `eu-west`, `ap-southeast`.
+    #[schema(pattern = "^(us-east|us-west|eu-central|eu-west|ap-southeast)$")]
     pub region: Option<String>,
     /// An `https` URL of an image.
+    #[schema(
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]://[^\\x00-\\x20\\x7f]+$"
+    )]
     pub avatar_url: Option<String>,
 }
 
@@ -216,6 +228,7 @@ impl Validate for UpdateMeRequest {
         if let Some(url) = &self.avatar_url {
             v.check(
                 url.len() <= 2048
+                    && !url.chars().any(|c| c <= ' ' || c == '\u{7f}')
                     && url::Url::parse(url)
                         .is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some()),
                 "avatar_url",
@@ -300,6 +313,7 @@ pub struct TotpEnrolment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
+    #[schema(pattern = "^[0-9]{6}$")]
     /// A 6-digit code from the authenticator app.
     pub code: String,
 }

@@ -60,12 +60,16 @@ fn email_of(raw: &str) -> String {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// At least 8 characters, not one of the most common passwords.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// Your name (optional).
+    #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub name: Option<String>,
     /// The new account's (team's) name; default: your email.
+    #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub account_name: Option<String>,
 }
 
@@ -90,6 +94,7 @@ impl Validate for SignupRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
@@ -103,6 +108,7 @@ impl Validate for EmailRequest {
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The token from the link in the mail.
+    #[schema(min_length = 1, max_length = 256)]
     pub token: String,
 }
 
@@ -119,7 +125,9 @@ impl Validate for TokenRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 4096)]
     pub password: String,
 }
 
@@ -134,14 +142,19 @@ impl Validate for LoginRequest {
     }
 }
 
+/// `mfa_token` and exactly one of `code` and `recovery_code`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 2, max_properties = 2)]
 pub struct MfaChallengeRequest {
     /// From the login answer.
+    #[schema(min_length = 1)]
     pub mfa_token: String,
     /// A 6-digit code from your authenticator app…
+    #[schema(nullable = false)]
     pub code: Option<String>,
     /// …or one of your recovery codes.
+    #[schema(nullable = false)]
     pub recovery_code: Option<String>,
 }
 
@@ -156,14 +169,19 @@ impl Validate for MfaChallengeRequest {
     }
 }
 
+/// Exactly one of `code`, `recovery_code` and `password`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1, max_properties = 1)]
 pub struct StepUpRequest {
     /// With MFA on: a TOTP code…
+    #[schema(nullable = false)]
     pub code: Option<String>,
     /// …or a recovery code.
+    #[schema(nullable = false)]
     pub recovery_code: Option<String>,
     /// With MFA off: your password.
+    #[schema(nullable = false)]
     pub password: Option<String>,
 }
 
@@ -185,8 +203,10 @@ impl Validate for StepUpRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetConfirmRequest {
+    #[schema(min_length = 1, max_length = 256)]
     pub token: String,
     /// The new password: at least 8 characters, not one of the most common passwords.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
@@ -202,6 +222,7 @@ impl Validate for ResetConfirmRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[schema(min_length = 1)]
     pub refresh_token: String,
 }
 

@@ -138,6 +138,7 @@ pub async fn get_billing(
 fn check_url(v: &mut Violations, field: &str, url: &str) {
     v.check(
         url.len() <= 2048
+            && !url.chars().any(|c| c <= ' ' || c == '\u{7f}')
             && url::Url::parse(url)
                 .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host_str().is_some()),
         field,
@@ -151,11 +152,20 @@ pub struct CheckoutRequest {
     /// `trial` (the one-time trial pack), `starter` or `pro` (monthly).
     pub plan: String,
     /// Where Stripe sends the customer after paying.
+    #[schema(
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://[^\\x00-\\x20\\x7f]+$"
+    )]
     pub success_url: String,
     /// Where Stripe sends the customer if they give up.
+    #[schema(
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://[^\\x00-\\x20\\x7f]+$"
+    )]
     pub cancel_url: String,
     /// A Stripe promotion code id (`promo_…`). Without it, the customer can enter a code on the
     /// Checkout page.
+    #[schema(pattern = "^promo_[A-Za-z0-9]{1,64}$")]
     pub promo_code: Option<String>,
 }
 
@@ -260,6 +270,10 @@ pub async fn checkout(
 #[serde(deny_unknown_fields)]
 pub struct PortalRequest {
     /// Where the portal's back link goes.
+    #[schema(
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://[^\\x00-\\x20\\x7f]+$"
+    )]
     pub return_url: String,
 }
 

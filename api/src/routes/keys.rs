@@ -44,8 +44,10 @@ pub struct CreateApiKeyRequest {
     /// `live` (needs a paid or self-hosted tier) or `test`. Default: `live` where the tier allows it.
     pub mode: Option<KeyMode>,
     /// Permissions of the key; default all of the creator's. Never more than the creator has.
+    #[schema(min_items = 1)]
     pub scopes: Option<Vec<Scope>>,
     /// Days until the key stops working by itself, 1–3650. Default: never.
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -86,6 +88,7 @@ impl Validate for CreateApiKeyRequest {
 pub struct RotateApiKeyRequest {
     /// How long the old key keeps working, 0–604800 seconds (7 days). Default 86400 (24 hours);
     /// 0 stops it at once (after a leak).
+    #[schema(maximum = 604800)]
     pub grace_seconds: Option<u32>,
 }
 
@@ -165,7 +168,7 @@ impl ApiKeyResponse {
 ///
 /// Requires `keys:write`.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys",
-    request_body = CreateApiKeyRequest,
+    request_body(content = Option<CreateApiKeyRequest>),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 hours")),
     responses((status = 201, body = ApiKeyResponse),
               (status = 403, body = Problem, content_type = "application/problem+json"),

@@ -63,6 +63,7 @@ pub struct GeolocationBody {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FingerprintBody {
+    #[schema(min_length = 1, max_length = 512)]
     pub user_agent: Option<String>,
     pub viewport: Option<ViewportBody>,
     /// A BCP 47 locale such as `en-US`.
@@ -141,6 +142,11 @@ fn validate_name(v: &mut Violations, field: &str, name: &str) {
 #[serde(deny_unknown_fields)]
 pub struct CreateProfileRequest {
     /// 1–100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub name: String,
     pub fingerprint: Option<FingerprintBody>,
 }
@@ -157,6 +163,11 @@ impl Validate for CreateProfileRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub name: Option<String>,
     /// Replaces the whole fingerprint.
     pub fingerprint: Option<FingerprintBody>,
@@ -177,6 +188,11 @@ impl Validate for UpdateProfileRequest {
 #[serde(deny_unknown_fields)]
 pub struct CloneProfileRequest {
     /// Default: the source's name with ` (copy)`.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub name: Option<String>,
 }
 
@@ -192,6 +208,11 @@ impl Validate for CloneProfileRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateSnapshotRequest {
     /// A label, 1–100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub name: Option<String>,
 }
 
@@ -262,6 +283,11 @@ impl From<Fingerprint> for FingerprintResponse {
 pub struct ProfileResponse {
     /// `prof_…`
     pub id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub name: String,
     pub fingerprint: FingerprintResponse,
     /// The current state, or `null` while nothing was saved yet.
@@ -296,6 +322,11 @@ pub struct SnapshotResponse {
     /// `snap_…`
     pub id: String,
     pub profile_id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub name: Option<String>,
     /// `session` (read from the profile's live session) or `profile` (its saved state).
     pub source: String,

@@ -56,8 +56,10 @@ const CONNECT_TOKEN_TTL_SECONDS: i64 = 15 * 60;
 #[serde(deny_unknown_fields)]
 pub struct ViewportBody {
     /// 100–3840 CSS pixels.
+    #[schema(minimum = 100, maximum = 3840)]
     pub width: u32,
     /// 100–2160 CSS pixels.
+    #[schema(minimum = 100, maximum = 2160)]
     pub height: u32,
 }
 
@@ -82,14 +84,17 @@ pub struct CreateSessionRequest {
     /// Default 1280×720, or the profile's.
     pub viewport: Option<ViewportBody>,
     /// Overrides the browser's user agent (1–512 characters).
+    #[schema(min_length = 1, max_length = 512)]
     pub user_agent: Option<String>,
     /// A BCP 47 locale such as `en-US`; also sets `Accept-Language`.
     pub locale: Option<String>,
     /// An IANA time zone such as `Europe/Berlin`.
     pub timezone: Option<String>,
     /// Maximum lifetime in seconds; at most your plan's maximum (the default).
+    #[schema(minimum = 1)]
     pub timeout_seconds: Option<u32>,
     /// Seconds without a command before the session ends; at most your plan's default.
+    #[schema(minimum = 1)]
     pub idle_timeout_seconds: Option<u32>,
     /// Resource types the page must not load.
     pub block: Option<Vec<BlockBody>>,

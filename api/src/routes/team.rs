@@ -42,8 +42,10 @@ pub const ROLES: &[&str] = &["owner", "admin", "developer", "viewer"];
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// `owner` (owners only), `admin`, `developer` or `viewer`.
+    #[schema(pattern = "^(owner|admin|developer|viewer)$")]
     pub role: String,
 }
 
@@ -66,6 +68,7 @@ impl Validate for CreateInviteRequest {
 #[serde(deny_unknown_fields)]
 pub struct AcceptInviteRequest {
     /// The token from the invitation mail.
+    #[schema(min_length = 1, max_length = 256)]
     pub token: String,
 }
 
@@ -83,6 +86,7 @@ impl Validate for AcceptInviteRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemberRequest {
     /// `owner`, `admin`, `developer` or `viewer`.
+    #[schema(pattern = "^(owner|admin|developer|viewer)$")]
     pub role: String,
 }
 
@@ -114,6 +118,7 @@ pub struct InviteResponse {
     /// `inv_…`
     pub id: String,
     pub email: String,
+    #[schema(pattern = "^(owner|admin|developer|viewer)$")]
     pub role: String,
     /// `pending`, `accepted`, `revoked` or `expired`.
     pub status: String,
@@ -149,6 +154,7 @@ pub struct MemberResponse {
     pub user_id: String,
     pub email: String,
     pub name: String,
+    #[schema(pattern = "^(owner|admin|developer|viewer)$")]
     pub role: String,
     pub joined_at: String,
     pub mfa_enabled: bool,
@@ -171,6 +177,7 @@ impl From<Member> for MemberResponse {
 pub struct AcceptedInvite {
     /// The account you joined; send it as `X-Account-Id` to act in it.
     pub account_id: String,
+    #[schema(pattern = "^(owner|admin|developer|viewer)$")]
     pub role: String,
 }
 

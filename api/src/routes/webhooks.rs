@@ -49,6 +49,10 @@ const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpointRequest {
     /// An `https` (or `http`) URL that is reachable under the egress rules.
+    #[schema(
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://[^\\x00-\\x20\\x7f]+$"
+    )]
     pub url: String,
     pub description: Option<String>,
     /// Event types to receive (see `GET /v1/webhooks/events`); empty or absent: all.
@@ -58,6 +62,10 @@ pub struct CreateEndpointRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpointRequest {
+    #[schema(
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://[^\\x00-\\x20\\x7f]+$"
+    )]
     pub url: Option<String>,
     pub description: Option<String>,
     pub event_types: Option<Vec<String>>,
@@ -69,8 +77,10 @@ fn check_url(v: &mut Violations, url: &str) {
     let ok = url::Url::parse(url).is_ok_and(|u| {
         matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.username().is_empty()
     });
+    // The URL parser would quietly drop spaces and control characters; refuse them instead.
+    let clean = !url.chars().any(|c| c <= ' ' || c == '\u{7f}');
     v.check(
-        ok && url.len() <= 2048,
+        ok && clean && url.len() <= 2048,
         "url",
         "must be an http(s) URL without credentials, at most 2048 characters",
     );
@@ -368,6 +378,7 @@ pub async fn delete_endpoint(
 #[serde(deny_unknown_fields)]
 pub struct RotateSecretRequest {
     /// How long the old secret keeps signing too, 0–604800 s; default 86400 (24 h), 0 after a leak.
+    #[schema(maximum = 604800)]
     pub grace_seconds: Option<u32>,
 }
 
@@ -715,11 +726,23 @@ pub struct ReplayRequest {
     /// Only this endpoint's deliveries.
     pub endpoint_id: Option<String>,
     /// Which to resend: `failed` and/or `dead` (default both). Delivered ones never are.
+    #[schema(value_type = Option<Vec<ReplayStatus>>)]
     pub status: Option<Vec<String>>,
     /// RFC 3339; deliveries created at or after.
+    #[schema(format = DateTime)]
     pub since: String,
     /// RFC 3339; deliveries created before. Default: now.
+    #[schema(format = DateTime)]
     pub until: Option<String>,
+}
+
+/// A delivery status that can be replayed.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only its schema is used; the field is validated as a string.
+pub enum ReplayStatus {
+    Failed,
+    Dead,
 }
 
 impl Validate for ReplayRequest {
