@@ -195,7 +195,7 @@ function signup() {
       [field("Your name", { name: "name", autocomplete: "name" }),
         field("Email", { name: "email", type: "email", autocomplete: "email", required: true }),
         field("Password", { name: "password", type: "password", autocomplete: "new-password", required: true },
-          "At least 12 characters; common passwords are refused."),
+          "At least 8 characters; common passwords are refused."),
         field("Account name", { name: "account_name", autocomplete: "organization" })],
       "Sign up",
       async (v, f) => {
@@ -259,7 +259,7 @@ function passwordReset(params) {
   if (token) {
     main().append(form(
       [field("New password", { name: "password", type: "password", autocomplete: "new-password", required: true },
-        "At least 12 characters; common passwords are refused.")],
+        "At least 8 characters; common passwords are refused.")],
       "Set password",
       async (v, f) => {
         await api("POST", "/v1/auth/password-reset/confirm", { token, password: v.password }, { anonymous: true });
