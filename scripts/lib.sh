@@ -74,3 +74,21 @@ ensure_schemathesis() {
   fi
   export DRIFTSTACK_SCHEMATHESIS="$venv/bin/schemathesis"
 }
+
+# The SDKs' own test tools: pytest in a venv (where `pip install ./sdk/python` must work, as the
+# README promises) and TypeScript for type-checking sdk/typescript. tests/sdks.rs runs both
+# suites against the real binary.
+ensure_sdk_tools() {
+  local venv="${DRIFTSTACK_SDK_VENV:-$HOME/.cache/driftstack/sdk-python-venv}"
+  if [ ! -x "$venv/bin/pytest" ]; then
+    echo "installing pytest into $venv…" >&2
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q 'pytest==9.2.0'
+  fi
+  "$venv/bin/pip" install -q --no-deps --force-reinstall ./sdk/python
+  export DRIFTSTACK_SDK_PYTHON="$venv/bin/python"
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -x sdk/typescript/node_modules/.bin/tsc ]; then
+    (cd sdk/typescript && npm ci --silent --no-audit --no-fund)
+  fi
+}

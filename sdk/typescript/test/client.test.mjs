@@ -1,0 +1,113 @@
+// The TypeScript/JavaScript client against a running Driftstack, started by tests/sdks.rs, which
+// passes DRIFTSTACK_URL, DRIFTSTACK_API_KEY and DRIFTSTACK_PAGE_URL.
+import assert from "node:assert/strict";
+import http from "node:http";
+import { test } from "node:test";
+
+import { Client, DriftstackError, verifyWebhook, WebhookVerificationError } from "../index.js";
+
+const url = process.env.DRIFTSTACK_URL;
+const key = process.env.DRIFTSTACK_API_KEY;
+const page = process.env.DRIFTSTACK_PAGE_URL;
+const live = { skip: !url || !key ? "DRIFTSTACK_URL and DRIFTSTACK_API_KEY are set by tests/sdks.rs" : false };
+const client = () => new Client(key, { baseUrl: url });
+
+test("the quickstart gives a PNG", live, async () => {
+  const ds = client();
+  const session = await ds.sessions.create();
+  assert.match(session.connect_url, /^ws:\/\//);
+  const loaded = await ds.sessions.navigate(session.id, page);
+  assert.equal(loaded.status, 200);
+  const png = await ds.sessions.capture(session.id, { format: "png" });
+  assert.deepEqual([...png.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  const closed = await ds.sessions.release(session.id);
+  assert.equal(closed.status, "closed");
+});
+
+test("problems are typed errors", live, async () => {
+  const ds = client();
+  await assert.rejects(ds.sessions.get("ses_00000000000000000000000000000000"), (err) => {
+    assert.ok(err instanceof DriftstackError);
+    assert.equal(err.status, 404);
+    return true;
+  });
+  await assert.rejects(ds.profiles.create(""), (err) => err.status === 422 && "name" in err.errors);
+});
+
+test("profiles, snapshots and pagination", live, async () => {
+  const ds = client();
+  const small = new Client(key, { baseUrl: url, pageSize: 2 });
+  const made = [];
+  for (let i = 0; i < 5; i += 1) made.push(await ds.profiles.create(`js ${i}`));
+  const seen = [];
+  for await (const p of small.profiles.list()) seen.push(p.id);
+  for (const p of made) assert.ok(seen.includes(p.id));
+  assert.equal(new Set(seen).size, seen.length);
+  const snap = await ds.profiles.snapshot(made[0].id, "first");
+  const snaps = [];
+  for await (const s of ds.profiles.snapshots(made[0].id)) snaps.push(s.id);
+  assert.deepEqual(snaps, [snap.id]);
+  assert.equal((await ds.profiles.restore(made[0].id, snap.id)).id, made[0].id);
+  const clone = await ds.profiles.clone(made[0].id, "js clone");
+  assert.equal(clone.name, "js clone");
+  for (const p of [...made, clone]) await ds.profiles.delete(p.id);
+});
+
+test("usage", live, async () => {
+  const usage = await client().usage.get();
+  assert.ok("session_minutes" in usage.meters);
+});
+
+test("webhooks arrive signed and verify", live, async () => {
+  const ds = client();
+  const received = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks) });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const endpoint = await ds.webhooks.createEndpoint(`http://127.0.0.1:${server.address().port}/hook`, { event_types: ["profile.created"] });
+    assert.match(endpoint.secret, /^whsec_/);
+    const profile = await ds.profiles.create("hooked");
+    const deadline = Date.now() + 20000;
+    while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(received.length > 0, "the event arrives");
+    const { headers, body } = received[0];
+    const event = await verifyWebhook(endpoint.secret, headers, body);
+    assert.equal(event.type, "profile.created");
+    assert.equal(event.data.profile_id, profile.id);
+    await assert.rejects(verifyWebhook(endpoint.secret, headers, Buffer.concat([body, Buffer.from(" ")])), WebhookVerificationError);
+    await assert.rejects(verifyWebhook(endpoint.secret, headers, body, { now: Date.now() / 1000 + 3600 }), WebhookVerificationError);
+    await ds.webhooks.deleteEndpoint(endpoint.id);
+    await ds.profiles.delete(profile.id);
+  } finally {
+    server.close();
+  }
+});
+
+test("POSTs retry on 503 with the same Idempotency-Key", async () => {
+  const keys = [];
+  const server = http.createServer((req, res) => {
+    keys.push(req.headers["idempotency-key"]);
+    if (keys.length === 1) {
+      res.writeHead(503, { "retry-after": "0", "content-type": "application/problem+json" });
+      res.end(JSON.stringify({ title: "busy", status: 503 }));
+      return;
+    }
+    res.writeHead(201, { "content-type": "application/json" }).end('{"id":"ses_x"}');
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const c = new Client("ds_test_x", { baseUrl: `http://127.0.0.1:${server.address().port}` });
+    assert.equal((await c.sessions.create()).id, "ses_x");
+    assert.equal(keys.length, 2);
+    assert.ok(keys[0] && keys[0] === keys[1]);
+  } finally {
+    server.close();
+  }
+});
