@@ -1,15 +1,24 @@
-//! The Python and TypeScript clients (sdk/python, sdk/typescript) against the real binary: their
-//! own test suites (pytest; Node's test runner) run with this server's address, an API key and a
-//! page to load, and the TypeScript declarations are type-checked with `tsc`. Each suite also
-//! checks that every route its client names is in the committed openapi.json (the drift check).
+//! The client SDKs against the real binary. Rust (sdk/rust, generated from openapi.json): the
+//! generated code must match the spec (drift check), and the client drives sessions, profiles,
+//! pagination, problems, webhooks with signature verification, and retries. Python and
+//! TypeScript (sdk/python, sdk/typescript): their own suites (pytest; Node's test runner) run
+//! with this server's address, an API key and a page to load, and the TypeScript declarations
+//! are type-checked with `tsc`; each suite checks that every route its client names is in the
+//! committed openapi.json.
 //! `scripts/test` prepares the tools (a venv with pytest and the SDK installed by
 //! `pip install ./sdk/python`; `npm ci` in sdk/typescript).
 
 mod support;
 
-use std::process::Command;
+use std::{
+    process::Command,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use support::{Backend, Env, pages};
+use driftstack_sdk as sdk;
+use futures::TryStreamExt;
+use support::{Backend, Env, eventually, pages};
 
 /// Runs a tool, fails with its output unless it succeeds, and returns its stdout.
 fn run(what: &str, cmd: &mut Command) -> String {
@@ -99,4 +108,264 @@ async fn python_and_typescript_clients_pass_their_suites_against_the_server() {
             .current_dir(format!("{root}/sdk/typescript")),
     );
     assert!(!s.log().contains("panicked"), "a panic in the server log");
+}
+
+#[test]
+fn the_rust_sdk_matches_openapi_json() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    run(
+        "sdk/rust/generate.py --check",
+        Command::new("python3")
+            .args(["sdk/rust/generate.py", "--check"])
+            .current_dir(root),
+    );
+}
+
+/// A receiver keeping each delivery's headers and body.
+type Seen = Arc<Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+async fn receiver() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let s = s.clone();
+                async move {
+                    if let Ok(mut v) = s.lock() {
+                        v.push((headers, body.to_vec()));
+                    }
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_sdk_drives_the_api() {
+    let site = pages::start().await;
+    let env = Env::new(Backend::Sqlite);
+    let s = env.start();
+    let ds = s.sdk(s.key());
+
+    // The quickstart: a session, a navigation, a PNG.
+    let session = ds
+        .create_session(Some(&sdk::CreateSessionRequest {
+            viewport: Some(sdk::ViewportBody {
+                width: 800,
+                height: 600,
+            }),
+            ..Default::default()
+        }))
+        .await
+        .expect("create");
+    assert!(
+        session
+            .connect_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("ws://"))
+    );
+    let nav = ds
+        .navigate(
+            &session.id,
+            &sdk::NavigateRequest {
+                url: site.url("/"),
+                wait_until: Some(sdk::WaitUntilBody::Load),
+                timeout_ms: None,
+            },
+        )
+        .await
+        .expect("navigate");
+    assert_eq!(nav.status, Some(200));
+    let results = ds
+        .run_actions(
+            &session.id,
+            &sdk::ActionsRequest {
+                actions: vec![sdk::ActionBody::Evaluate {
+                    expression: "1 + 1".into(),
+                }],
+                timeout_ms: None,
+            },
+        )
+        .await
+        .expect("actions");
+    assert_eq!(results.results[0].value, Some(serde_json::json!(2)));
+    let png = ds
+        .capture(&session.id, &sdk::CaptureRequest::png())
+        .await
+        .expect("capture");
+    assert!(png.starts_with(b"\x89PNG"));
+    let closed = ds.release_session(&session.id).await.expect("release");
+    assert_eq!(closed.status, "closed");
+
+    // Problems are typed errors.
+    let err = ds
+        .get_session("ses_00000000000000000000000000000000")
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.status(), Some(404));
+    let err = ds
+        .create_profile(&sdk::CreateProfileRequest {
+            name: String::new(),
+            fingerprint: None,
+        })
+        .await
+        .expect_err("empty name");
+    assert_eq!(err.code(), Some("validation_failed"));
+    assert!(err.problem().is_some_and(|p| p.errors.contains_key("name")));
+
+    // Profiles, snapshots and pagination over several pages.
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let p = ds
+            .create_profile(&sdk::CreateProfileRequest {
+                name: format!("rust {i}"),
+                fingerprint: None,
+            })
+            .await
+            .expect("profile");
+        made.push(p.id);
+    }
+    let small = s.sdk(s.key()).with_page_size(2);
+    let all: Vec<sdk::ProfileResponse> = small
+        .list_profiles_all(sdk::ListProfilesQuery::default())
+        .try_collect()
+        .await
+        .expect("pages");
+    let ids: Vec<&str> = all.iter().map(|p| p.id.as_str()).collect();
+    for id in &made {
+        assert!(ids.contains(&id.as_str()), "{id} listed");
+    }
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "no item twice across pages");
+    let snap = ds
+        .create_snapshot(
+            &made[0],
+            Some(&sdk::CreateSnapshotRequest {
+                name: Some("first".into()),
+            }),
+        )
+        .await
+        .expect("snapshot");
+    let restored = ds
+        .restore_snapshot(&made[0], &snap.id)
+        .await
+        .expect("restore");
+    assert_eq!(restored.id, made[0]);
+
+    // Webhooks: the event arrives signed, and the SDK's verifier accepts it (and nothing else).
+    let (url, seen) = receiver().await;
+    let endpoint = ds
+        .create_endpoint(&sdk::CreateEndpointRequest {
+            url,
+            description: None,
+            event_types: Some(vec!["profile.created".into()]),
+        })
+        .await
+        .expect("endpoint");
+    let secret = endpoint.secret.clone().expect("secret shown once");
+    let p = ds
+        .create_profile(&sdk::CreateProfileRequest {
+            name: "hooked".into(),
+            fingerprint: None,
+        })
+        .await
+        .expect("profile");
+    assert!(
+        eventually(Duration::from_secs(20), async || {
+            seen.lock().map(|v| !v.is_empty()).unwrap_or(false)
+        })
+        .await,
+        "the event arrives"
+    );
+    let (headers, body) = seen.lock().expect("seen")[0].clone();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs(),
+    )
+    .expect("now");
+    let event = sdk::webhooks::verify(&secret, header, &body, now, 300).expect("verifies");
+    assert_eq!(event.kind, "profile.created");
+    assert_eq!(event.data["profile_id"], p.id.as_str());
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    assert_eq!(
+        sdk::webhooks::verify(&secret, header, &tampered, now, 300),
+        Err(sdk::webhooks::VerifyError::Signature)
+    );
+    assert!(!s.log().contains("panicked"), "a panic in the server log");
+}
+
+#[tokio::test]
+async fn the_rust_sdk_retries_a_post_with_the_same_idempotency_key() {
+    let keys: Arc<Mutex<Vec<String>>> = Arc::default();
+    let k = keys.clone();
+    let app = axum::Router::new().route(
+        "/v1/profiles",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let k = k.clone();
+            async move {
+                let n = k
+                    .lock()
+                    .map(|mut v| {
+                        v.push(
+                            headers
+                                .get("idempotency-key")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned(),
+                        );
+                        v.len()
+                    })
+                    .unwrap_or(0);
+                if n == 1 {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        [("retry-after", "0"), ("content-type", "application/problem+json")],
+                        r#"{"title":"busy","status":503,"code":"service_unavailable","detail":"busy"}"#,
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::CREATED,
+                        [("retry-after", "0"), ("content-type", "application/json")],
+                        r#"{"id":"prof_1","name":"x","fingerprint":{"extra_header_names":[]},"created_at":"t","updated_at":"t"}"#,
+                    )
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let ds = sdk::Client::new(&base, "ds_test_x");
+    let p = ds
+        .create_profile(&sdk::CreateProfileRequest {
+            name: "x".into(),
+            fingerprint: None,
+        })
+        .await
+        .expect("created after one retry");
+    assert_eq!(p.id, "prof_1");
+    let keys = keys.lock().expect("keys").clone();
+    assert_eq!(keys.len(), 2);
+    assert!(!keys[0].is_empty() && keys[0] == keys[1], "{keys:?}");
 }

@@ -297,6 +297,11 @@ impl Server {
             .expect("bootstrap key printed")
     }
 
+    /// The Rust SDK, signed in with `token` (an API key or a dashboard token).
+    pub fn sdk(&self, token: &str) -> driftstack_sdk::Client {
+        driftstack_sdk::Client::new(&self.base, token)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
