@@ -13,7 +13,7 @@ use std::{
 };
 
 use axum::{Router, http::HeaderMap, routing::post};
-use serde_json::json;
+use driftstack_sdk as sdk;
 use support::{Backend, Env, eventually, pages};
 
 on_both_backends!(sigkill_mid_burst_loses_nothing,);
@@ -54,76 +54,73 @@ async fn sigkill_mid_burst_loses_nothing(backend: Backend) {
     env.set("DRIFTSTACK_USAGE_FLUSH_SECONDS", "1");
     let s = env.start();
     let key = s.key().to_owned();
-    let r = s
-        .post(&key, "/v1/webhooks/endpoints", json!({"url": hook}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    let ds = s.sdk(&key);
+    ds.create_endpoint(&sdk::CreateEndpointRequest {
+        url: hook,
+        description: None,
+        event_types: None,
+    })
+    .await
+    .expect("endpoint");
+    let nav = |url: String| sdk::NavigateRequest {
+        url,
+        wait_until: None,
+        timeout_ms: None,
+    };
+    let on_profile = |pid: &str, persist: bool| sdk::CreateSessionRequest {
+        profile_id: Some(pid.to_owned()),
+        persist: Some(persist),
+        ..Default::default()
+    };
+    let used = async |ds: &sdk::Client| ds.get_usage().await.expect("usage").meters.api_calls.used;
 
     // A profile with a completed save.
-    let pid = s
-        .post(&key, "/v1/profiles", json!({"name": "crash"}))
+    let pid = ds
+        .create_profile(&sdk::CreateProfileRequest {
+            name: "crash".into(),
+            fingerprint: None,
+        })
         .await
-        .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let sid = s
-        .post(
-            &key,
-            "/v1/sessions",
-            json!({"profile_id": pid, "persist": true}),
-        )
+        .expect("profile")
+        .id;
+    let sid = ds
+        .create_session(Some(&on_profile(&pid, true)))
         .await
-        .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let r = s
-        .post(
-            &key,
-            &format!("/v1/sessions/{sid}/navigate"),
-            json!({"url": site.url("/set-cookie/first")}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+        .expect("session")
+        .id;
+    ds.navigate(&sid, &nav(site.url("/set-cookie/first")))
+        .await
+        .expect("navigate");
+    ds.release_session(&sid).await.expect("release");
+    let saved = ds.get_profile(&pid).await.expect("profile");
     assert_eq!(
-        s.delete(&key, &format!("/v1/sessions/{sid}")).await.status,
-        200
+        saved.state.as_ref().map(|s| s.cookies),
+        Some(1),
+        "{saved:?}"
     );
-    let saved = s.get(&key, &format!("/v1/profiles/{pid}")).await.json();
-    assert_eq!(saved["state"]["cookies"], 1, "{saved}");
 
     // Counted API calls, flushed (the interval is 1 s).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = s.get(&key, "/v1/usage").await.json()["meters"]["api_calls"]["used"]
-        .as_f64()
-        .expect("used");
+    let before = used(&ds).await;
 
     // A second session on the profile changes its state and is live when the server dies;
     // meanwhile a burst of events is being delivered and its saves race the kill.
-    let sid2 = s
-        .post(
-            &key,
-            "/v1/sessions",
-            json!({"profile_id": pid, "persist": true}),
-        )
+    let sid2 = ds
+        .create_session(Some(&on_profile(&pid, true)))
         .await
-        .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    s.post(
-        &key,
-        &format!("/v1/sessions/{sid2}/navigate"),
-        json!({"url": site.url("/set-cookie/second")}),
-    )
-    .await;
+        .expect("session")
+        .id;
+    ds.navigate(&sid2, &nav(site.url("/set-cookie/second")))
+        .await
+        .expect("navigate");
     let mut burst = 0;
     for i in 0..30 {
-        let r = s
-            .post(&key, "/v1/profiles", json!({"name": format!("burst {i}")}))
-            .await;
-        assert_eq!(r.status, 201);
+        ds.create_profile(&sdk::CreateProfileRequest {
+            name: format!("burst {i}"),
+            fingerprint: None,
+        })
+        .await
+        .expect("burst profile");
         burst += 1;
     }
     let calls_after_flush = 3 + burst;
@@ -131,13 +128,12 @@ async fn sigkill_mid_burst_loses_nothing(backend: Backend) {
     s.kill();
     // The dead server's browsers are gone with it or reaped at the next start.
     let s = env.start();
+    let ds = s.sdk(&key);
 
     // Usage lost at most the API calls counted since the last flush before the kill (at most one
     // 1 s interval's worth): the first request after the restart sees the flushed counts plus
     // itself.
-    let after = s.get(&key, "/v1/usage").await.json()["meters"]["api_calls"]["used"]
-        .as_f64()
-        .expect("used");
+    let after = used(&ds).await;
     // `before` counted its own request, which may not have been flushed either.
     assert!(after >= before, "{before} → {after}");
     assert!(
@@ -151,57 +147,46 @@ async fn sigkill_mid_burst_loses_nothing(backend: Backend) {
     );
 
     // Sessions of the dead process are failed, with events.
-    let got = s.get(&key, &format!("/v1/sessions/{sid2}")).await.json();
-    assert_eq!(got["status"], "failed", "{got}");
-    assert_eq!(got["end_reason"], "runner_lost");
+    let got = ds.get_session(&sid2).await.expect("session");
+    assert_eq!(got.status, "failed", "{got:?}");
+    assert_eq!(got.end_reason.as_deref(), Some("runner_lost"));
     // The profile holds a completed save (the first; the live session's state was never saved),
     // readable by a new session, and is free.
-    let p = s.get(&key, &format!("/v1/profiles/{pid}")).await.json();
-    assert_eq!(p["state"]["cookies"], 1, "{p}");
-    assert_eq!(p["live_session_id"], serde_json::Value::Null);
-    let sid3 = s
-        .post(&key, "/v1/sessions", json!({"profile_id": pid}))
+    let p = ds.get_profile(&pid).await.expect("profile");
+    assert_eq!(p.state.as_ref().map(|s| s.cookies), Some(1), "{p:?}");
+    assert_eq!(p.live_session_id, None);
+    let sid3 = ds
+        .create_session(Some(&on_profile(&pid, false)))
         .await
-        .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let r = s
-        .post(
-            &key,
-            &format!("/v1/sessions/{sid3}/navigate"),
-            json!({"url": site.url("/headers")}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    s.delete(&key, &format!("/v1/sessions/{sid3}")).await;
+        .expect("session")
+        .id;
+    ds.navigate(&sid3, &nav(site.url("/headers")))
+        .await
+        .expect("navigate");
+    ds.release_session(&sid3).await.expect("release");
 
     // Every event: delivered, dead-lettered or pending — and delivered ones arrive. The checks
     // below read the same listing in which everything was delivered (events may still be added
     // after it, e.g. the last session's end).
-    let mut d = serde_json::Value::Null;
+    let query = sdk::ListDeliveriesQuery {
+        limit: Some(100),
+        ..Default::default()
+    };
+    let mut listed = Vec::new();
     let settled = eventually(Duration::from_secs(60), async || {
-        d = s
-            .get(&key, "/v1/webhooks/deliveries?limit=100")
+        listed = ds
+            .list_deliveries(&query)
             .await
-            .json();
-        d["data"]
-            .as_array()
-            .is_some_and(|all| all.iter().all(|d| d["status"] == "delivered"))
+            .map(|p| p.data)
+            .unwrap_or_default();
+        !listed.is_empty() && listed.iter().all(|d| d.status == "delivered")
     })
     .await;
-    assert!(settled, "every delivery ends delivered: {d}");
-    let deliveries: Vec<String> = d["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["event_id"].as_str().map(str::to_owned))
-        .collect();
-    let profile_created = d["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|d| d["event_type"] == "profile.created")
+    assert!(settled, "every delivery ends delivered: {listed:?}");
+    let deliveries: Vec<String> = listed.iter().map(|d| d.event_id.clone()).collect();
+    let profile_created = listed
+        .iter()
+        .filter(|d| d.event_type == "profile.created")
         .count();
     assert_eq!(profile_created, 1 + burst, "no profile.created event lost");
     let received: HashSet<String> = seen
@@ -216,14 +201,13 @@ async fn sigkill_mid_burst_loses_nothing(backend: Backend) {
     }
     // Repeats (a delivery in flight at the kill) share their webhook-id: every id that arrived
     // is one of the recorded events, read after the receiver's copy was taken.
-    let now: HashSet<String> = s
-        .get(&key, "/v1/webhooks/deliveries?limit=100")
+    let now: HashSet<String> = ds
+        .list_deliveries(&query)
         .await
-        .json()["data"]
-        .as_array()
+        .expect("deliveries")
+        .data
         .into_iter()
-        .flatten()
-        .filter_map(|d| d["event_id"].as_str().map(str::to_owned))
+        .map(|d| d.event_id)
         .collect();
     for id in &received {
         assert!(now.contains(id), "{id} arrived but is no recorded event");

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::json;
+use driftstack_sdk as sdk;
 use support::{Backend, Env, eventually, pages};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,28 +21,29 @@ async fn mixed_cycles_leave_nothing_behind() {
     let mut env = Env::new(Backend::Sqlite);
     env.set("DRIFTSTACK_POOL_SIZE", "2");
     let s = env.start();
-    let key = s.key().to_owned();
+    let ds = s.sdk(s.key());
     let (mut killed, mut idled) = (0, 0);
     let mut ids = Vec::new();
     for i in 0..cycles {
         let idle = i % 7 == 3;
-        let body = if idle {
-            json!({"idle_timeout_seconds": 1})
-        } else {
-            json!({})
+        let body = sdk::CreateSessionRequest {
+            idle_timeout_seconds: idle.then_some(1),
+            ..Default::default()
         };
-        let r = s.post(&key, "/v1/sessions", body).await;
-        assert_eq!(r.status, 201, "cycle {i}: {}", r.text());
-        let sid = r.json()["id"].as_str().expect("id").to_owned();
+        let session = ds
+            .create_session(Some(&body))
+            .await
+            .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+        let sid = session.id;
         ids.push(sid.clone());
-        let r = s
-            .post(
-                &key,
-                &format!("/v1/sessions/{sid}/navigate"),
-                json!({"url": site.url("/")}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "cycle {i}: {}", r.text());
+        let nav = sdk::NavigateRequest {
+            url: site.url("/"),
+            wait_until: None,
+            timeout_ms: None,
+        };
+        ds.navigate(&sid, &nav)
+            .await
+            .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
         if i % 10 == 5 {
             // Kill a browser of the server (the session's or a warm one): the pool heals.
             let browsers = support::main_browser_processes(s.pid());
@@ -50,44 +51,43 @@ async fn mixed_cycles_leave_nothing_behind() {
                 support::signal(*pid, "KILL");
                 killed += 1;
             }
-            // If the victim was a warm browser, this session is still live: end it.
-            let r = s.delete(&key, &format!("/v1/sessions/{sid}")).await;
-            assert!(r.status < 500, "cycle {i}: {}", r.text());
+            // If the victim was a warm browser, this session is still live: end it. (It may
+            // also have failed already: a 409, never a server error.)
+            if let Err(e) = ds.release_session(&sid).await {
+                assert!(e.status().is_some_and(|s| s < 500), "cycle {i}: {e}");
+            }
             continue;
         }
-        let r = s
-            .post(
-                &key,
-                &format!("/v1/sessions/{sid}/capture"),
-                json!({"format": "png"}),
-            )
-            .await;
-        assert!(
-            r.status == 200 || r.status == 409,
-            "cycle {i}: {}",
-            r.text()
-        );
+        // A capture answers the PNG, or 409 when the idle timeout won the race.
+        if let Err(e) = ds.capture(&sid, &sdk::CaptureRequest::png()).await {
+            assert_eq!(e.status(), Some(409), "cycle {i}: {e}");
+        }
         if idle {
             idled += 1;
             continue;
         }
-        s.delete(&key, &format!("/v1/sessions/{sid}")).await;
+        ds.release_session(&sid)
+            .await
+            .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
     }
     // Every session ends (idle ones time out, killed ones fail).
+    let live = sdk::ListSessionsQuery {
+        status: Some(sdk::ListSessionsQueryStatus::Live),
+        limit: Some(100),
+        starting_after: None,
+    };
     let all_ended = eventually(Duration::from_secs(30), async || {
-        let live = s
-            .get(&key, "/v1/sessions?status=live&limit=100")
+        ds.list_sessions(&live)
             .await
-            .json();
-        live["data"].as_array().is_some_and(Vec::is_empty)
+            .is_ok_and(|page| page.data.is_empty())
     })
     .await;
     assert!(all_ended, "sessions still live");
     for sid in ids.iter().step_by(7) {
-        let got = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
+        let got = ds.get_session(sid).await.expect("session");
         assert!(
-            ["closed", "timed_out", "failed"].contains(&got["status"].as_str().unwrap_or("")),
-            "{got}"
+            ["closed", "timed_out", "failed"].contains(&got.status.as_str()),
+            "{got:?}"
         );
     }
     // Only the warm pool is left: 2 browsers, each with its helpers.
