@@ -438,6 +438,18 @@ async fn idempotent_creates(backend: Backend) {
     assert_eq!(again.status, 201);
     assert_eq!(again.json(), first.json(), "a replay answers the same body");
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    // The stored answer holds the new key: it is sealed at rest, never plaintext.
+    if backend == Backend::Sqlite {
+        let secret = first.json()["key"].as_str().expect("key").to_owned();
+        let db = std::fs::read(env.dir.path().join("data/driftstack.db")).unwrap_or_default();
+        let wal = std::fs::read(env.dir.path().join("data/driftstack.db-wal")).unwrap_or_default();
+        for bytes in [db, wal] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the new key is stored in plaintext"
+            );
+        }
+    }
     let page = s.get(&key, "/v1/api-keys").await.json();
     assert_eq!(
         page["data"].as_array().map(Vec::len),

@@ -30,32 +30,47 @@ fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
 }
 
+/// A session on `profile`, through the Rust SDK.
 async fn session(s: &Server, key: &str, profile: &str, persist: bool) -> String {
-    let body = json!({"profile_id": profile, "persist": persist});
-    id_of(&created(s.post(key, "/v1/sessions", body).await).await)
+    let body = driftstack_sdk::CreateSessionRequest {
+        profile_id: Some(profile.to_owned()),
+        persist: Some(persist),
+        ..Default::default()
+    };
+    s.sdk(key)
+        .create_session(Some(&body))
+        .await
+        .expect("a session on the profile")
+        .id
 }
 
 async fn navigate(s: &Server, key: &str, sid: &str, url: &str) {
-    let r = s
-        .post(
-            key,
-            &format!("/v1/sessions/{sid}/navigate"),
-            json!({"url": url}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    let nav = driftstack_sdk::NavigateRequest {
+        url: url.to_owned(),
+        wait_until: None,
+        timeout_ms: None,
+    };
+    s.sdk(key).navigate(sid, &nav).await.expect("navigate");
 }
 
+/// The value of `expression` in the session's page, through the Rust SDK.
 async fn eval(s: &Server, key: &str, sid: &str, expression: &str) -> Value {
-    let r = s
-        .post(
-            key,
-            &format!("/v1/sessions/{sid}/actions"),
-            json!({"actions": [{"type": "evaluate", "expression": expression}]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["results"][0]["value"].clone()
+    let actions = driftstack_sdk::ActionsRequest {
+        actions: vec![driftstack_sdk::ActionBody::Evaluate {
+            expression: expression.to_owned(),
+        }],
+        timeout_ms: None,
+    };
+    let done = s
+        .sdk(key)
+        .run_actions(sid, &actions)
+        .await
+        .expect("evaluate");
+    done.results
+        .into_iter()
+        .next()
+        .and_then(|r| r.value)
+        .unwrap_or(Value::Null)
 }
 
 async fn end(s: &Server, key: &str, sid: &str) {

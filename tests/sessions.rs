@@ -20,26 +20,40 @@ on_both_backends!(
     shutdown_leaves_no_browser_or_temp_dir_and_restart_fails_orphans,
 );
 
+/// Creates a session through the Rust SDK (the body as the API takes it) and answers it as JSON.
 async fn create(s: &Server, key: &str, body: Value) -> Value {
-    let r = s.post(key, "/v1/sessions", body).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    r.json()
+    let body: driftstack_sdk::CreateSessionRequest =
+        serde_json::from_value(body).expect("a session body");
+    let created = s
+        .sdk(key)
+        .create_session(Some(&body))
+        .await
+        .expect("create a session");
+    serde_json::to_value(created).expect("json")
 }
 
 fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
 }
 
+/// The value of `expression` in the session's page, through the Rust SDK.
 async fn eval(s: &Server, key: &str, sid: &str, expression: &str) -> Value {
-    let r = s
-        .post(
-            key,
-            &format!("/v1/sessions/{sid}/actions"),
-            json!({"actions": [{"type": "evaluate", "expression": expression}]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["results"][0]["value"].clone()
+    let actions = driftstack_sdk::ActionsRequest {
+        actions: vec![driftstack_sdk::ActionBody::Evaluate {
+            expression: expression.to_owned(),
+        }],
+        timeout_ms: None,
+    };
+    let done = s
+        .sdk(key)
+        .run_actions(sid, &actions)
+        .await
+        .expect("evaluate");
+    done.results
+        .into_iter()
+        .next()
+        .and_then(|r| r.value)
+        .unwrap_or(Value::Null)
 }
 
 async fn drive_a_session_through_every_command(backend: Backend) {

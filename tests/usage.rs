@@ -32,10 +32,10 @@ fn tiers(env: &mut Env, sessions: u64, per_second: u32, burst: u32) {
     env.set("DRIFTSTACK_TIERS_FILE", &path.display().to_string());
 }
 
+/// The usage report, through the Rust SDK, as JSON.
 async fn usage(s: &Server, key: &str) -> Value {
-    let r = s.get(key, "/v1/usage").await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
+    let report = s.sdk(key).get_usage().await.expect("usage");
+    serde_json::to_value(report).expect("json")
 }
 
 async fn meters_count_a_scripted_workload_and_survive_a_restart(backend: Backend) {

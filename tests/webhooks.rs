@@ -128,20 +128,19 @@ fn env(backend: Backend) -> Env {
     env
 }
 
+/// An endpoint for `types` (a JSON list, or null for all), through the Rust SDK: (id, secret).
 async fn endpoint(s: &Server, key: &str, url: &str, types: Value) -> (String, String) {
-    let r = s
-        .post(
-            key,
-            "/v1/webhooks/endpoints",
-            json!({"url": url, "event_types": types}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let v = r.json();
-    (
-        v["id"].as_str().expect("id").to_owned(),
-        v["secret"].as_str().expect("secret").to_owned(),
-    )
+    let body = driftstack_sdk::CreateEndpointRequest {
+        url: url.to_owned(),
+        description: None,
+        event_types: serde_json::from_value(types).expect("event types"),
+    };
+    let e = s
+        .sdk(key)
+        .create_endpoint(&body)
+        .await
+        .expect("an endpoint");
+    (e.id, e.secret.expect("the secret, shown once"))
 }
 
 async fn signed_events_arrive_and_verify(backend: Backend) {

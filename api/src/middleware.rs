@@ -165,6 +165,15 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             content_type,
             body,
         }) => {
+            // Stored answers are sealed: they can hold a new API key or signing secret.
+            let Ok(body) = state.idempotent_answers.open_bytes(&body) else {
+                return ApiError::conflict(
+                    "idempotency_key_unreadable",
+                    "The answer stored for this Idempotency-Key can no longer be read (the \
+                     master key changed); retry with a new key.",
+                )
+                .into_response();
+            };
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut response = (status, body).into_response();
             if let Some(ct) = content_type.and_then(|ct| HeaderValue::from_str(&ct).ok()) {
@@ -203,13 +212,16 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             return ApiError::internal(anyhow::anyhow!("response body failed")).into_response();
         }
     };
-    let stored = if bytes.len() <= MAX_STORED_RESPONSE {
+    let sealed = (bytes.len() <= MAX_STORED_RESPONSE)
+        .then(|| state.idempotent_answers.seal_bytes(&bytes).ok())
+        .flatten();
+    let stored = if let Some(sealed) = sealed {
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         store
-            .complete(&account, &key, status.as_u16(), content_type, &bytes)
+            .complete(&account, &key, status.as_u16(), content_type, &sealed)
             .await
     } else {
         store.abandon(&account, &key).await

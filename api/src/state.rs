@@ -43,6 +43,8 @@ pub struct AppState {
     pub webhooks: WebhookStore,
     /// Seals endpoint secrets at rest.
     pub webhook_secrets: SecretBox,
+    /// Seals stored idempotent answers (they can hold a new API key or signing secret).
+    pub idempotent_answers: SecretBox,
     /// The webhook dispatcher of this node, once started.
     pub dispatcher: Option<Arc<Dispatcher>>,
     /// The in-process runner (embedded mode); `None` on an API-only node.
@@ -114,6 +116,11 @@ impl AppState {
                 .with_previous(&MasterKey::derive_all(
                     &config.previous_master_keys,
                     "webhook-endpoint-secrets",
+                )),
+            idempotent_answers: SecretBox::new(&master_key.derive("idempotent-answers"))
+                .with_previous(&MasterKey::derive_all(
+                    &config.previous_master_keys,
+                    "idempotent-answers",
                 )),
             dispatcher: None,
             runner: None,

@@ -1,5 +1,6 @@
-//! Endpoint secrets at rest: AES-256-GCM with a key derived from the master key.
-//! Stored form: version byte 1, 12-byte random nonce, ciphertext with tag.
+//! Secrets at rest (endpoint secrets, TOTP secrets, stored idempotent answers): AES-256-GCM with
+//! a key derived from the master key for each use. Stored form: version byte 1, 12-byte random
+//! nonce, ciphertext with tag.
 
 use aes_gcm::{
     Aes256Gcm, KeyInit, Nonce,
@@ -29,11 +30,15 @@ impl SecretBox {
     }
 
     pub fn seal(&self, plaintext: &str) -> anyhow::Result<Vec<u8>> {
+        self.seal_bytes(plaintext.as_bytes())
+    }
+
+    pub fn seal_bytes(&self, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut nonce = [0u8; 12];
         OsRng.fill_bytes(&mut nonce);
         let ct = self
             .cipher
-            .encrypt(&Nonce::from(nonce), plaintext.as_bytes())
+            .encrypt(&Nonce::from(nonce), plaintext)
             .map_err(|_| anyhow::anyhow!("encryption failed"))?;
         let mut out = Vec::with_capacity(1 + 12 + ct.len());
         out.push(1);
@@ -43,6 +48,10 @@ impl SecretBox {
     }
 
     pub fn open(&self, sealed: &[u8]) -> anyhow::Result<String> {
+        Ok(String::from_utf8(self.open_bytes(sealed)?)?)
+    }
+
+    pub fn open_bytes(&self, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         if sealed.len() < 13 || sealed[0] != 1 {
             anyhow::bail!("unknown secret format");
         }
@@ -50,13 +59,10 @@ impl SecretBox {
             .try_into()
             .map_err(|_| anyhow::anyhow!("unknown secret format"))?;
         let nonce = Nonce::from(nonce);
-        let pt = std::iter::once(&self.cipher)
+        std::iter::once(&self.cipher)
             .chain(&self.previous)
             .find_map(|c| c.decrypt(&nonce, &sealed[13..]).ok())
-            .ok_or_else(|| {
-                anyhow::anyhow!("a webhook secret could not be decrypted (wrong master key?)")
-            })?;
-        Ok(String::from_utf8(pt)?)
+            .ok_or_else(|| anyhow::anyhow!("a secret could not be decrypted (wrong master key?)"))
     }
 }
 
