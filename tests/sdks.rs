@@ -369,3 +369,117 @@ async fn the_rust_sdk_retries_a_post_with_the_same_idempotency_key() {
     assert_eq!(keys.len(), 2);
     assert!(!keys[0].is_empty() && keys[0] == keys[1], "{keys:?}");
 }
+
+/// The READMEs' promises, from the packages as users install them: `npm install ./sdk/typescript`
+/// and `pip install ./sdk/python` (done by scripts/test into its venv), the quickstart gives a
+/// PNG, and the Playwright example connects through `connect_url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_quickstarts_work_from_the_installed_packages() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let site = pages::start().await;
+    let env = Env::new(Backend::Sqlite);
+    let s = env.start();
+    let page = site.url("/");
+    let dir = support::TempDir::new("quickstart");
+    let d = dir.path();
+    std::fs::write(
+        d.join("package.json"),
+        r#"{"name": "quickstart", "private": true, "type": "module"}"#,
+    )
+    .expect("package.json");
+    run(
+        "npm install ./sdk/typescript",
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent"])
+            .arg(format!("{root}/sdk/typescript"))
+            .arg(format!("{root}/tests/cdp/node_modules/playwright-core"))
+            .current_dir(d),
+    );
+    std::fs::write(
+        d.join("quickstart.mjs"),
+        r#"import { writeFile } from "node:fs/promises";
+import { Client } from "driftstack";
+
+const ds = new Client(process.env.DRIFTSTACK_API_KEY, { baseUrl: process.env.DRIFTSTACK_URL });
+const session = await ds.sessions.create();
+await ds.sessions.navigate(session.id, process.env.DRIFTSTACK_PAGE_URL);
+const png = await ds.sessions.capture(session.id, { format: "png" });
+await writeFile("page.png", png);
+await ds.sessions.release(session.id);
+"#,
+    )
+    .expect("quickstart.mjs");
+    std::fs::write(
+        d.join("playwright.mjs"),
+        r#"import { chromium } from "playwright-core";
+import { Client } from "driftstack";
+
+const ds = new Client(process.env.DRIFTSTACK_API_KEY, { baseUrl: process.env.DRIFTSTACK_URL });
+const session = await ds.sessions.create();
+const browser = await chromium.connectOverCDP(session.connect_url);
+const page = browser.contexts()[0].pages()[0];
+await page.goto(process.env.DRIFTSTACK_PAGE_URL);
+await page.screenshot({ path: "playwright.png" });
+await browser.close(); // disconnects; the session lives on until released
+await ds.sessions.release(session.id);
+console.log(JSON.stringify({ id: session.id }));
+"#,
+    )
+    .expect("playwright.mjs");
+    std::fs::write(
+        d.join("quickstart.py"),
+        r#"import os
+from driftstack import Client
+
+ds = Client(os.environ["DRIFTSTACK_API_KEY"], base_url=os.environ["DRIFTSTACK_URL"])
+session = ds.sessions.create()
+ds.sessions.navigate(session["id"], os.environ["DRIFTSTACK_PAGE_URL"])
+png = ds.sessions.capture(session["id"], format="png")
+open("page-py.png", "wb").write(png)
+ds.sessions.release(session["id"])
+"#,
+    )
+    .expect("quickstart.py");
+    let with_env = |cmd: &mut Command| {
+        cmd.current_dir(d)
+            .env("DRIFTSTACK_URL", &s.base)
+            .env("DRIFTSTACK_API_KEY", s.key())
+            .env("DRIFTSTACK_PAGE_URL", &page);
+    };
+    let mut node = Command::new("node");
+    node.arg("quickstart.mjs");
+    with_env(&mut node);
+    run("the TypeScript quickstart", &mut node);
+    let mut pw = Command::new("node");
+    pw.arg("playwright.mjs");
+    with_env(&mut pw);
+    let out = run("the Playwright example", &mut pw);
+    let python = std::env::var("DRIFTSTACK_SDK_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/driftstack/sdk-python-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let mut py = Command::new(&python);
+    py.arg("quickstart.py");
+    with_env(&mut py);
+    run("the Python quickstart (installed package)", &mut py);
+
+    for png in ["page.png", "playwright.png", "page-py.png"] {
+        let bytes = std::fs::read(d.join(png)).unwrap_or_default();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png} is a PNG");
+    }
+    // The Playwright session was released.
+    let id: serde_json::Value = serde_json::from_str(out.trim()).expect("id line");
+    let sid = id["id"].as_str().expect("id").to_owned();
+    let ds = s.sdk(s.key());
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            ds.get_session(&sid)
+                .await
+                .is_ok_and(|x| x.ended_at.is_some())
+        })
+        .await,
+        "the Playwright session is over"
+    );
+}
