@@ -43,6 +43,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// List the runner registry (one JSON object per line): id, address, state, capacity,
+    /// live sessions, last heartbeat.
+    Runners,
 }
 
 #[derive(Subcommand)]
@@ -149,6 +152,29 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => Ok(()),
+        Command::Runners => {
+            let db = api::open_database(&config).await?;
+            let listed = runner::registry::RunnerRegistry::new(db.clone())
+                .list()
+                .await;
+            db.close().await;
+            for r in listed? {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": r.id.as_str(),
+                        "address": r.address,
+                        "state": r.state.as_str(),
+                        "capacity": r.capacity,
+                        "live_sessions": r.live_sessions,
+                        "version": r.version,
+                        "started_at": r.started_at,
+                        "heartbeat_at": r.heartbeat_at,
+                    })
+                );
+            }
+            Ok(())
+        }
         Command::Accounts { command } => {
             let state = api::build_state(config, String::new()).await?;
             let result = match command {

@@ -54,6 +54,9 @@ pub struct Config {
     pub cluster_token: Option<Secret<String>>,
     pub embedded_runner: bool,
     pub runner_heartbeat_timeout: Duration,
+    /// How often runners heartbeat (`DRIFTSTACK_RUNNER_HEARTBEAT_SECONDS`, default 5; less than
+    /// the timeout).
+    pub runner_heartbeat: Duration,
     pub step_up: Duration,
     /// Requests per minute one IP may make to the unauthenticated auth routes
     /// (`DRIFTSTACK_AUTH_IP_PER_MINUTE`, default 60).
@@ -237,6 +240,19 @@ impl Config {
             1,
             3600,
         )?;
+        let beat = parse_number(
+            &var,
+            "DRIFTSTACK_RUNNER_HEARTBEAT_SECONDS",
+            5.min(heartbeat.max(2) - 1),
+            1,
+            3600,
+        )?;
+        if beat >= heartbeat {
+            return Err(err(
+                "DRIFTSTACK_RUNNER_HEARTBEAT_SECONDS",
+                "must be less than DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS",
+            ));
+        }
         let step_up = parse_number(&var, "DRIFTSTACK_STEP_UP_SECONDS", 600, 1, 86_400)?;
         let auth_ip_per_minute =
             parse_number(&var, "DRIFTSTACK_AUTH_IP_PER_MINUTE", 60, 1, 1_000_000)?;
@@ -301,6 +317,7 @@ impl Config {
             cluster_token: secret("DRIFTSTACK_CLUSTER_TOKEN"),
             embedded_runner,
             runner_heartbeat_timeout: Duration::from_secs(heartbeat),
+            runner_heartbeat: Duration::from_secs(beat),
             step_up: Duration::from_secs(step_up),
             auth_ip_per_minute,
             usage_flush: Duration::from_secs(usage_flush),

@@ -210,9 +210,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     state.dispatcher = Some(dispatcher.clone());
 
     let tracker = TaskTracker::new();
-    tracker.spawn(dispatcher.run(shutdown.clone()));
+    tracker.spawn(dispatcher.clone().run(shutdown.clone()));
     tracker.spawn(purge_idempotency_keys(state.clone(), shutdown.clone()));
     tracker.spawn(usage_loop(state.clone(), shutdown.clone()));
+    tracker.spawn(reap_dead_runners(
+        state.clone(),
+        dispatcher.clone(),
+        shutdown.clone(),
+    ));
 
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
@@ -253,6 +258,45 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     Ok(())
 }
 
+/// On every node: marks runners silent past `DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS` as
+/// dead and fails their live sessions (with `session.failed` events; caps and profile locks
+/// follow from the sessions' state). One node wins each runner.
+async fn reap_dead_runners(
+    state: AppState,
+    dispatcher: std::sync::Arc<webhooks::Dispatcher>,
+    shutdown: CancellationToken,
+) {
+    let registry = runner::registry::RunnerRegistry::new(state.db.clone());
+    let timeout =
+        i64::try_from(state.config.runner_heartbeat_timeout.as_millis()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(state.config.runner_heartbeat);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = state.clock.now_ms();
+        let dead = match registry.reap(now - timeout).await {
+            Ok(dead) => dead,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not look for dead runners");
+                continue;
+            }
+        };
+        for id in dead {
+            match state.sessions.fail_orphans(&id, now).await {
+                Ok(failed) => {
+                    tracing::warn!(runner.id = %id, sessions = failed.len(), "runner declared dead; its sessions failed");
+                    dispatcher.wake();
+                }
+                Err(err) => {
+                    tracing::error!(runner.id = %id, error = %err, "a dead runner's sessions could not be failed")
+                }
+            }
+        }
+    }
+}
+
 /// Starts the in-process runner. Its id is kept in the data dir so that a restart recognises the
 /// sessions the previous run left behind.
 async fn start_embedded_runner(state: &AppState) -> anyhow::Result<std::sync::Arc<runner::Runner>> {
@@ -281,6 +325,8 @@ async fn start_embedded_runner(state: &AppState) -> anyhow::Result<std::sync::Ar
         queue_timeout: config.queue_timeout,
         max_reuses: config.max_browser_reuses,
         egress_allow: config.egress_allow.clone(),
+        heartbeat_interval: config.runner_heartbeat,
+        address: None,
     };
     match state.profiles.sweep().await {
         Ok(0) => {}

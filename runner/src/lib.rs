@@ -13,6 +13,7 @@ pub mod cdp;
 pub mod chromium;
 pub mod pool;
 pub mod proxy;
+pub mod registry;
 pub mod spec;
 pub mod store;
 
@@ -56,6 +57,10 @@ pub struct RunnerConfig {
     pub max_reuses: u32,
     /// Networks browsers may reach although the egress policy refuses them by default.
     pub egress_allow: Vec<common::egress::Network>,
+    /// How often the runner tells the registry it is alive.
+    pub heartbeat_interval: Duration,
+    /// Where API nodes reach this runner's internal API; `None` when embedded in an API node.
+    pub address: Option<String>,
 }
 
 /// What the caller knows about a session it asks the runner to start.
@@ -204,6 +209,7 @@ async fn ended(live: &LiveSession) -> EndReason {
 
 pub struct Runner {
     config: RunnerConfig,
+    registry: registry::RunnerRegistry,
     policy: common::egress::EgressPolicy,
     devtools: proxy::DevtoolsPorts,
     pool: Arc<Pool>,
@@ -241,9 +247,12 @@ impl Runner {
                 "sessions left by the previous run marked failed"
             );
         }
+        let registry = registry::RunnerRegistry::new(store.db().clone());
+        register(&registry, &config, clock.now_ms()).await?;
         let pool = Pool::new(launch, config.pool_size, config.max_reuses);
         pool.start();
         let runner = Arc::new(Runner {
+            registry,
             policy,
             devtools,
             slots: Arc::new(Semaphore::new(config.max_sessions)),
@@ -259,6 +268,10 @@ impl Runner {
         });
         let reaper = runner.clone();
         runner.tasks.spawn(async move { reaper.reap_loop().await });
+        let beat = runner.clone();
+        runner
+            .tasks
+            .spawn(async move { beat.heartbeat_loop().await });
         Ok(runner)
     }
 
@@ -595,6 +608,9 @@ impl Runner {
     /// `Ended` for a session of this account that is over, else `NotFound`.
     async fn not_live_error(&self, account: &AccountId, id: &SessionId) -> RunnerError {
         match self.store.get(account, id).await {
+            Ok(s) if s.status.is_live() && s.runner_id != self.config.id => {
+                RunnerError::OnAnotherRunner(s.runner_id.to_string())
+            }
             Ok(_) => RunnerError::Ended,
             Err(_) => RunnerError::NotFound,
         }
@@ -745,6 +761,8 @@ impl Runner {
         if let (Some(p), Some(b)) = (&live.profile, &browser)
             && p.persist
             && reason != EndReason::BrowserCrashed
+            // Declared dead elsewhere: the session is already failed and its profile free.
+            && reason != EndReason::RunnerLost
             && b.process.is_alive()
         {
             self.save_profile(&live.account_id, id, p, b).await;
@@ -849,6 +867,14 @@ impl Runner {
     /// Ends every session, kills every browser and removes their files. Returns when no
     /// Chromium process of this runner is left.
     pub async fn shutdown(&self) {
+        if !self.shutdown.is_cancelled()
+            && let Err(err) = self
+                .registry
+                .set_state(&self.config.id, registry::RunnerState::Draining)
+                .await
+        {
+            tracing::warn!(error = %err, "could not mark the runner draining");
+        }
         self.shutdown.cancel();
         let ids: Vec<SessionId> = self.map().keys().cloned().collect();
         for id in ids {
@@ -860,7 +886,68 @@ impl Runner {
         // A backstop for anything a crash left behind.
         chromium::kill_strays(&self.config.temp_root);
         chromium::remove_dir_retrying(&self.config.temp_root).await;
+        if let Err(err) = self
+            .registry
+            .set_state(&self.config.id, registry::RunnerState::Stopped)
+            .await
+        {
+            tracing::warn!(error = %err, "could not mark the runner stopped");
+        }
     }
+
+    /// Tells the registry every `heartbeat_interval` that this runner is alive. If another node
+    /// declared it dead meanwhile (it was silent too long: a pause, a partition), its sessions
+    /// are already failed there, so they are ended here too and the runner registers afresh.
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let live = i64::try_from(self.live_sessions()).unwrap_or(i64::MAX);
+            match self
+                .registry
+                .heartbeat(&self.config.id, live, self.clock.now_ms())
+                .await
+            {
+                Ok(registry::Beat::Alive) => {}
+                Ok(registry::Beat::DeclaredDead) => {
+                    tracing::error!(
+                        runner.id = %self.config.id,
+                        "this runner was declared dead by another node; ending its sessions and registering again"
+                    );
+                    let ids: Vec<SessionId> = self.map().keys().cloned().collect();
+                    for id in ids {
+                        self.end(&id, EndReason::RunnerLost).await;
+                    }
+                    if let Err(err) =
+                        register(&self.registry, &self.config, self.clock.now_ms()).await
+                    {
+                        tracing::warn!(error = %err, "could not register the runner again");
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "runner heartbeat failed"),
+            }
+        }
+    }
+}
+
+async fn register(
+    registry: &registry::RunnerRegistry,
+    config: &RunnerConfig,
+    now: Millis,
+) -> Result<(), common::StoreError> {
+    registry
+        .register(
+            &config.id,
+            config.address.as_deref(),
+            i64::try_from(config.max_sessions).unwrap_or(i64::MAX),
+            env!("CARGO_PKG_VERSION"),
+            now,
+        )
+        .await
 }
 
 /// Applies a session's settings and its profile's state to a fresh page, before it is handed out.

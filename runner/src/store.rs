@@ -121,6 +121,10 @@ impl SessionStore {
         Self { db }
     }
 
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Inserts the session as `starting` if the account has fewer than `cap` live sessions.
     /// Returns false (and inserts nothing) when the cap is reached.
     pub async fn insert_under_cap(

@@ -366,6 +366,14 @@ pub(crate) fn session_error(err: RunnerError) -> ApiError {
     match err {
         RunnerError::NotFound => ApiError::not_found("session"),
         RunnerError::Ended => ApiError::conflict("session_ended", "The session has ended."),
+        RunnerError::OnAnotherRunner(runner) => ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "session_on_another_node",
+            format!(
+                "This session runs on runner {runner}, which this node does not reach: send its \
+                 commands to the node that created it (forwarding between nodes is not built yet)."
+            ),
+        ),
         RunnerError::Busy => ApiError::conflict(
             "session_busy",
             "Another command is running on this session.",
@@ -725,7 +733,8 @@ pub async fn get_session(
 /// Requires `sessions:write`.
 #[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "`ses_…`")),
-    responses((status = 200, body = SessionResponse),
+    responses((status = 421, description = "The session runs on another node (`session_on_another_node`)", body = Problem, content_type = "application/problem+json"),
+              (status = 200, body = SessionResponse),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -825,7 +834,8 @@ pub struct NavigateResponse {
 #[utoipa::path(post, path = "/v1/sessions/{id}/navigate", tag = "sessions",
     params(("id" = String, Path, description = "`ses_…`")),
     request_body = NavigateRequest,
-    responses((status = 200, body = NavigateResponse),
+    responses((status = 421, description = "The session runs on another node (`session_on_another_node`)", body = Problem, content_type = "application/problem+json"),
+              (status = 200, body = NavigateResponse),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -1019,7 +1029,8 @@ pub struct ActionsResponse {
 #[utoipa::path(post, path = "/v1/sessions/{id}/actions", tag = "sessions",
     params(("id" = String, Path, description = "`ses_…`")),
     request_body = ActionsRequest,
-    responses((status = 200, body = ActionsResponse),
+    responses((status = 421, description = "The session runs on another node (`session_on_another_node`)", body = Problem, content_type = "application/problem+json"),
+              (status = 200, body = ActionsResponse),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
@@ -1099,7 +1110,8 @@ pub struct WaitResponse {
 #[utoipa::path(post, path = "/v1/sessions/{id}/wait", tag = "sessions",
     params(("id" = String, Path, description = "`ses_…`")),
     request_body = WaitRequest,
-    responses((status = 200, body = WaitResponse),
+    responses((status = 421, description = "The session runs on another node (`session_on_another_node`)", body = Problem, content_type = "application/problem+json"),
+              (status = 200, body = WaitResponse),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json"),
               (status = 504, body = Problem, content_type = "application/problem+json")),
@@ -1197,7 +1209,8 @@ impl Validate for CaptureRequest {
 #[utoipa::path(post, path = "/v1/sessions/{id}/capture", tag = "sessions",
     params(("id" = String, Path, description = "`ses_…`")),
     request_body = CaptureRequest,
-    responses((status = 200, description = "The capture",
+    responses((status = 421, description = "The session runs on another node (`session_on_another_node`)", body = Problem, content_type = "application/problem+json"),
+              (status = 200, description = "The capture",
                content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"),
                        (Vec<u8> = "application/pdf"), (String = "text/html"), (String = "text/plain"))),
               (status = 404, body = Problem, content_type = "application/problem+json"),
