@@ -192,3 +192,116 @@ async fn a_killed_runners_sessions_fail_on_the_other_node() {
     assert_eq!(state_of(&rows, &on_b.runner_id), "stopped");
     assert!(node_a.terminate().success());
 }
+
+/// Two nodes with `DRIFTSTACK_CLUSTER_TOKEN`: every node answers every session's commands (they
+/// are forwarded to the node that runs the session), and parallel creates spread over both
+/// nodes against a concurrency cap of 3 admit exactly 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_through_either_node_reach_the_right_runner() {
+    let site = pages::start().await;
+    let tiers = support::TempDir::new("tiers");
+    let tiers_file = tiers.path().join("tiers.json");
+    std::fs::write(
+        &tiers_file,
+        r#"{"self_hosted": {"display_name": "Self-hosted", "live_keys": true, "price_cents": null,
+            "billing": "none", "max_concurrent_sessions": 3, "max_session_seconds": 600,
+            "idle_timeout_seconds": 300, "monthly_sessions": null, "monthly_session_minutes": null,
+            "rate_limit_per_second": 1000, "rate_limit_burst": 1000, "max_profiles": 20,
+            "max_profile_state_bytes": 1048576}}"#,
+    )
+    .expect("tiers");
+    let mut a = Env::new(Backend::Postgres);
+    a.set("DRIFTSTACK_CLUSTER_TOKEN", "a-long-shared-cluster-secret")
+        .set("DRIFTSTACK_TIERS_FILE", &tiers_file.display().to_string())
+        .set("DRIFTSTACK_USAGE_FLUSH_SECONDS", "1")
+        .set("DRIFTSTACK_POOL_SIZE", "2");
+    let db = a.vars["DATABASE_URL"].clone();
+    let node_a = a.start();
+    let key = node_a.key().to_owned();
+    let master = std::fs::read_to_string(a.dir.path().join("data/master.key")).expect("master key");
+    let mut b = Env::new(Backend::Sqlite);
+    b.set("DATABASE_URL", &db)
+        .set("DRIFTSTACK_MASTER_KEY", master.trim())
+        .set("DRIFTSTACK_CLUSTER_TOKEN", "a-long-shared-cluster-secret")
+        .set("DRIFTSTACK_TIERS_FILE", &tiers_file.display().to_string())
+        .set("DRIFTSTACK_USAGE_FLUSH_SECONDS", "1")
+        .set("DRIFTSTACK_POOL_SIZE", "2");
+    let node_b = b.start();
+    let via_a = node_a.sdk(&key).with_max_retries(0);
+    let via_b = node_b.sdk(&key).with_max_retries(0);
+
+    // Sessions on each node, driven through the other one.
+    let on_a = via_a.create_session(None).await.expect("on A");
+    let on_b = via_b.create_session(None).await.expect("on B");
+    for (session, other) in [(&on_a, &via_b), (&on_b, &via_a)] {
+        let nav = sdk::NavigateRequest {
+            url: site.url("/"),
+            wait_until: None,
+            timeout_ms: None,
+        };
+        let loaded = other
+            .navigate(&session.id, &nav)
+            .await
+            .expect("navigate through the other node");
+        assert_eq!(loaded.status, Some(200));
+        let png = other
+            .capture(&session.id, &sdk::CaptureRequest::png())
+            .await
+            .expect("capture through the other node");
+        assert!(png.starts_with(b"\x89PNG"));
+        let closed = other
+            .release_session(&session.id)
+            .await
+            .expect("release through the other node");
+        assert_eq!(closed.status, "closed");
+    }
+    // A forwarded call is counted once (by the node the client called), not twice. Counts are
+    // flushed every second; one reading's own cost is measured first.
+    let used = async || {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        via_a
+            .get_usage()
+            .await
+            .expect("usage")
+            .meters
+            .api_calls
+            .used
+    };
+    let r0 = used().await;
+    let r1 = used().await;
+    let reading = r1 - r0;
+    let third = via_a.create_session(None).await.expect("on A");
+    let nav = sdk::NavigateRequest {
+        url: site.url("/"),
+        wait_until: None,
+        timeout_ms: None,
+    };
+    via_b.navigate(&third.id, &nav).await.expect("forwarded");
+    via_a.release_session(&third.id).await.expect("release");
+    let r2 = used().await;
+    assert_eq!(
+        r2 - r1,
+        3.0 + reading,
+        "three calls (one forwarded) and a reading: {r0} → {r1} → {r2}"
+    );
+
+    // 16 parallel creates, alternating nodes, against a cap of 3: exactly 3 are admitted.
+    let attempts = (0..16).map(|i| {
+        let client = if i % 2 == 0 {
+            via_a.clone()
+        } else {
+            via_b.clone()
+        };
+        async move { client.create_session(None).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    let refused: Vec<Option<u16>> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.status()))
+        .collect();
+    assert_eq!(admitted, 3, "{refused:?}");
+    assert!(refused.iter().all(|s| *s == Some(429)), "{refused:?}");
+    assert!(node_a.terminate().success());
+    assert!(node_b.terminate().success());
+}

@@ -57,6 +57,9 @@ pub struct Config {
     /// How often runners heartbeat (`DRIFTSTACK_RUNNER_HEARTBEAT_SECONDS`, default 5; less than
     /// the timeout).
     pub runner_heartbeat: Duration,
+    /// How other nodes reach this one (`DRIFTSTACK_NODE_URL`, default `http://` + the listen
+    /// address); registered with the node's runner for forwarding.
+    pub node_url: Option<String>,
     pub step_up: Duration,
     /// Requests per minute one IP may make to the unauthenticated auth routes
     /// (`DRIFTSTACK_AUTH_IP_PER_MINUTE`, default 60).
@@ -253,6 +256,18 @@ impl Config {
                 "must be less than DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS",
             ));
         }
+        let node_url = match var("DRIFTSTACK_NODE_URL") {
+            Some(u) => {
+                let ok = url::Url::parse(&u).is_ok_and(|p| {
+                    matches!(p.scheme(), "http" | "https") && p.host_str().is_some()
+                });
+                if !ok {
+                    return Err(err("DRIFTSTACK_NODE_URL", "must be an http(s) URL"));
+                }
+                Some(u.trim_end_matches('/').to_owned())
+            }
+            None => None,
+        };
         let step_up = parse_number(&var, "DRIFTSTACK_STEP_UP_SECONDS", 600, 1, 86_400)?;
         let auth_ip_per_minute =
             parse_number(&var, "DRIFTSTACK_AUTH_IP_PER_MINUTE", 60, 1, 1_000_000)?;
@@ -318,6 +333,7 @@ impl Config {
             embedded_runner,
             runner_heartbeat_timeout: Duration::from_secs(heartbeat),
             runner_heartbeat: Duration::from_secs(beat),
+            node_url,
             step_up: Duration::from_secs(step_up),
             auth_ip_per_minute,
             usage_flush: Duration::from_secs(usage_flush),

@@ -12,6 +12,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod identity;
 pub mod mail;
 pub mod middleware;
@@ -98,6 +99,10 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            forward::forward_misdirected,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             middleware::idempotency,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -178,7 +183,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
 
     if state.config.embedded_runner {
-        state.runner = Some(start_embedded_runner(&state).await?);
+        let node_url = state
+            .config
+            .node_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        state.runner = Some(start_embedded_runner(&state, node_url).await?);
     }
     let dispatcher = webhooks::Dispatcher::new(
         state.webhooks.clone(),
@@ -299,7 +309,10 @@ async fn reap_dead_runners(
 
 /// Starts the in-process runner. Its id is kept in the data dir so that a restart recognises the
 /// sessions the previous run left behind.
-async fn start_embedded_runner(state: &AppState) -> anyhow::Result<std::sync::Arc<runner::Runner>> {
+async fn start_embedded_runner(
+    state: &AppState,
+    node_url: String,
+) -> anyhow::Result<std::sync::Arc<runner::Runner>> {
     let config = &state.config;
     let id_file = config.data_dir.join("runner-id");
     let id = match std::fs::read_to_string(&id_file)
@@ -326,7 +339,7 @@ async fn start_embedded_runner(state: &AppState) -> anyhow::Result<std::sync::Ar
         max_reuses: config.max_browser_reuses,
         egress_allow: config.egress_allow.clone(),
         heartbeat_interval: config.runner_heartbeat,
-        address: None,
+        address: Some(node_url),
     };
     match state.profiles.sweep().await {
         Ok(0) => {}

@@ -247,6 +247,11 @@ pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next)
     let Ok(principal) = crate::auth::resolve(&state, req.headers()).await else {
         return next.run(req).await;
     };
+    // Forwarded by another node of the cluster, which already counted and limited the call.
+    if crate::forward::is_forwarded(&state, req.headers()) {
+        req.extensions_mut().insert(principal);
+        return next.run(req).await;
+    }
     let verdict = if state.config.rate_limits {
         state.tiers.get(&principal.tier).map(|tier| {
             state.limiter.check(

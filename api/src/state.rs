@@ -45,6 +45,8 @@ pub struct AppState {
     pub webhook_secrets: SecretBox,
     /// Seals stored idempotent answers (they can hold a new API key or signing secret).
     pub idempotent_answers: SecretBox,
+    /// Forwards session commands to the node that runs the session.
+    pub http: reqwest::Client,
     /// The webhook dispatcher of this node, once started.
     pub dispatcher: Option<Arc<Dispatcher>>,
     /// The in-process runner (embedded mode); `None` on an API-only node.
@@ -122,6 +124,10 @@ impl AppState {
                     &config.previous_master_keys,
                     "idempotent-answers",
                 )),
+            http: reqwest::Client::builder()
+                .timeout(config.request_timeout)
+                .build()
+                .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?,
             dispatcher: None,
             runner: None,
             connect_key: Arc::new(master_key.derive("cdp-connect-token")),

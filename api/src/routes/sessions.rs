@@ -371,9 +371,11 @@ pub(crate) fn session_error(err: RunnerError) -> ApiError {
             "session_on_another_node",
             format!(
                 "This session runs on runner {runner}, which this node does not reach: send its \
-                 commands to the node that created it (forwarding between nodes is not built yet)."
+                 commands to the node that created it, or set DRIFTSTACK_CLUSTER_TOKEN on every \
+                 node so that they forward them."
             ),
-        ),
+        )
+        .with("runner_id", json!(runner)),
         RunnerError::Busy => ApiError::conflict(
             "session_busy",
             "Another command is running on this session.",
