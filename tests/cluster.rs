@@ -285,6 +285,77 @@ async fn commands_through_either_node_reach_the_right_runner() {
         "three calls (one forwarded) and a reading: {r0} → {r1} → {r2}"
     );
 
+    // The WebSockets too: CDP and the live view of A's session, through B.
+    {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let on_a = via_a.create_session(None).await.expect("on A");
+        let connect = on_a.connect_url.clone().expect("connect_url");
+        let through_b = connect.replacen(
+            &node_a.base.replacen("http://", "ws://", 1),
+            &node_b.base.replacen("http://", "ws://", 1),
+            1,
+        );
+        assert_ne!(through_b, connect);
+        let (mut cdp, _) = tokio_tungstenite::connect_async(through_b.as_str())
+            .await
+            .expect("CDP through B");
+        let cmd = serde_json::json!({"id": 1, "method": "Browser.getVersion"}).to_string();
+        cdp.send(Message::Text(cmd.into())).await.expect("send");
+        let reply = tokio::time::timeout(Duration::from_secs(10), cdp.next())
+            .await
+            .expect("a reply within 10 s")
+            .expect("a frame")
+            .expect("no error");
+        assert!(
+            reply.to_text().unwrap_or("").contains("product"),
+            "{reply:?}"
+        );
+        let token = connect.split("token=").nth(1).expect("token").to_owned();
+        let live = format!(
+            "{}/v1/sessions/{}/live?token={token}",
+            node_b.base.replacen("http://", "ws://", 1),
+            on_a.id
+        );
+        let (mut view, _) = tokio_tungstenite::connect_async(live.as_str())
+            .await
+            .expect("live view through B");
+        let nav = sdk::NavigateRequest {
+            url: site.url("/"),
+            wait_until: None,
+            timeout_ms: None,
+        };
+        via_a.navigate(&on_a.id, &nav).await.expect("navigate");
+        let frame = tokio::time::timeout(Duration::from_secs(15), async {
+            while let Some(msg) = view.next().await {
+                if let Ok(Message::Binary(bytes)) = msg {
+                    return Some(bytes);
+                }
+            }
+            None
+        })
+        .await
+        .expect("a frame within 15 s")
+        .expect("a binary frame");
+        assert!(frame.starts_with(&[0xFF, 0xD8]), "a JPEG");
+        // Ending the session closes both relayed sockets with the reason.
+        via_b
+            .release_session(&on_a.id)
+            .await
+            .expect("release through B");
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(msg) = view.next().await {
+                if let Ok(Message::Close(Some(c))) = msg {
+                    return Some(c.reason.to_string());
+                }
+            }
+            None
+        })
+        .await
+        .expect("closed within 10 s");
+        assert_eq!(closed.as_deref(), Some("session ended: released"));
+    }
+
     // 16 parallel creates, alternating nodes, against a cap of 3: exactly 3 are admitted.
     let attempts = (0..16).map(|i| {
         let client = if i % 2 == 0 {

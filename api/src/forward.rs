@@ -142,3 +142,130 @@ pub async fn forward_misdirected(
     out.headers_mut().extend(headers);
     out
 }
+
+/// Where a session that this node does not run lives: the address of the active runner holding
+/// it, when forwarding is on (a cluster token) and the request was not forwarded already.
+pub async fn owner_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &common::ids::SessionId,
+) -> Option<String> {
+    state.config.cluster_token.as_ref()?;
+    if headers.contains_key(&FORWARDED) {
+        return None;
+    }
+    let session = state.sessions.locate(id).await.ok()?;
+    if !session.status.is_live() {
+        return None;
+    }
+    if let Some(runner) = &state.runner
+        && runner.id() == &session.runner_id
+    {
+        return None;
+    }
+    runner::registry::RunnerRegistry::new(state.db.clone())
+        .get(&session.runner_id)
+        .await
+        .ok()
+        .filter(|r| r.state == runner::registry::RunnerState::Active)
+        .and_then(|r| r.address)
+}
+
+/// Relays a client's WebSocket to the same route on the node at `address` (CDP and the live
+/// view of a session that node runs), passing the client's credential and the cluster token.
+pub async fn relay_websocket(
+    state: &AppState,
+    address: &str,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    client: axum::extract::ws::WebSocket,
+) {
+    use axum::extract::ws::{CloseFrame, Message};
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{
+        Message as Upstream,
+        client::IntoClientRequest,
+        protocol::{CloseFrame as UpstreamClose, frame::coding::CloseCode},
+    };
+
+    let url = format!("{}{path_and_query}", address.replacen("http", "ws", 1));
+    let close = |code: u16, reason: &str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        }))
+    };
+    let (mut to_client, mut from_client) = client.split();
+    let request = url.into_client_request().map(|mut r| {
+        if let Some(auth) = headers.get(header::AUTHORIZATION) {
+            r.headers_mut().insert(header::AUTHORIZATION, auth.clone());
+        }
+        if let Some(token) = state
+            .config
+            .cluster_token
+            .as_ref()
+            .and_then(|t| HeaderValue::from_str(t.expose()).ok())
+        {
+            r.headers_mut().insert(FORWARDED, token);
+        }
+        r
+    });
+    let upstream = match request {
+        Ok(request) => tokio_tungstenite::connect_async(request).await,
+        Err(err) => Err(err),
+    };
+    let (mut to_owner, mut from_owner) = match upstream {
+        Ok((stream, _)) => stream.split(),
+        Err(err) => {
+            tracing::warn!(%address, error = %err, "cannot reach the session's node for a WebSocket");
+            let _ = to_client
+                .send(close(1011, "the session's node is unreachable"))
+                .await;
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            msg = from_client.next() => {
+                let out = match msg {
+                    Some(Ok(Message::Text(t))) => Upstream::Text(t.as_str().into()),
+                    Some(Ok(Message::Binary(b))) => Upstream::Binary(b),
+                    Some(Ok(Message::Ping(p))) => Upstream::Ping(p),
+                    Some(Ok(Message::Pong(p))) => Upstream::Pong(p),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                        let _ = to_owner.close().await;
+                        break;
+                    }
+                };
+                if to_owner.send(out).await.is_err() {
+                    let _ = to_client.send(close(1011, "the session's node went away")).await;
+                    break;
+                }
+            }
+            msg = from_owner.next() => {
+                let out = match msg {
+                    Some(Ok(Upstream::Text(t))) => Message::Text(t.as_str().into()),
+                    Some(Ok(Upstream::Binary(b))) => Message::Binary(b),
+                    Some(Ok(Upstream::Ping(p))) => Message::Ping(p),
+                    Some(Ok(Upstream::Pong(p))) => Message::Pong(p),
+                    Some(Ok(Upstream::Close(frame))) => {
+                        let (code, reason) = frame
+                            .map(|f: UpstreamClose| (u16::from(f.code), f.reason.as_str().to_owned()))
+                            .unwrap_or((u16::from(CloseCode::Normal), String::new()));
+                        let _ = to_client.send(close(code, &reason)).await;
+                        break;
+                    }
+                    Some(Ok(Upstream::Frame(_))) => continue,
+                    Some(Err(_)) | None => {
+                        let _ = to_client.send(close(1011, "the session's node went away")).await;
+                        break;
+                    }
+                };
+                if to_client.send(out).await.is_err() {
+                    let _ = to_owner.close().await;
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -321,6 +321,17 @@ impl SessionStore {
         Ok(row.into())
     }
 
+    /// A session by id alone, for routing (which runner holds it); never for answering a client.
+    pub async fn locate(&self, id: &SessionId) -> Result<SessionRecord, StoreError> {
+        let row: Row = on_db!(&self.db, pool => {
+            sqlx::query_as(select_sessions!("WHERE id = $1"))
+                .bind(id.as_str())
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(row.into())
+    }
+
     /// One page of the account's sessions, newest first, optionally only live ones.
     pub async fn list(
         &self,

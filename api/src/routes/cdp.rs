@@ -65,6 +65,7 @@ pub async fn cdp(
     Path(id): Path<String>,
     Query(params): Query<CdpParams>,
     headers: HeaderMap,
+    uri: axum::extract::OriginalUri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let id: SessionId = parse_path_id(&id)?;
@@ -76,10 +77,6 @@ pub async fn cdp(
         Scope::SessionsWrite,
     )
     .await?;
-    let runner = state
-        .runner
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("This node runs no browsers.", 5))?;
     let upgrade = upgrade.map_err(|_| {
         ApiError::new(
             axum::http::StatusCode::UPGRADE_REQUIRED,
@@ -87,6 +84,23 @@ pub async fn cdp(
             "Connect with a WebSocket client (Playwright, Puppeteer or any CDP client).",
         )
     })?;
+    // A session another node runs: relay to that node (docs/DEPLOYMENT.md).
+    if let Some(address) = crate::forward::owner_of(&state, &headers, &id).await {
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        return Ok(upgrade
+            .max_message_size(256 << 20)
+            .on_upgrade(move |socket| async move {
+                crate::forward::relay_websocket(&state, &address, &path, &headers, socket).await;
+            })
+            .into_response());
+    }
+    let runner = state
+        .runner
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("This node runs no browsers.", 5))?;
     let attachment = runner.attach_cdp(&id).map_err(|e| match e {
         RunnerError::NotFound => ApiError::conflict("session_ended", "The session has ended."),
         other => ApiError::internal(anyhow::anyhow!("{other}")),

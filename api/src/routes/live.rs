@@ -75,6 +75,7 @@ pub async fn live(
     Path(id): Path<String>,
     Query(params): Query<LiveParams>,
     headers: HeaderMap,
+    uri: axum::extract::OriginalUri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let id: SessionId = parse_path_id(&id)?;
@@ -98,10 +99,6 @@ pub async fn live(
         Scope::SessionsRead,
     )
     .await?;
-    let runner = state
-        .runner
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("This node runs no browsers.", 5))?;
     let upgrade = upgrade.map_err(|_| {
         ApiError::new(
             axum::http::StatusCode::UPGRADE_REQUIRED,
@@ -109,6 +106,22 @@ pub async fn live(
             "Connect with a WebSocket client.",
         )
     })?;
+    // A session another node runs: relay to that node (docs/DEPLOYMENT.md).
+    if let Some(address) = crate::forward::owner_of(&state, &headers, &id).await {
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        return Ok(upgrade
+            .on_upgrade(move |socket| async move {
+                crate::forward::relay_websocket(&state, &address, &path, &headers, socket).await;
+            })
+            .into_response());
+    }
+    let runner = state
+        .runner
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("This node runs no browsers.", 5))?;
     let watch = runner.watch(&id).map_err(|e| match e {
         RunnerError::NotFound => ApiError::conflict("session_ended", "The session has ended."),
         other => ApiError::internal(anyhow::anyhow!("{other}")),
