@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Run the API (and, by default, an in-process browser runner).
     Serve,
+    /// Run a runner node: a browser pool serving the cluster's API nodes only (needs
+    /// DRIFTSTACK_CLUSTER_TOKEN; see docs/DEPLOYMENT.md).
+    Runner,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document.
@@ -145,6 +148,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             api::serve(config, shutdown).await
+        }
+        Command::Runner => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            api::serve(
+                api::config::Config {
+                    runner_only: true,
+                    ..config
+                },
+                shutdown,
+            )
+            .await
         }
         Command::Migrate => {
             let db = api::open_database(&config).await?;

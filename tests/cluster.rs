@@ -376,3 +376,209 @@ async fn commands_through_either_node_reach_the_right_runner() {
     assert!(node_a.terminate().success());
     assert!(node_b.terminate().success());
 }
+
+/// The runner id a node keeps in its data dir.
+fn runner_id(env: &Env) -> String {
+    std::fs::read_to_string(env.dir.path().join("data/runner-id"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A free loopback port (for a node that must come back on the same address).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The deployment of issue #10: two API-only nodes and two runner nodes (`driftstack runner`) on
+/// one PostgreSQL. Sessions spread over both runners; commands through either API node reach the
+/// right runner; a runner node's API refuses clients; a SIGKILLed runner's sessions fail with
+/// webhooks and new sessions avoid it; 16 parallel creates over both API nodes against a cap of
+/// 3 admit exactly 3; a rolling restart of an API node loses no request a client retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_nodes_place_sessions_on_runner_nodes() {
+    let site = pages::start().await;
+    let (hook, seen) = receiver().await;
+    let tiers = support::TempDir::new("tiers");
+    let tiers_file = tiers.path().join("tiers.json");
+    std::fs::write(
+        &tiers_file,
+        r#"{"self_hosted": {"display_name": "Self-hosted", "live_keys": true, "price_cents": null,
+            "billing": "none", "max_concurrent_sessions": 3, "max_session_seconds": 600,
+            "idle_timeout_seconds": 300, "monthly_sessions": null, "monthly_session_minutes": null,
+            "rate_limit_per_second": 1000, "rate_limit_burst": 1000, "max_profiles": 20,
+            "max_profile_state_bytes": 1048576}}"#,
+    )
+    .expect("tiers");
+    let token = "a-long-shared-cluster-secret";
+    let common = |env: &mut Env| {
+        env.set("DRIFTSTACK_CLUSTER_TOKEN", token)
+            .set("DRIFTSTACK_TIERS_FILE", &tiers_file.display().to_string())
+            .set("DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS", "3")
+            .set("DRIFTSTACK_RUNNER_HEARTBEAT_SECONDS", "1")
+            .set("DRIFTSTACK_POOL_SIZE", "1");
+    };
+    // The first API node creates the schema and the owner.
+    let mut api1 = Env::new(Backend::Postgres);
+    common(&mut api1);
+    let api1_port = free_port();
+    api1.set("DRIFTSTACK_EMBEDDED_RUNNER", "false")
+        .set("DRIFTSTACK_LISTEN", &format!("127.0.0.1:{api1_port}"));
+    let db = api1.vars["DATABASE_URL"].clone();
+    let node_api1 = api1.start();
+    let key = node_api1.key().to_owned();
+    let master =
+        std::fs::read_to_string(api1.dir.path().join("data/master.key")).expect("master key");
+    let joined = |embedded: bool| {
+        let mut env = Env::new(Backend::Sqlite);
+        env.set("DATABASE_URL", &db)
+            .set("DRIFTSTACK_MASTER_KEY", master.trim());
+        common(&mut env);
+        if !embedded {
+            env.set("DRIFTSTACK_EMBEDDED_RUNNER", "false");
+        }
+        env
+    };
+    let api2 = joined(false);
+    let node_api2 = api2.start();
+    let r1 = joined(true);
+    let runner1 = r1.start_as(&["runner"]);
+    let r2 = joined(true);
+    let runner2 = r2.start_as(&["runner"]);
+
+    let via1 = node_api1.sdk(&key).with_max_retries(0);
+    let via2 = node_api2.sdk(&key).with_max_retries(0);
+    via1.create_endpoint(&sdk::CreateEndpointRequest {
+        url: hook,
+        description: None,
+        event_types: Some(vec!["session.failed".into()]),
+    })
+    .await
+    .expect("endpoint");
+
+    // A runner node's API is not for clients.
+    let refused = runner1
+        .sdk(&key)
+        .create_session(None)
+        .await
+        .expect_err("a client at a runner node");
+    assert_eq!(refused.code(), Some("runner_node"), "{refused}");
+
+    // Sessions spread over both runners (least loaded first), whichever API node is called.
+    let mut sessions = Vec::new();
+    for i in 0..2 {
+        let via = if i % 2 == 0 { &via1 } else { &via2 };
+        sessions.push(via.create_session(None).await.expect("placed"));
+    }
+    let runners_used: std::collections::BTreeSet<&str> =
+        sessions.iter().map(|s| s.runner_id.as_str()).collect();
+    assert_eq!(
+        runners_used.len(),
+        2,
+        "both runners got a session: {runners_used:?}"
+    );
+
+    // Commands through either API node reach the right runner.
+    let nav = sdk::NavigateRequest {
+        url: site.url("/"),
+        wait_until: None,
+        timeout_ms: None,
+    };
+    for s in &sessions {
+        for via in [&via1, &via2] {
+            let loaded = via.navigate(&s.id, &nav).await.expect("navigate");
+            assert_eq!(loaded.status, Some(200));
+        }
+        let png = via2
+            .capture(&s.id, &sdk::CaptureRequest::png())
+            .await
+            .expect("capture");
+        assert!(png.starts_with(b"\x89PNG"));
+    }
+
+    // A runner dies: its session fails (with a webhook) and new sessions go to the other one.
+    let dead_runner = sessions[0].runner_id.clone();
+    let (victim, survivor) = if dead_runner == runner_id(&r1) {
+        (runner1, runner2)
+    } else {
+        (runner2, runner1)
+    };
+    victim.kill();
+    let failed = eventually(Duration::from_secs(15), async || {
+        via1.get_session(&sessions[0].id)
+            .await
+            .is_ok_and(|s| s.status == "failed")
+    })
+    .await;
+    assert!(failed, "the dead runner's session was not failed");
+    let delivered = eventually(Duration::from_secs(20), async || {
+        seen.lock().is_ok_and(|all| {
+            all.iter().any(|e| {
+                e["type"] == "session.failed" && e["data"]["session_id"] == sessions[0].id.as_str()
+            })
+        })
+    })
+    .await;
+    assert!(delivered, "no session.failed webhook");
+    via2.release_session(&sessions[1].id)
+        .await
+        .expect("release the survivor's session");
+    let placed = via2
+        .create_session(None)
+        .await
+        .expect("placed after the death");
+    assert_ne!(
+        placed.runner_id, dead_runner,
+        "a new session went to the dead runner"
+    );
+    via1.release_session(&placed.id).await.expect("release");
+
+    // 16 parallel creates over both API nodes against a cap of 3: exactly 3 are admitted.
+    let attempts = (0..16).map(|i| {
+        let client = if i % 2 == 0 {
+            via1.clone()
+        } else {
+            via2.clone()
+        };
+        async move { client.create_session(None).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let admitted: Vec<&sdk::SessionResponse> =
+        results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let refused: Vec<Option<u16>> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.status()))
+        .collect();
+    assert_eq!(admitted.len(), 3, "{refused:?}");
+    assert!(
+        refused.iter().all(|s| *s == Some(429) || *s == Some(503)),
+        "{refused:?}"
+    );
+    for s in admitted {
+        via1.release_session(&s.id).await.expect("release");
+    }
+
+    // A rolling restart of API node 1 (same address): a client that retries per retry-after
+    // and on refused connections loses nothing.
+    let patient = node_api1.sdk(&key).with_max_retries(8);
+    let base = node_api1.base.clone();
+    let busy = tokio::spawn(async move {
+        let mut done = 0;
+        for _ in 0..40 {
+            patient.get_usage().await.expect("no request lost");
+            done += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        done
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(node_api1.terminate().success());
+    let node_api1 = api1.start();
+    assert_eq!(node_api1.base, base);
+    assert_eq!(busy.await.expect("client"), 40);
+
+    drop(survivor);
+    drop(node_api2);
+}

@@ -60,6 +60,8 @@ pub struct Config {
     /// How other nodes reach this one (`DRIFTSTACK_NODE_URL`, default `http://` + the listen
     /// address); registered with the node's runner for forwarding.
     pub node_url: Option<String>,
+    /// Set by `driftstack runner`: the node runs browsers for the cluster's API nodes only.
+    pub runner_only: bool,
     pub step_up: Duration,
     /// Requests per minute one IP may make to the unauthenticated auth routes
     /// (`DRIFTSTACK_AUTH_IP_PER_MINUTE`, default 60).
@@ -334,6 +336,7 @@ impl Config {
             runner_heartbeat_timeout: Duration::from_secs(heartbeat),
             runner_heartbeat: Duration::from_secs(beat),
             node_url,
+            runner_only: false,
             step_up: Duration::from_secs(step_up),
             auth_ip_per_minute,
             usage_flush: Duration::from_secs(usage_flush),

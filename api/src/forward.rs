@@ -13,10 +13,11 @@
 use axum::{
     body::{Body, to_bytes},
     extract::{Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use common::ids::SessionId;
 use subtle::ConstantTimeEq;
 
 use crate::{
@@ -51,15 +52,163 @@ pub fn is_forwarded(state: &AppState, headers: &HeaderMap) -> bool {
     }
 }
 
+/// The runner-bound routes: creating a session, and its REST commands.
+fn runner_bound(method: &Method, path: &str) -> Option<Option<SessionId>> {
+    let rest = path.strip_prefix("/v1/sessions")?;
+    if rest.is_empty() || rest == "/" {
+        return (method == Method::POST).then_some(None);
+    }
+    let mut parts = rest.trim_start_matches('/').split('/');
+    let id = parts.next()?.parse::<SessionId>().ok()?;
+    match (method, parts.next(), parts.next()) {
+        (&Method::DELETE, None, _) => Some(Some(id)),
+        (&Method::POST, Some("navigate" | "actions" | "wait" | "capture"), None) => Some(Some(id)),
+        _ => None,
+    }
+}
+
+/// Runners that can take a new session, least loaded first (ties in random order).
+async fn placement(state: &AppState) -> Vec<String> {
+    use rand::seq::SliceRandom;
+    let Ok(mut all) = runner::registry::RunnerRegistry::new(state.db.clone())
+        .placeable()
+        .await
+    else {
+        return Vec::new();
+    };
+    all.retain(|(r, live)| *live < r.capacity);
+    all.shuffle(&mut rand::rng());
+    all.sort_by(|(a, la), (b, lb)| {
+        let load =
+            |r: &runner::registry::RunnerRecord, live: i64| live as f64 / r.capacity.max(1) as f64;
+        load(a, *la).total_cmp(&load(b, *lb))
+    });
+    all.into_iter().filter_map(|(r, _)| r.address).collect()
+}
+
+/// Sends a request to another node with the cluster token; `None` when it cannot be reached.
+async fn send_to(
+    state: &AppState,
+    address: &str,
+    method: Method,
+    path: &str,
+    mut passed: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Option<Response> {
+    let token = HeaderValue::from_str(state.config.cluster_token.as_ref()?.expose()).ok()?;
+    passed.insert(FORWARDED, token);
+    let reply = match state
+        .http
+        .request(method, format!("{address}{path}"))
+        .headers(passed)
+        .body(bytes)
+        .send()
+        .await
+    {
+        Ok(reply) => reply,
+        Err(err) => {
+            tracing::warn!(%address, error = %err, "another node cannot be reached");
+            return None;
+        }
+    };
+    let status = reply.status();
+    let mut headers = HeaderMap::new();
+    for name in PASSED_BACK {
+        if let Some(v) = reply.headers().get(&name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    let body = reply.bytes().await.unwrap_or_default();
+    let mut out = (status, body).into_response();
+    out.headers_mut().extend(headers);
+    Some(out)
+}
+
+fn unreachable_owner() -> Response {
+    ApiError::unavailable(
+        "The node running this session cannot be reached right now; retry shortly (if it is \
+         gone, the session will be marked failed).",
+        2,
+    )
+    .into_response()
+}
+
+/// On a node without browsers (`DRIFTSTACK_EMBEDDED_RUNNER=false`): places new sessions on
+/// the least-loaded runner and sends every session command to the runner that holds it.
+async fn without_runner(
+    state: &AppState,
+    method: Method,
+    path: String,
+    passed: HeaderMap,
+    bytes: axum::body::Bytes,
+    target: Option<SessionId>,
+) -> Response {
+    match target {
+        None => {
+            let mut last = None;
+            for address in placement(state).await {
+                match send_to(
+                    state,
+                    &address,
+                    method.clone(),
+                    &path,
+                    passed.clone(),
+                    bytes.clone(),
+                )
+                .await
+                {
+                    // A full runner (or one that just started draining): try the next.
+                    Some(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => last = Some(r),
+                    Some(r) => return r,
+                    None => {}
+                }
+            }
+            last.unwrap_or_else(|| {
+                ApiError::unavailable("No runner has room for a new session right now.", 5)
+                    .into_response()
+            })
+        }
+        Some(id) => {
+            let session = match state.sessions.locate(&id).await {
+                Ok(s) => s,
+                // Unknown ids are answered by the handler (404), like on any node.
+                Err(_) => return ApiError::not_found("session").into_response(),
+            };
+            let address = runner::registry::RunnerRegistry::new(state.db.clone())
+                .get(&session.runner_id)
+                .await
+                .ok()
+                .filter(|r| r.state == runner::registry::RunnerState::Active)
+                .and_then(|r| r.address);
+            match address {
+                Some(address) if session.status.is_live() => {
+                    send_to(state, &address, method, &path, passed, bytes)
+                        .await
+                        .unwrap_or_else(unreachable_owner)
+                }
+                _ => ApiError::conflict("session_ended", "The session has ended.").into_response(),
+            }
+        }
+    }
+}
+
 pub async fn forward_misdirected(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
     let eligible = state.config.cluster_token.is_some()
-        && req.uri().path().starts_with("/v1/sessions/")
+        && req.uri().path().starts_with("/v1/sessions")
         && !req.headers().contains_key(&FORWARDED);
     if !eligible {
+        return next.run(req).await;
+    }
+    let bound = if state.runner.is_none() {
+        runner_bound(req.method(), req.uri().path())
+    } else {
+        None
+    };
+    if bound.is_none() && !req.uri().path().starts_with("/v1/sessions/") {
         return next.run(req).await;
     }
     let method = req.method().clone();
@@ -78,6 +227,13 @@ pub async fn forward_misdirected(
     let Ok(bytes) = to_bytes(body, state.config.max_body_bytes).await else {
         return problem_for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
     };
+    if let Some(target) = bound {
+        // The client must be who it says before anything is sent anywhere.
+        if let Err(e) = state.auth.authenticate(&parts.headers).await {
+            return e.into_response();
+        }
+        return without_runner(&state, method, path, passed, bytes, target).await;
+    }
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
@@ -104,43 +260,9 @@ pub async fn forward_misdirected(
     let Some(address) = address else {
         return Response::from_parts(head, Body::from(answer));
     };
-    let Some(token) = state.config.cluster_token.as_ref() else {
-        return Response::from_parts(head, Body::from(answer));
-    };
-    let Ok(token) = HeaderValue::from_str(token.expose()) else {
-        return Response::from_parts(head, Body::from(answer));
-    };
-    passed.insert(FORWARDED, token);
-    let sent = state
-        .http
-        .request(method, format!("{address}{path}"))
-        .headers(passed)
-        .body(bytes)
-        .send()
-        .await;
-    let reply = match sent {
-        Ok(reply) => reply,
-        Err(err) => {
-            tracing::warn!(%address, error = %err, "the session's node cannot be reached");
-            return ApiError::unavailable(
-                "The node running this session cannot be reached right now; retry shortly (if \
-                 it is gone, the session will be marked failed).",
-                2,
-            )
-            .into_response();
-        }
-    };
-    let status = reply.status();
-    let mut headers = HeaderMap::new();
-    for name in PASSED_BACK {
-        if let Some(v) = reply.headers().get(&name) {
-            headers.insert(name, v.clone());
-        }
-    }
-    let body = reply.bytes().await.unwrap_or_default();
-    let mut out = (status, body).into_response();
-    out.headers_mut().extend(headers);
-    out
+    send_to(&state, &address, method, &path, passed, bytes)
+        .await
+        .unwrap_or_else(unreachable_owner)
 }
 
 /// Where a session that this node does not run lives: the address of the active runner holding
@@ -268,4 +390,21 @@ pub async fn relay_websocket(
             }
         }
     }
+}
+
+/// On a runner node (`driftstack runner`): its API is only for the cluster's API nodes. Anything
+/// under `/v1` without the cluster token is refused; health checks stay open.
+pub async fn runner_only_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.config.runner_only || is_forwarded(&state, req.headers()) {
+        return next.run(req).await;
+    }
+    let path = req.uri().path();
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return next.run(req).await;
+    }
+    ApiError::forbidden(
+        "runner_node",
+        "This is a runner node: its API is for the cluster's API nodes only.",
+    )
+    .into_response()
 }

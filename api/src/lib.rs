@@ -124,6 +124,10 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::runner_only_gate,
+        ))
         .layer(from_fn(middleware::problem_fallback))
         .layer(from_fn(middleware::request_context))
         .with_state(state)
@@ -159,6 +163,12 @@ pub async fn build_state(config: Config, public_url: String) -> anyhow::Result<A
 /// Runs the server until `shutdown` is cancelled, then finishes in-flight requests, stops the
 /// background tasks and closes the database before returning.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.runner_only && (config.cluster_token.is_none() || !config.embedded_runner) {
+        anyhow::bail!(
+            "driftstack runner needs DRIFTSTACK_CLUSTER_TOKEN (shared with the API nodes) and \
+             DRIFTSTACK_EMBEDDED_RUNNER left on"
+        );
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("DRIFTSTACK_LISTEN: cannot listen on {}", config.listen))?;

@@ -192,6 +192,32 @@ impl RunnerRegistry {
         Ok(row.into())
     }
 
+    /// Active runners with an address and their live sessions, counted from the sessions table
+    /// (exact, unlike the heartbeat's figure), for placing a new session.
+    pub async fn placeable(&self) -> Result<Vec<(RunnerRecord, i64)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Loaded {
+            #[sqlx(flatten)]
+            runner: Row,
+            live: i64,
+        }
+        let rows: Vec<Loaded> = on_db!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT r.id, r.address, r.capacity, r.version, r.state, r.started_at, \
+                 r.heartbeat_at, r.live_sessions, \
+                 (SELECT COUNT(*) FROM sessions s WHERE s.runner_id = r.id \
+                  AND s.status IN ('starting', 'active', 'closing')) AS live \
+                 FROM runners r WHERE r.state = 'active' AND r.address IS NOT NULL",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|l| (l.runner.into(), l.live))
+            .collect())
+    }
+
     /// Every registered runner, newest first.
     pub async fn list(&self) -> Result<Vec<RunnerRecord>, StoreError> {
         let rows: Vec<Row> = on_db!(&self.db, pool => {

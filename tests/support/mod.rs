@@ -216,8 +216,13 @@ impl Env {
 
     /// Starts `driftstack serve` and waits until it listens.
     pub fn start(&self) -> Server {
+        self.start_as(&["serve"])
+    }
+
+    /// Starts the binary with `args` (`serve`, `runner`) and waits until it listens.
+    pub fn start_as(&self, args: &[&str]) -> Server {
         let mut child = self
-            .command(&["serve"])
+            .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
