@@ -77,13 +77,17 @@ ensure_schemathesis() {
 
 # The SDKs' own test tools: pytest in a venv (where `pip install ./sdk/python` must work, as the
 # README promises) and TypeScript for type-checking sdk/typescript. tests/sdks.rs runs both
-# suites against the real binary.
+# suites against the real binary. The same venv holds kubernetes-validate for tests/deploy.rs.
 ensure_sdk_tools() {
   local venv="${DRIFTSTACK_SDK_VENV:-$HOME/.cache/driftstack/sdk-python-venv}"
   if [ ! -x "$venv/bin/pytest" ]; then
     echo "installing pytest into $venv…" >&2
     python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
     "$venv/bin/pip" install -q 'pytest==9.2.0'
+  fi
+  # Validates deploy/kubernetes offline against the bundled Kubernetes schemas (tests/deploy.rs).
+  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    "$venv/bin/pip" install -q 'kubernetes-validate==1.37.0'
   fi
   "$venv/bin/pip" install -q --no-deps --force-reinstall ./sdk/python
   export DRIFTSTACK_SDK_PYTHON="$venv/bin/python"
