@@ -77,7 +77,8 @@ ensure_schemathesis() {
 
 # The SDKs' own test tools: pytest in a venv (where `pip install ./sdk/python` must work, as the
 # README promises) and TypeScript for type-checking sdk/typescript. tests/sdks.rs runs both
-# suites against the real binary. The same venv holds kubernetes-validate for tests/deploy.rs.
+# suites against the real binary. The same venv holds kubernetes-validate (tests/deploy.rs) and
+# moto's S3 server (tests/cluster.rs).
 ensure_sdk_tools() {
   local venv="${DRIFTSTACK_SDK_VENV:-$HOME/.cache/driftstack/sdk-python-venv}"
   if [ ! -x "$venv/bin/pytest" ]; then
@@ -88,6 +89,11 @@ ensure_sdk_tools() {
   # Validates deploy/kubernetes offline against the bundled Kubernetes schemas (tests/deploy.rs).
   if [ ! -x "$venv/bin/kubernetes-validate" ]; then
     "$venv/bin/pip" install -q 'kubernetes-validate==1.37.0'
+  fi
+  # A local S3-compatible server (moto's server mode) for profile blobs shared by runners
+  # (tests/cluster.rs).
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    "$venv/bin/pip" install -q 'moto[server]==5.2.5'
   fi
   "$venv/bin/pip" install -q --no-deps --force-reinstall ./sdk/python
   export DRIFTSTACK_SDK_PYTHON="$venv/bin/python"

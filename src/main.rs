@@ -114,6 +114,9 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // TLS for clients that take the process-wide provider (the S3 blob store); the others bring
+    // their own. Installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Command::Openapi = cli.command {
         print!("{}", api::openapi_json());
         return ExitCode::SUCCESS;

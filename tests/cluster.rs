@@ -582,3 +582,154 @@ async fn api_nodes_place_sessions_on_runner_nodes() {
     drop(survivor);
     drop(node_api2);
 }
+
+/// A local S3-compatible server (moto's server mode, installed by scripts/test) with one bucket.
+struct S3 {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn s3_with_bucket(bucket: &str) -> S3 {
+    let tool = std::env::var("DRIFTSTACK_SDK_PYTHON")
+        .map(|p| p.replace("/bin/python", "/bin/moto_server"))
+        .unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/driftstack/sdk-python-venv/bin/moto_server",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+    assert!(
+        std::path::Path::new(&tool).exists(),
+        "moto is not installed: run scripts/test (it prepares {tool})"
+    );
+    let port = free_port();
+    let child = std::process::Command::new(&tool)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let s3 = S3 { child, endpoint };
+    let http = reqwest::Client::new();
+    let up = eventually(Duration::from_secs(30), async || {
+        http.put(format!("{}/{bucket}", s3.endpoint))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    assert!(up, "the S3 server did not come up");
+    s3
+}
+
+/// Profiles on a cluster keep their state in an S3-compatible bucket: a profile saved by one
+/// node's runner is loaded by the other node's runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_travel_between_runners_through_s3() {
+    let site = pages::start().await;
+    let s3 = s3_with_bucket("driftstack-blobs").await;
+    let shared = |env: &mut Env| {
+        env.set("DRIFTSTACK_BLOB_STORE", "s3://driftstack-blobs/profiles")
+            .set("AWS_ENDPOINT_URL", &s3.endpoint)
+            .set("AWS_ACCESS_KEY_ID", "test")
+            .set("AWS_SECRET_ACCESS_KEY", "test")
+            .set("AWS_REGION", "us-east-1")
+            .set("DRIFTSTACK_CLUSTER_TOKEN", "a-long-shared-cluster-secret");
+    };
+    let mut a = Env::new(Backend::Postgres);
+    shared(&mut a);
+    let db = a.vars["DATABASE_URL"].clone();
+    let node_a = a.start();
+    let key = node_a.key().to_owned();
+    let master = std::fs::read_to_string(a.dir.path().join("data/master.key")).expect("master key");
+    let mut b = Env::new(Backend::Sqlite);
+    b.set("DATABASE_URL", &db)
+        .set("DRIFTSTACK_MASTER_KEY", master.trim());
+    shared(&mut b);
+    let node_b = b.start();
+    let via_a = node_a.sdk(&key);
+    let via_b = node_b.sdk(&key);
+
+    let profile = via_a
+        .create_profile(&sdk::CreateProfileRequest {
+            name: "travels".into(),
+            fingerprint: None,
+        })
+        .await
+        .expect("profile");
+    let on_profile = |persist: bool| sdk::CreateSessionRequest {
+        profile_id: Some(profile.id.clone()),
+        persist: Some(persist),
+        ..Default::default()
+    };
+    // Saved by A's runner…
+    let first = via_a
+        .create_session(Some(&on_profile(true)))
+        .await
+        .expect("session on A");
+    let nav = |url: String| sdk::NavigateRequest {
+        url,
+        wait_until: None,
+        timeout_ms: None,
+    };
+    via_a
+        .navigate(&first.id, &nav(site.url("/set-cookie/travelled")))
+        .await
+        .expect("set a cookie");
+    via_a
+        .release_session(&first.id)
+        .await
+        .expect("release (saves)");
+    let saved = via_b.get_profile(&profile.id).await.expect("profile");
+    assert_eq!(
+        saved.state.as_ref().map(|s| s.cookies),
+        Some(1),
+        "{saved:?}"
+    );
+    // …no blob on either node's disk…
+    for env in [&a, &b] {
+        let local = env.dir.path().join("data/profiles");
+        let files = std::fs::read_dir(&local).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(files, 0, "profile blobs written to {}", local.display());
+    }
+    // …and loaded by B's runner.
+    let second = via_b
+        .create_session(Some(&on_profile(false)))
+        .await
+        .expect("session on B");
+    assert_ne!(second.runner_id, first.runner_id);
+    via_b
+        .navigate(&second.id, &nav(site.url("/headers")))
+        .await
+        .expect("navigate");
+    let cookie = via_b
+        .run_actions(
+            &second.id,
+            &sdk::ActionsRequest {
+                actions: vec![sdk::ActionBody::Evaluate {
+                    expression: "document.body.innerText".into(),
+                }],
+                timeout_ms: None,
+            },
+        )
+        .await
+        .expect("evaluate");
+    let cookie = cookie.results[0].value.clone().unwrap_or_default();
+    assert!(
+        cookie.as_str().is_some_and(|c| c.contains("sid=travelled")),
+        "the cookie saved on A is sent by B's browser: {cookie}"
+    );
+    via_b.release_session(&second.id).await.expect("release");
+    // Deleting works against the bucket too (the blob goes with its last reference).
+    via_a.delete_profile(&profile.id).await.expect("delete");
+    let gone = via_b.get_profile(&profile.id).await.expect_err("deleted");
+    assert_eq!(gone.status(), Some(404));
+}

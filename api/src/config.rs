@@ -60,6 +60,9 @@ pub struct Config {
     /// How other nodes reach this one (`DRIFTSTACK_NODE_URL`, default `http://` + the listen
     /// address); registered with the node's runner for forwarding.
     pub node_url: Option<String>,
+    /// Where profile blobs live (`DRIFTSTACK_BLOB_STORE`): `s3://bucket[/prefix]`, or unset for
+    /// `$DRIFTSTACK_DATA_DIR/profiles`.
+    pub blob_store: Option<String>,
     /// Set by `driftstack runner`: the node runs browsers for the cluster's API nodes only.
     pub runner_only: bool,
     pub step_up: Duration,
@@ -258,6 +261,16 @@ impl Config {
                 "must be less than DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS",
             ));
         }
+        let blob_store = match var("DRIFTSTACK_BLOB_STORE") {
+            Some(u) if u.starts_with("s3://") && u.len() > 5 => Some(u),
+            Some(_) => {
+                return Err(err(
+                    "DRIFTSTACK_BLOB_STORE",
+                    "must be s3://bucket[/prefix] (unset: a directory in the data dir)",
+                ));
+            }
+            None => None,
+        };
         let node_url = match var("DRIFTSTACK_NODE_URL") {
             Some(u) => {
                 let ok = url::Url::parse(&u).is_ok_and(|p| {
@@ -337,6 +350,7 @@ impl Config {
             runner_heartbeat: Duration::from_secs(beat),
             node_url,
             runner_only: false,
+            blob_store,
             step_up: Duration::from_secs(step_up),
             auth_ip_per_minute,
             usage_flush: Duration::from_secs(usage_flush),

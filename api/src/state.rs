@@ -71,8 +71,11 @@ impl AppState {
             None => Clock::system(),
         };
         let keys = KeyStore::new(db.clone());
-        let blobs = profiles::BlobStore::local(&config.data_dir.join("profiles"))
-            .map_err(|e| anyhow::anyhow!("profile storage: {e}"))?;
+        let blobs = match &config.blob_store {
+            Some(url) => profiles::BlobStore::s3(url),
+            None => profiles::BlobStore::local(&config.data_dir.join("profiles")),
+        }
+        .map_err(|e| anyhow::anyhow!("profile storage: {e}"))?;
         let profiles = Profiles::new(
             profiles::ProfileStore::new(db.clone()),
             master_key.profile_codec(&config.previous_master_keys),

@@ -1,5 +1,6 @@
 //! Where encoded profile states live: content-addressed objects behind `object_store` — a local
-//! directory in embedded mode (S3-compatible storage can be plugged in for multi-node).
+//! directory in embedded mode, an S3-compatible bucket when several runners share profiles
+//! (`DRIFTSTACK_BLOB_STORE=s3://bucket[/prefix]`).
 //! An address names its content, so writing an address that exists is a no-op and identical
 //! states are stored once; deleting is the caller's job once nothing references an address.
 
@@ -23,6 +24,10 @@ pub enum BlobError {
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// Whether the backend refuses to overwrite on `PutMode::Create`. Object stores that cannot
+    /// (S3-compatible ones without conditional writes) simply overwrite: an address names its
+    /// content, so writing it again writes the same bytes.
+    conditional: bool,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -51,19 +56,64 @@ impl BlobStore {
             LocalFileSystem::new_with_prefix(dir).map_err(|e| BlobError::Storage(e.to_string()))?;
         Ok(BlobStore {
             store: Arc::new(fs),
+            conditional: true,
         })
     }
 
-    /// Any `object_store` backend (S3-compatible in multi-node deployments).
+    /// Blobs in an S3-compatible bucket: `url` is `s3://bucket[/prefix]`; credentials, region
+    /// and endpoint come from the standard `AWS_*` variables (`AWS_ENDPOINT_URL` for a store
+    /// other than AWS; plain `http://` endpoints are allowed for a store on the local network).
+    pub fn s3(url: &str) -> Result<Self, BlobError> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| BlobError::Storage("the blob store URL must start with s3://".into()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(BlobError::Storage(
+                "the blob store URL names no bucket".into(),
+            ));
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            builder = builder
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        let s3 = builder
+            .build()
+            .map_err(|e| BlobError::Storage(e.to_string()))?;
+        let store: Arc<dyn ObjectStore> = if prefix.trim_matches('/').is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                s3,
+                prefix.trim_matches('/'),
+            ))
+        };
+        Ok(BlobStore {
+            store,
+            conditional: false,
+        })
+    }
+
+    /// Any `object_store` backend that honours `PutMode::Create`.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        BlobStore { store }
+        BlobStore {
+            store,
+            conditional: true,
+        }
     }
 
     /// Stores `bytes` under `address` unless something is already there.
     pub async fn put(&self, address: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
         let path = path_of(address)?;
         let opts = PutOptions {
-            mode: PutMode::Create,
+            mode: if self.conditional {
+                PutMode::Create
+            } else {
+                PutMode::Overwrite
+            },
             ..Default::default()
         };
         match self.store.put_opts(&path, bytes.into(), opts).await {
