@@ -431,10 +431,14 @@ async fn api_nodes_place_sessions_on_runner_nodes() {
     let key = node_api1.key().to_owned();
     let master =
         std::fs::read_to_string(api1.dir.path().join("data/master.key")).expect("master key");
+    // Every node hands out links under the public address (here API node 1, as a load balancer
+    // would be): connect_urls made by a runner node must reach an API node.
+    let public = format!("http://127.0.0.1:{api1_port}");
     let joined = |embedded: bool| {
         let mut env = Env::new(Backend::Sqlite);
         env.set("DATABASE_URL", &db)
-            .set("DRIFTSTACK_MASTER_KEY", master.trim());
+            .set("DRIFTSTACK_MASTER_KEY", master.trim())
+            .set("DRIFTSTACK_PUBLIC_URL", &public);
         common(&mut env);
         if !embedded {
             env.set("DRIFTSTACK_EMBEDDED_RUNNER", "false");
@@ -496,6 +500,32 @@ async fn api_nodes_place_sessions_on_runner_nodes() {
             .await
             .expect("capture");
         assert!(png.starts_with(b"\x89PNG"));
+    }
+
+    // A session's connect_url (made by its runner node) works: CDP through an API node, relayed
+    // to the runner.
+    {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let connect = sessions[1].connect_url.clone().expect("connect_url");
+        assert!(
+            connect.starts_with(&public.replacen("http://", "ws://", 1)),
+            "{connect}"
+        );
+        let (mut cdp, _) = tokio_tungstenite::connect_async(connect.as_str())
+            .await
+            .expect("CDP through an API node");
+        let cmd = serde_json::json!({"id": 1, "method": "Browser.getVersion"}).to_string();
+        cdp.send(Message::Text(cmd.into())).await.expect("send");
+        let reply = tokio::time::timeout(Duration::from_secs(10), cdp.next())
+            .await
+            .expect("a reply within 10 s")
+            .expect("a frame")
+            .expect("no error");
+        assert!(
+            reply.to_text().unwrap_or("").contains("product"),
+            "{reply:?}"
+        );
     }
 
     // A runner dies: its session fails (with a webhook) and new sessions go to the other one.

@@ -78,6 +78,13 @@ for w in workloads:
         else:
             check(c["args"] == ["runner"], f"{name}: runner pods run `runner`")
             check("DRIFTSTACK_DATA_DIR" in env, f"{name}: a data dir keeps the runner id")
+public = [
+    {e.get("value") for c in w["spec"]["template"]["spec"]["containers"]
+     for e in c.get("env", []) if e["name"] == "DRIFTSTACK_PUBLIC_URL"}
+    for w in workloads
+]
+check(all(len(p) == 1 for p in public) and len(set().union(*public)) == 1,
+      f"API and runner pods hand out links under one public URL: {public}")
 for svc in by_kind.get("Service", []):
     sel = svc["spec"]["selector"]
     matched = [w for w in workloads if sel.items() <= w["spec"]["template"]["metadata"]["labels"].items()]
