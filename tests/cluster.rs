@@ -7,39 +7,20 @@
 
 mod support;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use axum::{Router, routing::post};
 use driftstack_sdk as sdk;
-use support::{Backend, Env, eventually, pages};
+use support::{Backend, Env, eventually, hooks, pages};
 
-/// A webhook receiver keeping every body.
-async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let app = Router::new().route(
-        "/hook",
-        post(move |body: axum::body::Bytes| {
-            let s = s.clone();
-            async move {
-                if let (Ok(v), Ok(mut all)) = (serde_json::from_slice(&body), s.lock()) {
-                    all.push(v);
-                }
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, seen)
+/// Another node of the cluster `first` started: the same database and master key, its own data
+/// dir (so its own runner id). `first` must have been started once (it made the master key).
+fn joining(first: &Env) -> Env {
+    let master =
+        std::fs::read_to_string(first.dir.path().join("data/master.key")).expect("master key");
+    let mut env = Env::new(Backend::Sqlite);
+    env.set("DATABASE_URL", &first.vars["DATABASE_URL"])
+        .set("DRIFTSTACK_MASTER_KEY", master.trim());
+    env
 }
 
 async fn runners(url: &str) -> Vec<(String, String)> {
@@ -55,7 +36,7 @@ async fn runners(url: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_runners_sessions_fail_on_the_other_node() {
     let site = pages::start().await;
-    let (hook, seen) = receiver().await;
+    let (hook, seen) = hooks::receiver().await;
     let mut a = Env::new(Backend::Postgres);
     a.set("DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS", "3")
         .set("DRIFTSTACK_RUNNER_HEARTBEAT_SECONDS", "1");
@@ -63,11 +44,8 @@ async fn a_killed_runners_sessions_fail_on_the_other_node() {
     let node_a = a.start();
     let key = node_a.key().to_owned();
     // The second node: same database and master key, its own data dir (so its own runner).
-    let master = std::fs::read_to_string(a.dir.path().join("data/master.key")).expect("master key");
-    let mut b = Env::new(Backend::Sqlite);
-    b.set("DATABASE_URL", &db)
-        .set("DRIFTSTACK_MASTER_KEY", master.trim())
-        .set("DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS", "3")
+    let mut b = joining(&a);
+    b.set("DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS", "3")
         .set("DRIFTSTACK_RUNNER_HEARTBEAT_SECONDS", "1");
     let node_b = b.start();
 
@@ -146,11 +124,9 @@ async fn a_killed_runners_sessions_fail_on_the_other_node() {
     assert_eq!(state_of(&rows, &on_b.runner_id), "active");
     // …with its webhook.
     let delivered = eventually(Duration::from_secs(20), async || {
-        seen.lock().is_ok_and(|all| {
-            all.iter().any(|e| {
-                e["type"] == "session.failed" && e["data"]["session_id"] == on_a.id.as_str()
-            })
-        })
+        seen.events()
+            .iter()
+            .any(|e| e["type"] == "session.failed" && e["data"]["session_id"] == on_a.id.as_str())
     })
     .await;
     assert!(delivered, "no session.failed webhook for A's session");
@@ -215,14 +191,10 @@ async fn commands_through_either_node_reach_the_right_runner() {
         .set("DRIFTSTACK_TIERS_FILE", &tiers_file.display().to_string())
         .set("DRIFTSTACK_USAGE_FLUSH_SECONDS", "1")
         .set("DRIFTSTACK_POOL_SIZE", "2");
-    let db = a.vars["DATABASE_URL"].clone();
     let node_a = a.start();
     let key = node_a.key().to_owned();
-    let master = std::fs::read_to_string(a.dir.path().join("data/master.key")).expect("master key");
-    let mut b = Env::new(Backend::Sqlite);
-    b.set("DATABASE_URL", &db)
-        .set("DRIFTSTACK_MASTER_KEY", master.trim())
-        .set("DRIFTSTACK_CLUSTER_TOKEN", "a-long-shared-cluster-secret")
+    let mut b = joining(&a);
+    b.set("DRIFTSTACK_CLUSTER_TOKEN", "a-long-shared-cluster-secret")
         .set("DRIFTSTACK_TIERS_FILE", &tiers_file.display().to_string())
         .set("DRIFTSTACK_USAGE_FLUSH_SECONDS", "1")
         .set("DRIFTSTACK_POOL_SIZE", "2");
@@ -400,7 +372,7 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_nodes_place_sessions_on_runner_nodes() {
     let site = pages::start().await;
-    let (hook, seen) = receiver().await;
+    let (hook, seen) = hooks::receiver().await;
     let tiers = support::TempDir::new("tiers");
     let tiers_file = tiers.path().join("tiers.json");
     std::fs::write(
@@ -426,19 +398,14 @@ async fn api_nodes_place_sessions_on_runner_nodes() {
     let api1_port = free_port();
     api1.set("DRIFTSTACK_EMBEDDED_RUNNER", "false")
         .set("DRIFTSTACK_LISTEN", &format!("127.0.0.1:{api1_port}"));
-    let db = api1.vars["DATABASE_URL"].clone();
     let node_api1 = api1.start();
     let key = node_api1.key().to_owned();
-    let master =
-        std::fs::read_to_string(api1.dir.path().join("data/master.key")).expect("master key");
     // Every node hands out links under the public address (here API node 1, as a load balancer
     // would be): connect_urls made by a runner node must reach an API node.
     let public = format!("http://127.0.0.1:{api1_port}");
     let joined = |embedded: bool| {
-        let mut env = Env::new(Backend::Sqlite);
-        env.set("DATABASE_URL", &db)
-            .set("DRIFTSTACK_MASTER_KEY", master.trim())
-            .set("DRIFTSTACK_PUBLIC_URL", &public);
+        let mut env = joining(&api1);
+        env.set("DRIFTSTACK_PUBLIC_URL", &public);
         common(&mut env);
         if !embedded {
             env.set("DRIFTSTACK_EMBEDDED_RUNNER", "false");
@@ -544,10 +511,8 @@ async fn api_nodes_place_sessions_on_runner_nodes() {
     .await;
     assert!(failed, "the dead runner's session was not failed");
     let delivered = eventually(Duration::from_secs(20), async || {
-        seen.lock().is_ok_and(|all| {
-            all.iter().any(|e| {
-                e["type"] == "session.failed" && e["data"]["session_id"] == sessions[0].id.as_str()
-            })
+        seen.events().iter().any(|e| {
+            e["type"] == "session.failed" && e["data"]["session_id"] == sessions[0].id.as_str()
         })
     })
     .await;
@@ -627,18 +592,7 @@ impl Drop for S3 {
 }
 
 async fn s3_with_bucket(bucket: &str) -> S3 {
-    let tool = std::env::var("DRIFTSTACK_SDK_PYTHON")
-        .map(|p| p.replace("/bin/python", "/bin/moto_server"))
-        .unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/driftstack/sdk-python-venv/bin/moto_server",
-                std::env::var("HOME").unwrap_or_default()
-            )
-        });
-    assert!(
-        std::path::Path::new(&tool).exists(),
-        "moto is not installed: run scripts/test (it prepares {tool})"
-    );
+    let tool = support::tool("moto_server");
     let port = free_port();
     let child = std::process::Command::new(&tool)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -676,13 +630,9 @@ async fn profiles_travel_between_runners_through_s3() {
     };
     let mut a = Env::new(Backend::Postgres);
     shared(&mut a);
-    let db = a.vars["DATABASE_URL"].clone();
     let node_a = a.start();
     let key = node_a.key().to_owned();
-    let master = std::fs::read_to_string(a.dir.path().join("data/master.key")).expect("master key");
-    let mut b = Env::new(Backend::Sqlite);
-    b.set("DATABASE_URL", &db)
-        .set("DRIFTSTACK_MASTER_KEY", master.trim());
+    let mut b = joining(&a);
     shared(&mut b);
     let node_b = b.start();
     let via_a = node_a.sdk(&key);

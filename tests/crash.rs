@@ -6,50 +6,16 @@
 
 mod support;
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashSet, time::Duration};
 
-use axum::{Router, http::HeaderMap, routing::post};
 use driftstack_sdk as sdk;
-use support::{Backend, Env, eventually, pages};
+use support::{Backend, Env, eventually, hooks, pages};
 
 on_both_backends!(sigkill_mid_burst_loses_nothing,);
 
-/// A webhook receiver answering 200 and keeping every `webhook-id` it saw (with repeats).
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let app = Router::new().route(
-        "/hook",
-        post(move |headers: HeaderMap| {
-            let s = s.clone();
-            async move {
-                if let (Some(id), Ok(mut v)) = (
-                    headers.get("webhook-id").and_then(|v| v.to_str().ok()),
-                    s.lock(),
-                ) {
-                    v.push(id.to_owned());
-                }
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, seen)
-}
-
 async fn sigkill_mid_burst_loses_nothing(backend: Backend) {
     let site = pages::start().await;
-    let (hook, seen) = receiver().await;
+    let (hook, seen) = hooks::receiver().await;
     let mut env = Env::new(backend);
     env.set("DRIFTSTACK_USAGE_FLUSH_SECONDS", "1");
     let s = env.start();
@@ -189,10 +155,7 @@ async fn sigkill_mid_burst_loses_nothing(backend: Backend) {
         .filter(|d| d.event_type == "profile.created")
         .count();
     assert_eq!(profile_created, 1 + burst, "no profile.created event lost");
-    let received: HashSet<String> = seen
-        .lock()
-        .map(|v| v.iter().cloned().collect())
-        .unwrap_or_default();
+    let received: HashSet<String> = seen.ids().into_iter().collect();
     for id in &deliveries {
         assert!(
             received.contains(id),

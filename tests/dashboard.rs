@@ -13,7 +13,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{Router, http::HeaderMap, routing::post};
 use chromiumoxide::{
     Browser, BrowserConfig, Page,
     cdp::js_protocol::runtime::{
@@ -23,7 +22,7 @@ use chromiumoxide::{
 };
 use futures::StreamExt;
 use serde_json::Value;
-use support::{Backend, Env, TempDir, eventually, mail, pages};
+use support::{Backend, Env, TempDir, eventually, hooks, mail, pages};
 
 /// A page of the dashboard and what it logged.
 struct Ui {
@@ -275,39 +274,10 @@ fn totp(secret: &str) -> String {
     t.generate(now).to_string()
 }
 
-/// A webhook receiver answering 200, keeping every `webhook-id` it saw.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let app = Router::new().route(
-        "/hook",
-        post(move |headers: HeaderMap| {
-            let s = s.clone();
-            async move {
-                if let (Some(id), Ok(mut v)) = (
-                    headers.get("webhook-id").and_then(|v| v.to_str().ok()),
-                    s.lock(),
-                ) {
-                    v.push(id.to_owned());
-                }
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     let site = pages::start().await;
-    let (hook, seen) = receiver().await;
+    let (hook, seen) = hooks::receiver().await;
     let mut env = Env::new(Backend::Sqlite);
     // A short step-up window, so that the key creation below needs the prompt.
     env.set("DRIFTSTACK_STEP_UP_SECONDS", "2");
@@ -503,10 +473,7 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     ui.click("Send test").await;
     ui.wait_text("Test event queued.").await;
     assert!(
-        eventually(Duration::from_secs(20), async || {
-            seen.lock().map(|v| !v.is_empty()).unwrap_or(false)
-        })
-        .await,
+        eventually(Duration::from_secs(20), async || { !seen.ids().is_empty() }).await,
         "the test event arrives"
     );
     ui.click("Refresh").await;
@@ -514,13 +481,10 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     ui.click("Replay").await;
     ui.wait_text("Delivery queued again.").await;
     assert!(
-        eventually(Duration::from_secs(20), async || {
-            seen.lock().map(|v| v.len() >= 2).unwrap_or(false)
-        })
-        .await,
+        eventually(Duration::from_secs(20), async || { seen.ids().len() >= 2 }).await,
         "the replay arrives"
     );
-    let ids = seen.lock().map(|v| v.clone()).unwrap_or_default();
+    let ids = seen.ids();
     assert_eq!(ids[0], ids[1], "a replay keeps the webhook-id");
     ui.click("Attempts").await;
     ui.wait_text("Delivery dlv_").await;

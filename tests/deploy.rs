@@ -2,18 +2,11 @@
 //! schemas (offline, kubernetes-validate) and checked to fit together and to fit the binary
 //! (deploy/kubernetes/check.py says what exactly).
 
+mod support;
+
 #[test]
 fn kubernetes_manifests_validate_and_fit_the_binary() {
-    let python = std::env::var("DRIFTSTACK_SDK_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/driftstack/sdk-python-venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "the tools venv is missing: run scripts/test (it prepares {python})"
-    );
+    let python = support::tool("python");
     let out = std::process::Command::new(&python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),

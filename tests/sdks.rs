@@ -18,7 +18,7 @@ use std::{
 
 use driftstack_sdk as sdk;
 use futures::TryStreamExt;
-use support::{Backend, Env, eventually, pages};
+use support::{Backend, Env, eventually, hooks, pages};
 
 /// Runs a tool, fails with its output unless it succeeds, and returns its stdout.
 fn run(what: &str, cmd: &mut Command) -> String {
@@ -48,16 +48,7 @@ async fn python_and_typescript_clients_pass_their_suites_against_the_server() {
     let s = env.start();
     let page = site.url("/");
 
-    let python = std::env::var("DRIFTSTACK_SDK_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/driftstack/sdk-python-venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "pytest is not installed: run scripts/test (it prepares {python})"
-    );
+    let python = support::tool("python");
     let report = run(
         "pytest sdk/python",
         Command::new(&python)
@@ -119,36 +110,6 @@ fn the_rust_sdk_matches_openapi_json() {
             .args(["sdk/rust/generate.py", "--check"])
             .current_dir(root),
     );
-}
-
-/// A receiver keeping each delivery's headers and body.
-type Seen = Arc<Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
-
-async fn receiver() -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(
-            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let s = s.clone();
-                async move {
-                    if let Ok(mut v) = s.lock() {
-                        v.push((headers, body.to_vec()));
-                    }
-                    axum::http::StatusCode::OK
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +227,7 @@ async fn the_rust_sdk_drives_the_api() {
     assert_eq!(restored.id, made[0]);
 
     // Webhooks: the event arrives signed, and the SDK's verifier accepts it (and nothing else).
-    let (url, seen) = receiver().await;
+    let (url, seen) = hooks::receiver().await;
     let endpoint = ds
         .create_endpoint(&sdk::CreateEndpointRequest {
             url,
@@ -284,13 +245,10 @@ async fn the_rust_sdk_drives_the_api() {
         .await
         .expect("profile");
     assert!(
-        eventually(Duration::from_secs(20), async || {
-            seen.lock().map(|v| !v.is_empty()).unwrap_or(false)
-        })
-        .await,
+        eventually(Duration::from_secs(20), async || { !seen.all().is_empty() }).await,
         "the event arrives"
     );
-    let (headers, body) = seen.lock().expect("seen")[0].clone();
+    let (headers, body) = seen.all()[0].clone();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = i64::try_from(
         std::time::SystemTime::now()
@@ -454,12 +412,7 @@ ds.sessions.release(session["id"])
     pw.arg("playwright.mjs");
     with_env(&mut pw);
     let out = run("the Playwright example", &mut pw);
-    let python = std::env::var("DRIFTSTACK_SDK_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/driftstack/sdk-python-venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
+    let python = support::tool("python");
     let mut py = Command::new(&python);
     py.arg("quickstart.py");
     with_env(&mut py);

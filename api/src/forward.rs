@@ -174,12 +174,7 @@ async fn without_runner(
                 // Unknown ids are answered by the handler (404), like on any node.
                 Err(_) => return ApiError::not_found("session").into_response(),
             };
-            let address = runner::registry::RunnerRegistry::new(state.db.clone())
-                .get(&session.runner_id)
-                .await
-                .ok()
-                .filter(|r| r.state == runner::registry::RunnerState::Active)
-                .and_then(|r| r.address);
+            let address = address_of(state, &session.runner_id).await;
             match address {
                 Some(address) if session.status.is_live() => {
                     send_to(state, &address, method, &path, passed, bytes)
@@ -249,12 +244,7 @@ pub async fn forward_misdirected(
         .ok()
         .and_then(|p| p["runner_id"].as_str().and_then(|r| r.parse().ok()));
     let address = match runner {
-        Some(id) => runner::registry::RunnerRegistry::new(state.db.clone())
-            .get(&id)
-            .await
-            .ok()
-            .filter(|r| r.state == runner::registry::RunnerState::Active)
-            .and_then(|r| r.address),
+        Some(id) => address_of(&state, &id).await,
         None => None,
     };
     let Some(address) = address else {
@@ -285,17 +275,47 @@ pub async fn owner_of(
     {
         return None;
     }
+    address_of(state, &session.runner_id).await
+}
+
+/// Where an active runner is reached; `None` for unknown, dead, draining or embedded-only ones.
+async fn address_of(state: &AppState, runner: &common::ids::RunnerId) -> Option<String> {
     runner::registry::RunnerRegistry::new(state.db.clone())
-        .get(&session.runner_id)
+        .get(runner)
         .await
         .ok()
         .filter(|r| r.state == runner::registry::RunnerState::Active)
         .and_then(|r| r.address)
 }
 
+/// For the WebSocket routes (CDP, live view): when another node runs session `id`, answers the
+/// upgrade by relaying the socket to the same route there; otherwise gives the upgrade back.
+pub async fn relay_if_elsewhere(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    id: &SessionId,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Result<Response, axum::extract::ws::WebSocketUpgrade> {
+    let Some(address) = owner_of(state, headers, id).await else {
+        return Err(upgrade);
+    };
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let (state, headers) = (state.clone(), headers.clone());
+    Ok(upgrade
+        .max_message_size(256 << 20)
+        .on_upgrade(move |socket| async move {
+            relay_websocket(&state, &address, &path, &headers, socket).await;
+        })
+        .into_response())
+}
+
 /// Relays a client's WebSocket to the same route on the node at `address` (CDP and the live
 /// view of a session that node runs), passing the client's credential and the cluster token.
-pub async fn relay_websocket(
+async fn relay_websocket(
     state: &AppState,
     address: &str,
     path_and_query: &str,

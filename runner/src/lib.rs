@@ -365,15 +365,7 @@ impl Runner {
             let mut browser = match self.pool.take().await {
                 Ok(b) => b,
                 Err(err) => {
-                    self.store
-                        .finish(
-                            &req.id,
-                            EndReason::StartFailed,
-                            self.clock.now_ms(),
-                            &Counters::default(),
-                        )
-                        .await?;
-                    self.unlock_profile(&req).await;
+                    self.start_failed(&req).await?;
                     return Err(
                         RunnerError::Internal(err.context("no browser could be started")).into(),
                     );
@@ -388,15 +380,7 @@ impl Runner {
                         tracing::warn!(session.id = %req.id, "a warm browser died during setup; trying another");
                         continue;
                     }
-                    self.store
-                        .finish(
-                            &req.id,
-                            EndReason::StartFailed,
-                            self.clock.now_ms(),
-                            &Counters::default(),
-                        )
-                        .await?;
-                    self.unlock_profile(&req).await;
+                    self.start_failed(&req).await?;
                     return Err(err.into());
                 }
             }
@@ -457,6 +441,20 @@ impl Runner {
             }
         });
         Ok(self.store.get(&req.account_id, &req.id).await?)
+    }
+
+    /// Records that a session could not start, and frees its profile.
+    async fn start_failed(&self, req: &StartRequest) -> Result<(), common::StoreError> {
+        self.store
+            .finish(
+                &req.id,
+                EndReason::StartFailed,
+                self.clock.now_ms(),
+                &Counters::default(),
+            )
+            .await?;
+        self.unlock_profile(req).await;
+        Ok(())
     }
 
     /// Takes the profile's writer lock for the new session and reads its state.

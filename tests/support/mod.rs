@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod hooks;
 pub mod mail;
 pub mod pages;
 pub mod stripe;
@@ -423,6 +424,24 @@ pub async fn eventually(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A program of the tools venv scripts/test prepares (`python`, `moto_server`,
+/// `kubernetes-validate`); `DRIFTSTACK_SDK_PYTHON` names that venv's python. Fails the test with
+/// how to get it when it is missing.
+pub fn tool(name: &str) -> String {
+    let python = std::env::var("DRIFTSTACK_SDK_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/driftstack/sdk-python-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let path = python.replace("/bin/python", &format!("/bin/{name}"));
+    assert!(
+        Path::new(&path).exists(),
+        "{name} is not installed: run scripts/test (it prepares {path})"
+    );
+    path
 }
 
 pub fn signal(pid: u32, name: &str) {

@@ -85,18 +85,11 @@ pub async fn cdp(
         )
     })?;
     // A session another node runs: relay to that node (docs/DEPLOYMENT.md).
-    if let Some(address) = crate::forward::owner_of(&state, &headers, &id).await {
-        let path = uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default();
-        return Ok(upgrade
-            .max_message_size(256 << 20)
-            .on_upgrade(move |socket| async move {
-                crate::forward::relay_websocket(&state, &address, &path, &headers, socket).await;
-            })
-            .into_response());
-    }
+    let upgrade =
+        match crate::forward::relay_if_elsewhere(&state, &headers, &uri, &id, upgrade).await {
+            Ok(relayed) => return Ok(relayed),
+            Err(upgrade) => upgrade,
+        };
     let runner = state
         .runner
         .clone()
