@@ -53,6 +53,9 @@ pub struct Config {
     pub metrics_token: Option<Secret<String>>,
     pub cluster_token: Option<Secret<String>>,
     pub embedded_runner: bool,
+    /// Browsers run in the sandbox (`DRIFTSTACK_BROWSER_SANDBOX`, default `on`; `off` is the
+    /// operator's explicit opt-out for single-tenant development).
+    pub browser_sandbox: bool,
     pub runner_heartbeat_timeout: Duration,
     /// How often runners heartbeat (`DRIFTSTACK_RUNNER_HEARTBEAT_SECONDS`, default 5; less than
     /// the timeout).
@@ -241,6 +244,16 @@ impl Config {
                 ));
             }
         };
+        let browser_sandbox = match var("DRIFTSTACK_BROWSER_SANDBOX").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(v) => {
+                return Err(err(
+                    "DRIFTSTACK_BROWSER_SANDBOX",
+                    format!("`{v}` is not on or off"),
+                ));
+            }
+        };
         let heartbeat = parse_number(
             &var,
             "DRIFTSTACK_RUNNER_HEARTBEAT_TIMEOUT_SECONDS",
@@ -346,6 +359,7 @@ impl Config {
             metrics_token: secret("METRICS_TOKEN"),
             cluster_token: secret("DRIFTSTACK_CLUSTER_TOKEN"),
             embedded_runner,
+            browser_sandbox,
             runner_heartbeat_timeout: Duration::from_secs(heartbeat),
             runner_heartbeat: Duration::from_secs(beat),
             node_url,

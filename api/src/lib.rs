@@ -350,6 +350,7 @@ async fn start_embedded_runner(
         egress_allow: config.egress_allow.clone(),
         heartbeat_interval: config.runner_heartbeat,
         address: Some(node_url),
+        sandbox: config.browser_sandbox,
     };
     match state.profiles.sweep().await {
         Ok(0) => {}

@@ -100,6 +100,11 @@ pub async fn problem_fallback(req: Request, next: Next) -> Response {
 /// the first response again (with `idempotent-replayed: true`); the same key with another body is a
 /// 422 `idempotency_key_reused`; a duplicate while the first is still running is a 409.
 /// Server errors, 429s and 503s are not stored, so a retry runs the request again.
+///
+/// Stored answers belong to the **credential** that caused them, with the scopes it held then:
+/// another key of the account, or the same user after a role change, never sees them (the
+/// request runs anew and meets the route's permission check). So an answer is replayed only to
+/// a caller that passed that very check.
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
@@ -141,6 +146,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         crate::apikey::hex(&h.finalize())
     };
     let account = principal.account_id.clone();
+    let key = credential_scoped(&principal, &key);
     let now = state.clock.now_ms();
     let store = &state.idempotency;
     match store.begin(&account, &key, &request_hash, now).await {
@@ -230,6 +236,17 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         tracing::warn!(error = %err, "could not store an idempotent response");
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The stored form of an `Idempotency-Key`: bound to the credential and its scopes.
+fn credential_scoped(principal: &crate::auth::Principal, key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(principal.actor.id().as_bytes());
+    h.update(b"\n");
+    h.update(principal.scopes.to_stored().as_bytes());
+    h.update(b"\n");
+    h.update(key.as_bytes());
+    crate::apikey::hex(&h.finalize())
 }
 
 pub const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");

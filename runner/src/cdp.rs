@@ -1,10 +1,26 @@
 //! The policy for raw CDP connections (`GET /v1/sessions/{id}/cdp`).
 //!
-//! A raw CDP client drives the session's own Chromium process, which hosts nothing else, so most
-//! of the protocol is safe to pass through. What could reach beyond the session is filtered here:
-//! commands that touch the server's file system or processes, navigations to local schemes (the
-//! egress proxy only sees network traffic), and a flood of browser contexts. `Browser.close` ends
-//! the session (like `DELETE`) instead of killing a process the runner owns.
+//! A raw CDP client is treated as an attacker with code execution in the session's browser. The
+//! relay forwards only an **allow-list**: the domains and methods stock Puppeteer and Playwright
+//! send (recorded from tests/cdp's clients), each with a reason below. Everything else gets a CDP
+//! error and never reaches Chromium. Parameters that could name host paths or reach beyond the
+//! session are checked or rewritten: file lists (`DOM.setFileInputFiles`,
+//! `Input.dispatchDragEvent`) must lie inside the session's upload dir, downloads are forced into
+//! its downloads dir, URLs opened are http(s)/about:blank/data:, browser contexts named must be
+//! the session's own, and tracing stays in-memory. `Browser.close` ends the session (like
+//! `DELETE`) instead of killing a process the runner owns.
+//!
+//! The sandbox (`sandbox.rs`) is the second wall: with this filter bypassed, the browser still
+//! sees no host file of interest.
+
+use std::{
+    collections::HashSet,
+    path::{Component, Path},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+};
 
 use serde_json::{Value, json};
 
@@ -20,27 +36,123 @@ pub enum Verdict {
     EndSession,
 }
 
-/// Browser contexts a CDP client may create in one session.
+/// Browser contexts CDP clients may create in one session (over all its connections).
 pub const MAX_EXTRA_CONTEXTS: u32 = 3;
 
-const BLOCKED: &[(&str, &str)] = &[
-    ("Browser.crash", "would crash a process the runner owns"),
-    (
-        "Browser.crashGpuProcess",
-        "would crash a process the runner owns",
-    ),
-    ("Browser.executeBrowserCommand", "is not available"),
-    ("DOM.setFileInputFiles", "would read files of the server"),
-    (
-        "Extensions.loadUnpacked",
-        "would load code from the server's disk",
-    ),
-    (
-        "Target.exposeDevToolsProtocol",
-        "would hand unfiltered CDP to page scripts",
-    ),
-    ("Tracing.start", "is not available"),
-    ("Storage.setStorageBucketTracking", "is not available"),
+/// The largest client message the relay reads; larger ones are refused before parsing.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Domains forwarded whole: they act on targets (pages, workers) the client attached to, inside
+/// the session's own browser, and touch neither the host nor other sessions.
+const DOMAINS: &[&str] = &[
+    // Playwright's `page.accessibility` / aria snapshots.
+    "Accessibility",
+    // Puppeteer's and Playwright's animation controls.
+    "Animation",
+    // Playwright enables issue reporting.
+    "Audits",
+    // Playwright's coverage and stylesheet tracking.
+    "CSS",
+    // Cache API inspection (`caches` of the session's origins).
+    "CacheStorage",
+    // Legacy console messages (Puppeteer).
+    "Console",
+    // Element handles, queries, boxes (file inputs are checked below).
+    "DOM",
+    "DOMDebugger",
+    "DOMSnapshot",
+    "DOMStorage",
+    // Playwright's JS coverage, Puppeteer's script parsing.
+    "Debugger",
+    "DeviceOrientation",
+    // Viewport, device metrics, locale, time zone, geolocation, media emulation.
+    "Emulation",
+    "EventBreakpoints",
+    // Request interception (`page.route`, `setRequestInterception`).
+    "Fetch",
+    "HeadlessExperimental",
+    "HeapProfiler",
+    "IndexedDB",
+    // Mouse, keyboard, touch (drag data files are checked below).
+    "Input",
+    "Inspector",
+    "LayerTree",
+    // Console and browser logs.
+    "Log",
+    "Media",
+    // Headers, cookies, caching, user agent, offline emulation (the egress proxy still applies).
+    "Network",
+    // Playwright's highlight and inspector overlay.
+    "Overlay",
+    // Navigation, lifecycle, screenshots, PDFs, dialogs, scripts on new documents.
+    "Page",
+    "Performance",
+    "PerformanceTimeline",
+    "Preload",
+    "Profiler",
+    "Runtime",
+    "Schema",
+    // `ignoreHTTPSErrors`.
+    "Security",
+    "ServiceWorker",
+    "WebAudio",
+    "WebAuthn",
+];
+
+/// Methods forwarded from domains that are otherwise refused (browser-wide domains).
+const METHODS: &[&str] = &[
+    // Connection set-up and version checks (both clients).
+    "Browser.getVersion",
+    // Playwright's `grantPermissions` / `clearPermissions`.
+    "Browser.grantPermissions",
+    "Browser.resetPermissions",
+    "Browser.setPermission",
+    // Downloads (the path is forced to the session's own dir).
+    "Browser.setDownloadBehavior",
+    "Browser.cancelDownload",
+    // Window geometry (headful viewports, Playwright's `setViewportSize` fallback).
+    "Browser.getWindowForTarget",
+    "Browser.getWindowBounds",
+    "Browser.setWindowBounds",
+    "Browser.setContentsSize",
+    // PDF and tracing streams (handles the browser returned, never file paths).
+    "IO.read",
+    "IO.close",
+    "IO.resolveBlob",
+    // Cookies and storage of the session's own contexts.
+    "Storage.getCookies",
+    "Storage.setCookies",
+    "Storage.clearCookies",
+    "Storage.clearDataForOrigin",
+    "Storage.clearDataForStorageKey",
+    "Storage.getUsageAndQuota",
+    "Storage.getStorageKeyForFrame",
+    "Storage.trackCacheStorageForOrigin",
+    "Storage.untrackCacheStorageForOrigin",
+    "Storage.trackIndexedDBForOrigin",
+    "Storage.untrackIndexedDBForOrigin",
+    // Target discovery, attachment and pages (both clients).
+    "Target.getTargets",
+    "Target.getTargetInfo",
+    "Target.setDiscoverTargets",
+    "Target.setAutoAttach",
+    "Target.autoAttachRelated",
+    "Target.attachToTarget",
+    "Target.attachToBrowserTarget",
+    "Target.detachFromTarget",
+    "Target.activateTarget",
+    "Target.closeTarget",
+    "Target.createTarget",
+    "Target.getBrowserContexts",
+    "Target.createBrowserContext",
+    "Target.disposeBrowserContext",
+    // Puppeteer's `page.tracing` and Playwright's `browser.startTracing` (in memory only).
+    "Tracing.start",
+    "Tracing.end",
+    "Tracing.getCategories",
+    "Tracing.recordClockSyncMarker",
+    // Puppeteer's `page.metrics()`.
+    "Memory.getDOMCounters",
 ];
 
 const URL_PARAMS: &[(&str, &str)] = &[
@@ -60,75 +172,210 @@ fn allowed_url(url: &str) -> bool {
         || lower.starts_with("data:")
 }
 
+fn allowed_method(method: &str) -> bool {
+    if METHODS.contains(&method) {
+        return true;
+    }
+    method
+        .split_once('.')
+        .is_some_and(|(domain, name)| DOMAINS.contains(&domain) && !name.is_empty())
+}
+
+/// What a session's CDP connections share (kept for the session's life, so reconnecting resets
+/// nothing).
+#[derive(Debug, Default)]
+pub struct SessionCdp {
+    /// Where downloads of this session go.
+    pub downloads_dir: String,
+    /// The only directory file lists may name (uploads).
+    pub uploads_dir: String,
+    contexts_created: AtomicU32,
+    /// Browser contexts of this session: its own, and those its clients created.
+    contexts: Mutex<HashSet<String>>,
+}
+
+impl SessionCdp {
+    pub fn new(downloads_dir: String, uploads_dir: String, context_id: String) -> Self {
+        SessionCdp {
+            downloads_dir,
+            uploads_dir,
+            contexts_created: AtomicU32::new(0),
+            contexts: Mutex::new(HashSet::from([context_id])),
+        }
+    }
+
+    fn owns_context(&self, id: &str) -> bool {
+        self.contexts.lock().map(|c| c.contains(id)).unwrap_or(false)
+    }
+}
+
 /// The per-connection state of the filter.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct CdpFilter {
-    contexts_created: u32,
-    /// Where downloads of this session may go (inside its browser's own temp dir).
-    downloads_dir: String,
+    session: Arc<SessionCdp>,
+    /// Ids of this connection's `Target.createBrowserContext` calls awaiting their answer.
+    pending_contexts: HashSet<i64>,
 }
 
 impl CdpFilter {
-    pub fn new(downloads_dir: String) -> Self {
+    pub fn new(session: Arc<SessionCdp>) -> Self {
         CdpFilter {
-            contexts_created: 0,
-            downloads_dir,
+            session,
+            pending_contexts: HashSet::new(),
         }
     }
 
     /// Judges one text message from the client.
     pub fn judge(&mut self, message: &str) -> Verdict {
+        if message.len() > MAX_MESSAGE_BYTES {
+            return Verdict::Refuse("messages are limited to 16 MiB".into());
+        }
         let Ok(msg) = serde_json::from_str::<Value>(message) else {
             return Verdict::Refuse("messages must be JSON".into());
         };
-        let method = msg["method"].as_str().unwrap_or("");
+        let method = msg["method"].as_str().unwrap_or("").to_owned();
+        let method = method.as_str();
+        tracing::trace!(method, "cdp command");
         if method == "Browser.close" {
             return Verdict::EndSession;
         }
-        if let Some((_, why)) = BLOCKED.iter().find(|(m, _)| *m == method) {
-            return Verdict::Refuse(format!("{method} {why}"));
+        if !allowed_method(method) {
+            return Verdict::Refuse(format!("{method} is not available through connect_url"));
         }
+        let params = &msg["params"];
         if let Some((_, param)) = URL_PARAMS.iter().find(|(m, _)| *m == method) {
-            let url = msg["params"][param].as_str().unwrap_or("");
+            let url = params[param].as_str().unwrap_or("");
             if !allowed_url(url) {
                 return Verdict::Refuse(format!(
                     "{method} may open only http, https, about:blank and data: URLs"
                 ));
             }
         }
-        if method == "Browser.setDownloadBehavior" || method == "Page.setDownloadBehavior" {
-            // Downloads are contained in the session's own directory, whatever path was asked for
-            // (removed with the browser).
-            if msg["params"].get("downloadPath").is_some() {
-                if self.downloads_dir.is_empty() {
-                    return Verdict::Refuse(format!("{method}: downloads are not available"));
-                }
-                let mut msg = msg.clone();
-                msg["params"]["downloadPath"] = Value::String(self.downloads_dir.clone());
-                return Verdict::Rewrite(msg.to_string());
-            }
+        if let Some(context) = params.get("browserContextId").and_then(Value::as_str)
+            && !self.session.owns_context(context)
+        {
+            return Verdict::Refuse(format!(
+                "{method}: browser context {context} is not this session's"
+            ));
         }
-        if method == "Target.createBrowserContext" {
-            if self.contexts_created >= MAX_EXTRA_CONTEXTS {
-                return Verdict::Refuse(format!(
-                    "{method}: at most {MAX_EXTRA_CONTEXTS} extra browser contexts per session"
-                ));
+        match method {
+            "DOM.setFileInputFiles" => self.check_files(method, &params["files"]),
+            "Input.dispatchDragEvent" => self.check_files(method, &params["data"]["files"]),
+            "Browser.setDownloadBehavior" | "Page.setDownloadBehavior" => {
+                self.confine_downloads(method, msg)
             }
-            // A context's own proxy would go around the egress guard.
-            if msg["params"].get("proxyServer").is_some() {
-                return Verdict::Refuse(format!(
-                    "{method}: proxyServer is not allowed; set `proxy` when creating the session"
-                ));
+            "Target.createBrowserContext" => self.create_context(method, &msg),
+            "Tracing.start" => {
+                let backend = params["tracingBackend"].as_str().unwrap_or("auto");
+                if params.get("perfettoConfig").is_some() || !matches!(backend, "auto" | "chrome") {
+                    Verdict::Refuse(format!(
+                        "{method}: only the in-browser tracing backend is available"
+                    ))
+                } else {
+                    Verdict::Forward
+                }
             }
-            self.contexts_created += 1;
+            _ => Verdict::Forward,
+        }
+    }
+
+    /// Learns the contexts this connection created from the browser's answers.
+    pub fn observe_reply(&mut self, message: &str) {
+        if self.pending_contexts.is_empty() || !message.contains("browserContextId") {
+            return;
+        }
+        let Ok(msg) = serde_json::from_str::<Value>(message) else {
+            return;
+        };
+        let Some(id) = msg["id"].as_i64() else {
+            return;
+        };
+        if self.pending_contexts.remove(&id)
+            && let Some(context) = msg["result"]["browserContextId"].as_str()
+            && let Ok(mut contexts) = self.session.contexts.lock()
+        {
+            contexts.insert(context.to_owned());
+        }
+    }
+
+    /// File lists may name only files inside the session's upload dir.
+    fn check_files(&self, method: &str, files: &Value) -> Verdict {
+        let Some(files) = files.as_array() else {
+            return Verdict::Forward;
+        };
+        let inside = |f: &Value| {
+            f.as_str()
+                .is_some_and(|p| within(Path::new(p), Path::new(&self.session.uploads_dir)))
+        };
+        if self.session.uploads_dir.is_empty() || !files.iter().all(inside) {
+            return Verdict::Refuse(format!(
+                "{method}: files must be uploaded to the session first; host paths are not readable"
+            ));
+        }
+        Verdict::Forward
+    }
+
+    /// Downloads go to the session's own directory, whatever path was asked for.
+    fn confine_downloads(&self, method: &str, mut msg: Value) -> Verdict {
+        let behavior = msg["params"]["behavior"].as_str().unwrap_or("").to_owned();
+        if behavior == "deny" {
+            if let Some(p) = msg["params"].as_object_mut() {
+                p.remove("downloadPath");
+            }
+            return Verdict::Rewrite(msg.to_string());
+        }
+        if self.session.downloads_dir.is_empty() {
+            return Verdict::Refuse(format!("{method}: downloads are not available"));
+        }
+        msg["params"]["downloadPath"] = Value::String(self.session.downloads_dir.clone());
+        if behavior == "default" {
+            msg["params"]["behavior"] = Value::String("allow".into());
+        }
+        Verdict::Rewrite(msg.to_string())
+    }
+
+    fn create_context(&mut self, method: &str, msg: &Value) -> Verdict {
+        // A context's own proxy would go around the egress guard.
+        if msg["params"].get("proxyServer").is_some() {
+            return Verdict::Refuse(format!(
+                "{method}: proxyServer is not allowed; set `proxy` when creating the session"
+            ));
+        }
+        let claimed = self
+            .session
+            .contexts_created
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_EXTRA_CONTEXTS).then_some(n + 1)
+            });
+        if claimed.is_err() {
+            return Verdict::Refuse(format!(
+                "{method}: at most {MAX_EXTRA_CONTEXTS} extra browser contexts per session"
+            ));
+        }
+        if let Some(id) = msg["id"].as_i64() {
+            self.pending_contexts.insert(id);
         }
         Verdict::Forward
     }
 }
 
+/// Whether `path` lies inside `dir`, judged lexically (no `..`, absolute, under `dir`).
+fn within(path: &Path, dir: &Path) -> bool {
+    path.is_absolute()
+        && !path
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        && path.starts_with(dir)
+        && path != dir
+}
+
 /// The CDP error answer for a refused message.
 pub fn error_reply(message: &str, reason: &str) -> String {
-    let msg: Value = serde_json::from_str(message).unwrap_or(Value::Null);
+    let msg: Value = if message.len() > MAX_MESSAGE_BYTES {
+        Value::Null
+    } else {
+        serde_json::from_str(message).unwrap_or(Value::Null)
+    };
     let mut reply = json!({
         "id": msg["id"],
         "error": {"code": -32000, "message": format!("Driftstack: {reason}")},
@@ -150,115 +397,4 @@ pub fn empty_reply(message: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(method: &str, params: Value) -> String {
-        json!({"id": 1, "method": method, "params": params}).to_string()
-    }
-
-    #[test]
-    fn ordinary_commands_pass() {
-        let mut f = CdpFilter::default();
-        for method in [
-            "Runtime.evaluate",
-            "Page.captureScreenshot",
-            "Target.getTargets",
-            "Network.enable",
-        ] {
-            assert_eq!(f.judge(&m(method, json!({}))), Verdict::Forward);
-        }
-        assert_eq!(
-            f.judge(&m("Page.navigate", json!({"url": "https://example.com/"}))),
-            Verdict::Forward
-        );
-        assert_eq!(
-            f.judge(&m("Target.createTarget", json!({"url": "about:blank"}))),
-            Verdict::Forward
-        );
-    }
-
-    #[test]
-    fn escapes_are_refused() {
-        let mut f = CdpFilter::default();
-        for (method, params) in [
-            ("Page.navigate", json!({"url": "file:///etc/passwd"})),
-            ("Page.navigate", json!({"url": "chrome://settings"})),
-            ("Page.navigate", json!({"url": " FILE:///etc/passwd"})),
-            (
-                "Target.createTarget",
-                json!({"url": "view-source:http://x"}),
-            ),
-            (
-                "Network.loadNetworkResource",
-                json!({"url": "file:///etc/shadow"}),
-            ),
-            ("DOM.setFileInputFiles", json!({"files": ["/etc/passwd"]})),
-            (
-                "Target.createBrowserContext",
-                json!({"proxyServer": "http://10.0.0.1:80"}),
-            ),
-            ("Browser.crash", json!({})),
-        ] {
-            assert!(
-                matches!(f.judge(&m(method, params.clone())), Verdict::Refuse(_)),
-                "{method} {params}"
-            );
-        }
-        assert!(matches!(f.judge("not json"), Verdict::Refuse(_)));
-    }
-
-    #[test]
-    fn downloads_are_contained_in_the_session_dir() {
-        let mut f = CdpFilter::new("/tmp/ds/browser-1/downloads".into());
-        let v = f.judge(&m(
-            "Browser.setDownloadBehavior",
-            json!({"behavior": "allowAndName", "downloadPath": "/etc"}),
-        ));
-        let Verdict::Rewrite(text) = v else {
-            panic!("expected a rewrite: {v:?}")
-        };
-        let rewritten: Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(
-            rewritten["params"]["downloadPath"],
-            "/tmp/ds/browser-1/downloads"
-        );
-        assert_eq!(rewritten["id"], 1);
-        assert_eq!(
-            f.judge(&m(
-                "Browser.setDownloadBehavior",
-                json!({"behavior": "deny"})
-            )),
-            Verdict::Forward
-        );
-    }
-
-    #[test]
-    fn contexts_are_limited_and_close_ends_the_session() {
-        let mut f = CdpFilter::default();
-        for _ in 0..MAX_EXTRA_CONTEXTS {
-            assert_eq!(
-                f.judge(&m("Target.createBrowserContext", json!({}))),
-                Verdict::Forward
-            );
-        }
-        assert!(matches!(
-            f.judge(&m("Target.createBrowserContext", json!({}))),
-            Verdict::Refuse(_)
-        ));
-        assert_eq!(f.judge(&m("Browser.close", json!({}))), Verdict::EndSession);
-    }
-
-    #[test]
-    fn replies_keep_id_and_session() {
-        let msg = json!({"id": 7, "sessionId": "S", "method": "Browser.crash"}).to_string();
-        let reply: Value = serde_json::from_str(&error_reply(&msg, "no")).expect("json");
-        assert_eq!(reply["id"], 7);
-        assert_eq!(reply["sessionId"], "S");
-        assert!(
-            reply["error"]["message"]
-                .as_str()
-                .is_some_and(|s| s.contains("no"))
-        );
-    }
-}
+mod tests;

@@ -50,6 +50,7 @@ use tokio::{sync::Notify, task::JoinHandle};
 use common::egress::EgressPolicy;
 
 use crate::proxy::DevtoolsPorts;
+use crate::sandbox::{Sandbox, is_root};
 use crate::spec::{
     Action, ActionOutcome, BlockedResource, CaptureFormat, CaptureSpec, Counters, ElementState,
     NavigateOutcome, RunnerError, SessionSpec, WaitSpec, WaitUntil,
@@ -61,8 +62,9 @@ pub struct LaunchOptions {
     pub executable: PathBuf,
     /// Directory under which each browser gets its own user-data dir.
     pub temp_root: PathBuf,
-    /// `--no-sandbox`, needed when running as root.
-    pub no_sandbox: bool,
+    /// The sandbox every browser runs in; `None` only when the operator turned it off
+    /// (`DRIFTSTACK_BROWSER_SANDBOX=off`), and then `--no-sandbox` when running as root.
+    pub sandbox: Option<Sandbox>,
     /// Use the old headless mode (for `chromium-headless-shell`).
     pub headless_shell: bool,
     /// What browsers may connect to (enforced by their egress proxies).
@@ -110,23 +112,12 @@ impl LaunchOptions {
         Ok(LaunchOptions {
             executable,
             temp_root,
-            no_sandbox: is_root(),
+            sandbox: None,
             headless_shell,
             policy,
             devtools: DevtoolsPorts::default(),
         })
     }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Flags every pooled browser gets, without their leading `--` (chromiumoxide adds it; it also
@@ -182,9 +173,18 @@ impl BrowserProcess {
         std::fs::create_dir_all(&opts.temp_root)
             .with_context(|| format!("cannot create {}", opts.temp_root.display()))?;
         let user_data_dir = opts.temp_root.join(format!("browser-{}", uuid_like()));
-        std::fs::create_dir_all(&user_data_dir)?;
+        let executable = match &opts.sandbox {
+            Some(sandbox) => {
+                sandbox.prepare_dir(&user_data_dir)?;
+                sandbox.launcher(&opts.executable, &user_data_dir)?
+            }
+            None => {
+                std::fs::create_dir_all(&user_data_dir)?;
+                opts.executable.clone()
+            }
+        };
         let mut builder = BrowserConfig::builder()
-            .chrome_executable(&opts.executable)
+            .chrome_executable(&executable)
             .user_data_dir(&user_data_dir)
             .disable_default_args()
             .viewport(None)
@@ -196,7 +196,7 @@ impl BrowserProcess {
         if !opts.headless_shell {
             builder = builder.new_headless_mode();
         }
-        if opts.no_sandbox {
+        if opts.sandbox.is_none() && is_root() {
             builder = builder.no_sandbox();
         }
         let config = builder
@@ -207,6 +207,7 @@ impl BrowserProcess {
             Err(err) => {
                 kill_strays(&user_data_dir);
                 let _ = std::fs::remove_dir_all(&user_data_dir);
+                let _ = std::fs::remove_file(launcher_path(&user_data_dir));
                 return Err(anyhow::Error::new(err).context("Chromium did not start"));
             }
         };
@@ -251,6 +252,11 @@ impl BrowserProcess {
     /// Where this browser's downloads go (inside its user-data dir, removed with it).
     pub fn downloads_dir(&self) -> PathBuf {
         self.user_data_dir.join("downloads")
+    }
+
+    /// The only directory CDP file lists may name (files put there for the session).
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.user_data_dir.join("uploads")
     }
 
     /// The browser-level DevTools WebSocket URL.
@@ -430,7 +436,13 @@ impl BrowserProcess {
         }
         kill_strays(&self.user_data_dir);
         remove_dir_retrying(&self.user_data_dir).await;
+        let _ = std::fs::remove_file(launcher_path(&self.user_data_dir));
     }
+}
+
+/// Where [`Sandbox::launcher`] writes a browser's launcher.
+fn launcher_path(user_data_dir: &Path) -> PathBuf {
+    user_data_dir.with_extension("launch")
 }
 
 #[cfg(test)]
@@ -1434,6 +1446,11 @@ impl SessionPage {
 
     pub fn target_id(&self) -> String {
         self.page.target_id().inner().clone()
+    }
+
+    /// The page's browser context.
+    pub fn context_id(&self) -> String {
+        self.context_id.inner().clone()
     }
 }
 

@@ -14,6 +14,7 @@ pub mod chromium;
 pub mod pool;
 pub mod proxy;
 pub mod registry;
+pub mod sandbox;
 pub mod spec;
 pub mod store;
 
@@ -61,6 +62,9 @@ pub struct RunnerConfig {
     pub heartbeat_interval: Duration,
     /// Where API nodes reach this runner's internal API; `None` when embedded in an API node.
     pub address: Option<String>,
+    /// Run every browser in the sandbox (`sandbox.rs`); off only by the operator's explicit
+    /// `DRIFTSTACK_BROWSER_SANDBOX=off`.
+    pub sandbox: bool,
 }
 
 /// What the caller knows about a session it asks the runner to start.
@@ -116,8 +120,8 @@ struct LiveSession {
     devtools_url: String,
     /// The session's page, for the screencast.
     target_id: String,
-    /// Where raw CDP downloads are contained.
-    downloads_dir: String,
+    /// What the session's raw CDP connections share (contained dirs, contexts, limits).
+    cdp: Arc<cdp::SessionCdp>,
     /// Why it ended, once it has.
     end_reason: Mutex<Option<EndReason>>,
     /// The profile this session runs on, if any.
@@ -159,7 +163,7 @@ impl CdpAttachment {
 
     /// The filter for this connection's messages.
     pub fn filter(&self) -> cdp::CdpFilter {
-        cdp::CdpFilter::new(self.live.downloads_dir.clone())
+        cdp::CdpFilter::new(self.live.cdp.clone())
     }
 
     /// Records client activity, so a session driven over CDP does not idle out.
@@ -233,11 +237,19 @@ impl Runner {
         clock: Clock,
     ) -> anyhow::Result<Arc<Self>> {
         let policy = common::egress::EgressPolicy::new(config.egress_allow.clone());
-        let launch = LaunchOptions::detect(
+        let mut launch = LaunchOptions::detect(
             config.chromium.as_deref(),
             config.temp_root.clone(),
             policy.clone(),
         )?;
+        if config.sandbox {
+            launch.sandbox = Some(sandbox::Sandbox::probe(&launch.executable).await?);
+        } else {
+            tracing::warn!(
+                "DRIFTSTACK_BROWSER_SANDBOX=off: browsers run unconfined, as this server's user; \
+                 a tenant with raw CDP can reach this host. Single-tenant development only."
+            );
+        }
         let devtools = launch.devtools.clone();
         chromium::sweep_stale_roots(&config.temp_root).await;
         let orphans = store.fail_orphans(&config.id, clock.now_ms()).await?;
@@ -293,6 +305,11 @@ impl Runner {
 
     pub fn store(&self) -> &SessionStore {
         &self.store
+    }
+
+    /// Whether browsers run in the sandbox.
+    pub fn sandboxed(&self) -> bool {
+        self.config.sandbox
     }
 
     /// Warm browsers ready now.
@@ -389,7 +406,11 @@ impl Runner {
         let has_upstream = req.spec.proxy.is_some();
         let devtools_url = browser.process.devtools_url().to_owned();
         let target_id = browser.page.target_id();
-        let downloads_dir = browser.process.downloads_dir().display().to_string();
+        let cdp = Arc::new(cdp::SessionCdp::new(
+            browser.process.downloads_dir().display().to_string(),
+            browser.process.uploads_dir().display().to_string(),
+            browser.page.context_id(),
+        ));
         let egress = browser.proxy.bind(req.spec.proxy.clone());
         let live = Arc::new(LiveSession {
             id: req.id.clone(),
@@ -410,7 +431,7 @@ impl Runner {
             has_upstream,
             devtools_url,
             target_id,
-            downloads_dir,
+            cdp,
             end_reason: Mutex::new(None),
             profile: req.profile.clone(),
         });

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cdp;
 pub mod hooks;
 pub mod mail;
 pub mod pages;

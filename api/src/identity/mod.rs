@@ -467,18 +467,14 @@ impl Identity {
     async fn otp_attempt(&self, user: &UserId) -> Result<(), OtpRefusal> {
         let now = self.now();
         let bucket = format!("otp:{user}");
-        let (count, _) = self
+        let taken = self
             .store
-            .throttle_count(&bucket, now - MINUTE)
+            .throttle_take(&bucket, now - MINUTE, OTP_PER_MINUTE, now)
             .await
             .map_err(|_| OtpRefusal::Invalid)?;
-        if count >= OTP_PER_MINUTE {
+        if !taken {
             return Err(OtpRefusal::TooMany);
         }
-        self.store
-            .throttle_hit(&[&bucket], now, now - 2 * LINK_WINDOW)
-            .await
-            .map_err(|_| OtpRefusal::Invalid)?;
         Ok(())
     }
 

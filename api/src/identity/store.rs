@@ -605,6 +605,53 @@ impl IdentityStore {
         })?)
     }
 
+    /// Takes one attempt from `bucket` if fewer than `limit` were taken since `since`: the count
+    /// and the record are one step (SQLite's write lock; a transaction-scoped advisory lock on
+    /// the bucket on PostgreSQL), so concurrent attempts cannot all see room. `false`: none left.
+    pub async fn throttle_take(
+        &self,
+        bucket: &str,
+        since: Millis,
+        limit: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        const COUNT: &str = "SELECT COUNT(*) FROM auth_throttle WHERE bucket = $1 AND at > $2";
+        const INSERT: &str = "INSERT INTO auth_throttle (bucket, at) VALUES ($1, $2)";
+        let taken = match &self.db {
+            Db::Sqlite(pool) => {
+                let mut tx = pool.begin_write().await?;
+                let (count,): (i64,) = sqlx::query_as(COUNT)
+                    .bind(bucket)
+                    .bind(since)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if count < limit {
+                    sqlx::query(INSERT).bind(bucket).bind(now).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                count < limit
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin_write().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(bucket)
+                    .execute(&mut *tx)
+                    .await?;
+                let (count,): (i64,) = sqlx::query_as(COUNT)
+                    .bind(bucket)
+                    .bind(since)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if count < limit {
+                    sqlx::query(INSERT).bind(bucket).bind(now).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                count < limit
+            }
+        };
+        Ok(taken)
+    }
+
     /// Records requests in buckets and forgets ones older than `forget_before`.
     pub async fn throttle_hit(
         &self,

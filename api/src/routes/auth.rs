@@ -10,7 +10,10 @@ use axum::{
     extract::{ConnectInfo, State},
     http::StatusCode,
 };
-use common::{clock::rfc3339, ids::AccountId};
+use common::{
+    clock::{Millis, rfc3339},
+    ids::AccountId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -609,12 +612,8 @@ pub async fn login(
     let user = state.identity.store.user_by_email(&email).await?;
     let now = state.clock.now_ms();
     if let Some(u) = &user
-        && u.failed_logins >= 3
-        && u.last_failed_login_at
-            .is_some_and(|at| now - at < 15 * identity::MINUTE)
+        && let Some(delay) = failure_delay(u, now)
     {
-        let exponent = u32::try_from((u.failed_logins - 3).min(5)).unwrap_or(5);
-        let delay = std::time::Duration::from_millis(250 * 2u64.pow(exponent));
         audit(
             &state,
             Some(u),
@@ -681,6 +680,66 @@ pub async fn login(
     };
     audit(&state, Some(&user), action, addr, json!({})).await;
     Ok(Json(answer))
+}
+
+/// Failed password checks (sign-in or step-up) within 15 minutes after which a step-up by
+/// password answers 429 until the window passes.
+const STEP_UP_FAILURES: i64 = 5;
+
+/// The per-account delay before checking a password after repeated failures (never a lock).
+fn failure_delay(u: &UserAuth, now: Millis) -> Option<std::time::Duration> {
+    let recent = u
+        .last_failed_login_at
+        .is_some_and(|at| now - at < 15 * identity::MINUTE);
+    (recent && u.failed_logins >= 3).then(|| {
+        let exponent = u32::try_from((u.failed_logins - 3).min(5)).unwrap_or(5);
+        std::time::Duration::from_millis(250 * 2u64.pow(exponent))
+    })
+}
+
+/// A step-up by password counts as a sign-in attempt: the same per-account failure count and
+/// delay, and after [`STEP_UP_FAILURES`] recent failures a 429 with `retry-after` (audited).
+async fn password_step_up(
+    state: &AppState,
+    user: &UserAuth,
+    password: &str,
+    addr: SocketAddr,
+) -> Result<(), ApiError> {
+    let now = state.clock.now_ms();
+    if user.failed_logins >= STEP_UP_FAILURES
+        && let Some(at) = user.last_failed_login_at
+        && now - at < 15 * identity::MINUTE
+    {
+        let wait = u64::try_from((at + 15 * identity::MINUTE - now) / 1000 + 1).unwrap_or(1);
+        audit(
+            state,
+            Some(user),
+            "auth.step_up_throttled",
+            addr,
+            json!({"failed_logins": user.failed_logins}),
+        )
+        .await;
+        return Err(ApiError::too_many(
+            "too_many_attempts",
+            format!("Too many wrong passwords; try again in {wait} seconds."),
+            wait,
+        ));
+    }
+    if let Some(delay) = failure_delay(user, now) {
+        tokio::time::sleep(delay).await;
+    }
+    if identity::verify_password(Some(user), password) {
+        if user.failed_logins > 0 {
+            state.identity.store.login_failed(&user.user_id(), None).await?;
+        }
+        return Ok(());
+    }
+    state
+        .identity
+        .store
+        .login_failed(&user.user_id(), Some(now))
+        .await?;
+    Err(ApiError::unauthorized("The password is wrong.").with_code("invalid_credentials"))
 }
 
 /// Completes a sign-in that needs MFA, with a TOTP code or a recovery code.
@@ -777,9 +836,7 @@ pub async fn step_up(
                 .map_err(ApiError::from)
         } else {
             match &body.password {
-                Some(p) if identity::verify_password(Some(&user), p) => Ok(()),
-                Some(_) => Err(ApiError::unauthorized("The password is wrong.")
-                    .with_code("invalid_credentials")),
+                Some(p) => password_step_up(&state, &user, p, addr).await,
                 None => Err(ApiError::invalid(
                     "password",
                     "MFA is off: give your password",

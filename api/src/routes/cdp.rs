@@ -99,7 +99,8 @@ pub async fn cdp(
         other => ApiError::internal(anyhow::anyhow!("{other}")),
     })?;
     Ok(upgrade
-        .max_message_size(256 << 20)
+        .max_message_size(runner::cdp::MAX_MESSAGE_BYTES)
+        .max_frame_size(runner::cdp::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| relay(socket, attachment, runner))
         .into_response())
 }
@@ -185,6 +186,8 @@ async fn relay(
                             }
                         }
                         Verdict::Refuse(reason) => {
+                            metrics::counter!("driftstack_cdp_refused_total").increment(1);
+                            tracing::info!(session.id = %attachment.session_id(), %reason, "CDP command refused");
                             let reply = error_reply(text.as_str(), &reason);
                             if to_client.send(Message::Text(reply.into())).await.is_err() {
                                 break;
@@ -205,6 +208,7 @@ async fn relay(
             },
             msg = from_browser.next() => match msg {
                 Some(Ok(BrowserMessage::Text(text))) => {
+                    filter.observe_reply(text.as_str());
                     if to_client.send(Message::Text(text.as_str().into())).await.is_err() {
                         break;
                     }

@@ -345,7 +345,8 @@ pub async fn revoke_key(
 /// Replaces a key with a new one (shown once, same name, mode and scopes). The old key keeps
 /// working for `grace_seconds` (default 24 hours), then stops.
 ///
-/// Requires `keys:write`.
+/// Requires `keys:write`, and every scope of the key being rotated (403 `scope_escalation`
+/// otherwise).
 #[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys",
     params(("id" = String, Path, description = "`key_…`"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 hours")),
@@ -369,6 +370,14 @@ pub async fn rotate_key(
         .get(account, &id)
         .await
         .map_err(|e| not_found_key(e.into()))?;
+    // The new secret carries the old key's scopes: the caller must hold them all, as creating
+    // such a key would require.
+    if !old.scopes.is_subset_of(auth.principal.scopes) {
+        return Err(ApiError::forbidden(
+            "scope_escalation",
+            "A key can be rotated only by a credential holding every scope of that key.",
+        ));
+    }
     let now = state.clock.now_ms();
     if !old.is_usable(now) {
         return Err(ApiError::conflict(

@@ -11,7 +11,7 @@ use axum::{
 };
 use common::{
     clock::rfc3339,
-    ids::{AccountId, ProfileId, SessionId},
+    ids::{ProfileId, SessionId},
 };
 use runner::{
     Action, BlockedResource, CaptureFormat, CaptureSpec, Counters, ElementState, ProfileRequest,
@@ -25,9 +25,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     audit::Entry,
+    auth::Principal,
     error::{ApiError, Problem},
     extract::{ListParams, Validate, ValidatedJson, ValidatedQuery, Violations, parse_path_id},
-    permissions::{Require, SessionsRead, SessionsWrite},
+    permissions::{Require, Scope, SessionsRead, SessionsWrite},
     routes::{
         Page,
         profiles::{profile_error, state_limit},
@@ -317,7 +318,9 @@ pub struct SessionResponse {
     pub timeout_seconds: i64,
     pub idle_timeout_seconds: i64,
     /// A WebSocket URL for Playwright's `connectOverCDP` or Puppeteer's `connect`; it carries a
-    /// signed token valid for 15 minutes. Present while the session is live.
+    /// signed token valid for 15 minutes. Present while the session is live, and only for
+    /// credentials holding `sessions:write` (raw CDP drives the browser read-write; a
+    /// `sessions:read` credential gets the read-only live view at most).
     pub connect_url: Option<String>,
     /// The runner that hosts the session.
     pub runner_id: String,
@@ -330,8 +333,14 @@ pub struct SessionResponse {
 }
 
 impl SessionResponse {
-    fn new(state: &AppState, record: SessionRecord, live: Option<Counters>) -> Self {
-        let connect_url = record.status.is_live().then(|| {
+    /// `may_connect`: the caller holds `sessions:write`, so it may have the `connect_url`.
+    fn new(
+        state: &AppState,
+        record: SessionRecord,
+        live: Option<Counters>,
+        may_connect: bool,
+    ) -> Self {
+        let connect_url = (may_connect && record.status.is_live()).then(|| {
             let expires = state.clock.now_ms() / 1000 + CONNECT_TOKEN_TTL_SECONDS;
             let token = connect_token::sign(&state.connect_key, record.id.as_str(), expires);
             let base = state
@@ -447,9 +456,10 @@ fn session_id(raw: &str) -> Result<SessionId, ApiError> {
 
 async fn load(
     state: &AppState,
-    account: &AccountId,
+    principal: &Principal,
     id: &SessionId,
 ) -> Result<SessionResponse, ApiError> {
+    let account = &principal.account_id;
     let record = state.sessions.get(account, id).await.map_err(|e| match e {
         common::StoreError::NotFound => ApiError::not_found("session"),
         other => other.into(),
@@ -458,7 +468,17 @@ async fn load(
         Some(r) if record.status.is_live() => r.live_counters(account, id).await,
         _ => None,
     };
-    Ok(SessionResponse::new(state, record, live))
+    Ok(SessionResponse::new(
+        state,
+        record,
+        live,
+        may_connect(principal),
+    ))
+}
+
+/// Whether `principal` may be handed a `connect_url` (read-write raw CDP).
+fn may_connect(principal: &Principal) -> bool {
+    principal.scopes.contains(Scope::SessionsWrite)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -644,7 +664,7 @@ pub async fn create_session(
         .await;
     Ok((
         StatusCode::CREATED,
-        Json(SessionResponse::new(&state, record, None)),
+        Json(SessionResponse::new(&state, record, None, true)),
     ))
 }
 
@@ -707,7 +727,12 @@ pub async fn list_sessions(
             Some(r) if record.status.is_live() => r.live_counters(account, &record.id).await,
             _ => None,
         };
-        data.push(SessionResponse::new(&state, record, live));
+        data.push(SessionResponse::new(
+            &state,
+            record,
+            live,
+            may_connect(&auth.principal),
+        ));
     }
     Ok(Json(Page { data, has_more }))
 }
@@ -726,7 +751,7 @@ pub async fn get_session(
     Path(id): Path<String>,
 ) -> Result<Json<SessionResponse>, ApiError> {
     let id = session_id(&id)?;
-    Ok(Json(load(&state, &auth.principal.account_id, &id).await?))
+    Ok(Json(load(&state, &auth.principal, &id).await?))
 }
 
 /// Releases a session: its browser context is destroyed and its slot freed. Releasing a session
@@ -759,7 +784,7 @@ pub async fn release_session(
             json!({}),
         ))
         .await;
-    Ok(Json(load(&state, account, &id).await?))
+    Ok(Json(load(&state, &auth.principal, &id).await?))
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]

@@ -54,6 +54,9 @@ pub struct RunnerReadiness {
     pub ready_browsers: usize,
     /// Sessions live on this node.
     pub live_sessions: usize,
+    /// `on` when every browser runs in the sandbox; `off` when the operator turned it off
+    /// (`DRIFTSTACK_BROWSER_SANDBOX=off`, single-tenant development only).
+    pub browser_sandbox: &'static str,
 }
 
 /// Readiness: the database answers; reports the browser pool of this node. No authentication.
@@ -71,6 +74,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<ReadyRes
         runner: state.runner.as_ref().map(|r| RunnerReadiness {
             ready_browsers: r.ready_browsers(),
             live_sessions: r.live_sessions(),
+            browser_sandbox: if r.sandboxed() { "on" } else { "off" },
         }),
     }))
 }

@@ -208,20 +208,26 @@ fn refusal(e: TeamRefusal) -> ApiError {
 fn owner_required() -> ApiError {
     ApiError::forbidden(
         "owner_required",
-        "Only an owner can grant, change or remove the owner role.",
+        "Only a signed-in owner can grant, change or remove the owner role; API keys never act \
+         as owners.",
     )
 }
 
-/// Whether the caller acts as an owner (an owner's dashboard sign-in, or an API key — keys are
-/// created by owners and admins and governed by their `team:write` scope).
-fn acts_as_owner(p: &Principal) -> bool {
-    p.dashboard.as_ref().is_none_or(|d| d.role == "owner")
+/// Owner-level team changes (granting the owner role, changing or removing an owner, inviting
+/// an owner) need an owner's own dashboard sign-in with a fresh step-up. API keys never qualify,
+/// whatever their scopes: a key an admin created must not make its creator an owner.
+fn require_owner(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+    if !p.dashboard.as_ref().is_some_and(|d| d.role == "owner") {
+        return Err(owner_required());
+    }
+    p.require_step_up(state)
 }
 
 /// Invites someone by email (mail with a link, valid 7 days). Inviting an email with a pending
 /// invitation re-sends it with a new link and expiry.
 ///
-/// Requires `team:write`. Inviting an owner: owners only. An existing member: 409
+/// Requires `team:write`. Inviting an owner: a signed-in owner after a fresh step-up (never an
+/// API key; 403 `owner_required`). An existing member: 409
 /// `already_member`.
 #[utoipa::path(post, path = "/v1/team/invites", tag = "team",
     request_body = CreateInviteRequest,
@@ -236,8 +242,8 @@ pub async fn create_invite(
     ValidatedJson(body): ValidatedJson<CreateInviteRequest>,
 ) -> Result<(StatusCode, Json<InviteResponse>), ApiError> {
     let p = auth.principal;
-    if body.role == "owner" && !acts_as_owner(&p) {
-        return Err(owner_required());
+    if body.role == "owner" {
+        require_owner(&state, &p)?;
     }
     let email = crate::admin::normalize_email(&body.email)
         .map_err(|_| ApiError::invalid("email", "is not an email address"))?;
@@ -437,7 +443,8 @@ pub async fn list_members(
 }
 
 /// Changes a member's role. The last owner cannot be demoted (409 `last_owner`); only owners
-/// grant or take away the owner role (403 `owner_required`). Needs a fresh step-up.
+/// grant or take away the owner role, signed in to the dashboard (API keys never act as owners:
+/// 403 `owner_required`). Needs a fresh step-up.
 ///
 /// Requires `team:write`.
 #[utoipa::path(patch, path = "/v1/team/members/{user_id}", tag = "team",
@@ -462,8 +469,8 @@ pub async fn update_member(
         .member(&p.account_id, &user)
         .await
         .map_err(|_| ApiError::not_found("member"))?;
-    if (member.role == "owner" || body.role == "owner") && !acts_as_owner(&p) {
-        return Err(owner_required());
+    if member.role == "owner" || body.role == "owner" {
+        require_owner(&state, &p)?;
     }
     state
         .team
@@ -484,7 +491,8 @@ pub async fn update_member(
 
 /// Removes a member: their dashboard access to this account ends at once. API keys they created
 /// keep working unless `revoke_keys=true` (the answer lists them either way). Removing an owner
-/// is for owners only; the last owner cannot be removed. Needs a fresh step-up.
+/// is for signed-in owners only (never an API key); the last owner cannot be removed. Needs a
+/// fresh step-up.
 ///
 /// Requires `team:write`.
 #[utoipa::path(delete, path = "/v1/team/members/{user_id}", tag = "team",
@@ -508,8 +516,8 @@ pub async fn remove_member(
         .member(&p.account_id, &user)
         .await
         .map_err(|_| ApiError::not_found("member"))?;
-    if member.role == "owner" && !acts_as_owner(&p) {
-        return Err(owner_required());
+    if member.role == "owner" {
+        require_owner(&state, &p)?;
     }
     let keys = state.team.keys_created_by(&p.account_id, &user).await?;
     let revoke = params.revoke_keys.unwrap_or(false);

@@ -1,0 +1,316 @@
+//! Tenant isolation, end to end: the browser sandbox and the CDP allow-list, tried the way the
+//! security review's attacker did (a trial account holding raw CDP).
+//!
+//! The exploit chain was: a drop handler in the page, then `Input.dispatchDragEvent` with
+//! `data.files` naming the server's files (master key, database), read by the page. Here it is
+//! tried through `connect_url` (the filter refuses it) and, to test the second wall, straight on
+//! the browser's own DevTools port with no filter at all (the sandbox shows the browser none of
+//! those files). A file the test puts inside the browser's own directory is read by the same
+//! steps, so the test proves the drop mechanism works and would see a leak.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Backend, Env, Server, cdp::Cdp, pages};
+
+on_both_backends!(
+    the_drag_and_drop_exploit_reads_nothing,
+    browsers_run_unprivileged_in_their_own_namespaces,
+    cdp_outside_the_allow_list_is_refused,
+);
+
+async fn create(s: &Server, key: &str, body: Value) -> Value {
+    s.post(key, "/v1/sessions", body).await.json()
+}
+
+/// Installs a drop handler that records each dropped file's name and content (or the error).
+const DROP_HANDLER: &str = r#"
+  window.__dropped = [];
+  document.addEventListener('dragover', (e) => e.preventDefault());
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    for (const f of e.dataTransfer.files) {
+      f.text().then(
+        (t) => window.__dropped.push({name: f.name, text: t}),
+        (err) => window.__dropped.push({name: f.name, error: String(err)}));
+    }
+  });
+  true
+"#;
+
+/// Drags `files` onto the page and answers what the page could read of them.
+async fn drop_files(cdp: &mut Cdp, session: &str, files: &[String]) -> Result<Value, Value> {
+    cdp.eval(session, DROP_HANDLER).await;
+    let data = json!({"items": [], "files": files, "dragOperationsMask": 1});
+    for kind in ["dragEnter", "dragOver", "drop"] {
+        cdp.call(
+            Some(session),
+            "Input.dispatchDragEvent",
+            json!({"type": kind, "x": 50, "y": 50, "data": data}),
+        )
+        .await?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(cdp.eval(session, "window.__dropped").await)
+}
+
+/// Connects straight to the DevTools port of the server's browser showing `url_prefix` (found
+/// through the browsers' own directories, which the test, as root, can read) and attaches to
+/// that page: CDP with no filter in between.
+async fn unfiltered_page(server_pid: u32, url_prefix: &str) -> (Cdp, String, std::path::PathBuf) {
+    let root = std::env::temp_dir().join(format!("driftstack-{server_pid}"));
+    for dir in std::fs::read_dir(&root).expect("the browsers' root").flatten() {
+        let Ok(text) = std::fs::read_to_string(dir.path().join("DevToolsActivePort")) else {
+            continue;
+        };
+        let mut lines = text.lines();
+        let (Some(port), Some(path)) = (lines.next(), lines.next()) else {
+            continue;
+        };
+        let mut cdp = Cdp::connect(&format!("ws://127.0.0.1:{}{}", port.trim(), path.trim())).await;
+        let targets = cdp
+            .call(None, "Target.getTargets", json!({}))
+            .await
+            .expect("targets");
+        if targets.to_string().contains(url_prefix) {
+            let page = cdp.attach_page(url_prefix).await;
+            return (cdp, page, dir.path());
+        }
+    }
+    panic!("no browser under {} shows {url_prefix}", root.display());
+}
+
+async fn the_drag_and_drop_exploit_reads_nothing(backend: Backend) {
+    let site = pages::start().await;
+    let mut env = Env::new(backend);
+    env.set("DRIFTSTACK_POOL_SIZE", "1");
+    let s = env.start();
+    let key = s.key().to_owned();
+    let session = create(&s, &key, json!({})).await;
+    let sid = session["id"].as_str().expect("id").to_owned();
+    s.post(
+        &key,
+        &format!("/v1/sessions/{sid}/navigate"),
+        json!({"url": site.url("/")}),
+    )
+    .await;
+    let data_dir = env.dir.path().join("data");
+    let secrets: Vec<String> = ["master.key", "driftstack.db", "runner-id"]
+        .iter()
+        .map(|f| data_dir.join(f))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .chain(["/etc/hostname".to_owned(), "/etc/passwd".to_owned()])
+        .collect();
+    assert!(secrets.len() >= 3, "the data dir holds files to steal: {secrets:?}");
+
+    // 1. Through connect_url: the filter refuses file lists naming host paths.
+    let connect = session["connect_url"].as_str().expect("connect_url");
+    let mut cdp = Cdp::connect(connect).await;
+    let page = cdp.attach_page(&site.url("/")).await;
+    let refused = drop_files(&mut cdp, &page, &secrets)
+        .await
+        .expect_err("a drag of host paths is refused");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Driftstack") && m.contains("host paths")),
+        "{refused}"
+    );
+    drop(cdp);
+
+    // 2. The filter bypassed: straight on the browser's DevTools port. The sandbox is the wall.
+    let (mut raw, page, browser_dir) = unfiltered_page(s.pid(), &site.url("/")).await;
+    let dropped = drop_files(&mut raw, &page, &secrets)
+        .await
+        .expect("the unfiltered browser takes the drag");
+    for entry in dropped.as_array().into_iter().flatten() {
+        let text = entry["text"].as_str().unwrap_or("");
+        assert!(
+            text.is_empty(),
+            "the sandboxed browser read a host file: {entry}"
+        );
+    }
+    // The same steps do read a file inside the browser's own directory.
+    let own = browser_dir.join("own-file.txt");
+    std::fs::write(&own, "inside the sandbox").expect("write a file in the browser dir");
+    let dropped = drop_files(&mut raw, &page, &[own.display().to_string()])
+        .await
+        .expect("drag of an own file");
+    assert_eq!(
+        dropped[0]["text"], "inside the sandbox",
+        "the drop mechanism works (the control): {dropped}"
+    );
+}
+
+/// `/proc/<pid>/status` field `name` of a process.
+fn status_field(pid: u32, name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()))
+}
+
+fn namespace(pid: u32, kind: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()
+}
+
+async fn browsers_run_unprivileged_in_their_own_namespaces(backend: Backend) {
+    let site = pages::start().await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let ready = s.get(&key, "/readyz").await.json();
+    assert_eq!(ready["runner"]["browser_sandbox"], "on", "{ready}");
+    let session = create(&s, &key, json!({})).await;
+    let sid = session["id"].as_str().expect("id").to_owned();
+    s.post(
+        &key,
+        &format!("/v1/sessions/{sid}/navigate"),
+        json!({"url": site.url("/")}),
+    )
+    .await;
+    let me = std::process::id();
+    let procs = support::browser_processes(s.pid());
+    let chromium: Vec<u32> = procs
+        .iter()
+        .copied()
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().contains("chromium"))
+        })
+        .collect();
+    assert!(!chromium.is_empty(), "browser processes found: {procs:?}");
+    for pid in &chromium {
+        let uid = status_field(*pid, "Uid").unwrap_or_default();
+        assert!(
+            uid.split_whitespace().all(|u| u == "65534"),
+            "browser {pid} runs as uid {uid}"
+        );
+        for ns in ["mnt", "pid", "ipc", "uts"] {
+            assert_ne!(
+                namespace(*pid, ns),
+                namespace(me, ns),
+                "browser {pid} shares the host's {ns} namespace"
+            );
+        }
+        assert_eq!(status_field(*pid, "NoNewPrivs").as_deref(), Some("1"));
+    }
+    // Chromium's own sandbox is on: renderers are under seccomp-bpf.
+    let all = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|p| status_field(*p, "Uid").is_some_and(|u| u.starts_with("65534")));
+    let renderers: Vec<u32> = all
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--type=renderer"))
+        })
+        .collect();
+    assert!(!renderers.is_empty(), "a renderer runs");
+    assert!(
+        renderers
+            .iter()
+            .any(|p| status_field(*p, "Seccomp").as_deref() == Some("2")),
+        "renderers run under seccomp: {renderers:?}"
+    );
+    let cmdlines: String = chromium
+        .iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .collect();
+    assert!(!cmdlines.contains("--no-sandbox"), "{cmdlines}");
+
+    // Inside, the root holds no data dir, and /proc shows only the browser's own processes.
+    let (mut raw, _, _) = unfiltered_page(s.pid(), &site.url("/")).await;
+    let info = raw
+        .call(None, "SystemInfo.getProcessInfo", json!({}))
+        .await
+        .expect("SystemInfo on the unfiltered port");
+    let pids: Vec<i64> = info["processInfo"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["id"].as_i64())
+        .collect();
+    assert!(
+        pids.iter().all(|p| *p < 100),
+        "pids inside the sandbox are its own namespace's: {pids:?}"
+    );
+    s.terminate();
+}
+
+async fn cdp_outside_the_allow_list_is_refused(backend: Backend) {
+    use futures::SinkExt;
+    let mut env = Env::new(backend);
+    env.set("METRICS_TOKEN", "metrics-secret");
+    let s = env.start();
+    let key = s.key().to_owned();
+    let session = create(&s, &key, json!({})).await;
+    let connect = session["connect_url"].as_str().expect("connect_url").to_owned();
+    let mut cdp = Cdp::connect(&connect).await;
+    for (method, params) in [
+        ("SystemInfo.getProcessInfo", json!({})),
+        ("Browser.getBrowserCommandLine", json!({})),
+        ("Extensions.loadUnpacked", json!({"path": "/tmp"})),
+        ("Tethering.bind", json!({"port": 9999})),
+        ("Target.sendMessageToTarget", json!({"message": "{}"})),
+        ("Storage.getCookies", json!({"browserContextId": "0123456789ABCDEF"})),
+        ("DOM.setFileInputFiles", json!({"files": ["/etc/passwd"], "nodeId": 1})),
+        ("Tracing.start", json!({"tracingBackend": "system"})),
+    ] {
+        let err = cdp
+            .call(None, method, params)
+            .await
+            .expect_err("refused");
+        assert!(
+            err["message"].as_str().is_some_and(|m| m.starts_with("Driftstack:")),
+            "{method}: {err}"
+        );
+    }
+    // Allowed commands still work on the same connection.
+    let version = cdp.call(None, "Browser.getVersion", json!({})).await;
+    assert!(version.is_ok(), "{version:?}");
+    // Contexts: the limit holds across reconnects.
+    let mut created = 0;
+    for _ in 0..2 {
+        let mut c = Cdp::connect(&connect).await;
+        for _ in 0..3 {
+            if c.call(None, "Target.createBrowserContext", json!({})).await.is_ok() {
+                created += 1;
+            }
+        }
+    }
+    assert_eq!(created, runner::cdp::MAX_EXTRA_CONTEXTS);
+    // A message over 16 MiB is refused before it is parsed: the socket is closed.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&connect).await.expect("connect");
+    let huge = format!(
+        "{{\"id\":1,\"method\":\"Runtime.evaluate\",\"params\":{{\"expression\":\"{}\"}}}}",
+        "x".repeat(17 << 20)
+    );
+    let _ = ws
+        .send(tokio_tungstenite::tungstenite::Message::Text(huge.into()))
+        .await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        use futures::StreamExt;
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None | Some(Err(_)) => {
+                    return true;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "an oversized message closes the socket");
+    let metrics = s.get("metrics-secret", "/metrics").await.text();
+    assert!(
+        metrics.contains("driftstack_cdp_refused_total"),
+        "refusals are counted"
+    );
+}

@@ -1,0 +1,110 @@
+//! A minimal raw CDP client over a WebSocket, for tests that speak the protocol the way an
+//! attacker holding a `connect_url` (or, to test the second wall, the browser's own DevTools
+//! port) would.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+pub struct Cdp {
+    ws: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    next_id: i64,
+}
+
+impl Cdp {
+    pub async fn connect(url: &str) -> Cdp {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|e| panic!("CDP connect to {url}: {e}"));
+        Cdp { ws, next_id: 0 }
+    }
+
+    /// Sends one command (to `session` when given) and answers its reply: `Ok(result)` or
+    /// `Err(error)`. Events in between are skipped.
+    pub async fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        self.ws
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("send a CDP command");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no reply to {method} within 30 s"));
+            let Some(Ok(Message::Text(text))) = next else {
+                match next {
+                    Some(Ok(_)) => continue,
+                    other => panic!("CDP socket ended while waiting for {method}: {other:?}"),
+                }
+            };
+            let reply: Value = serde_json::from_str(text.as_str()).expect("CDP JSON");
+            if reply["id"].as_i64() == Some(id) {
+                return match reply.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(reply["result"].clone()),
+                };
+            }
+        }
+    }
+
+    /// Attaches to the first page target whose URL starts with `url_prefix` and answers the
+    /// flat session id.
+    pub async fn attach_page(&mut self, url_prefix: &str) -> String {
+        let targets = self
+            .call(None, "Target.getTargets", json!({}))
+            .await
+            .expect("Target.getTargets");
+        let target = targets["targetInfos"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| {
+                t["type"] == "page"
+                    && t["url"]
+                        .as_str()
+                        .is_some_and(|u| u.starts_with(url_prefix))
+            })
+            .unwrap_or_else(|| panic!("no page at {url_prefix}: {targets}"))
+            .clone();
+        let attached = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await
+            .expect("Target.attachToTarget");
+        attached["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned()
+    }
+
+    /// Evaluates `expression` in the page (awaiting promises) and answers its JSON value.
+    pub async fn eval(&mut self, session: &str, expression: &str) -> Value {
+        let r = self
+            .call(
+                Some(session),
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await
+            .expect("Runtime.evaluate");
+        r["result"]["value"].clone()
+    }
+}
