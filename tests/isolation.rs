@@ -56,32 +56,6 @@ async fn drop_files(cdp: &mut Cdp, session: &str, files: &[String]) -> Result<Va
     Ok(cdp.eval(session, "window.__dropped").await)
 }
 
-/// Connects straight to the DevTools port of the server's browser showing `url_prefix` (found
-/// through the browsers' own directories, which the test, as root, can read) and attaches to
-/// that page: CDP with no filter in between.
-async fn unfiltered_page(server_pid: u32, url_prefix: &str) -> (Cdp, String, std::path::PathBuf) {
-    let root = std::env::temp_dir().join(format!("driftstack-{server_pid}"));
-    for dir in std::fs::read_dir(&root).expect("the browsers' root").flatten() {
-        let Ok(text) = std::fs::read_to_string(dir.path().join("DevToolsActivePort")) else {
-            continue;
-        };
-        let mut lines = text.lines();
-        let (Some(port), Some(path)) = (lines.next(), lines.next()) else {
-            continue;
-        };
-        let mut cdp = Cdp::connect(&format!("ws://127.0.0.1:{}{}", port.trim(), path.trim())).await;
-        let targets = cdp
-            .call(None, "Target.getTargets", json!({}))
-            .await
-            .expect("targets");
-        if targets.to_string().contains(url_prefix) {
-            let page = cdp.attach_page(url_prefix).await;
-            return (cdp, page, dir.path());
-        }
-    }
-    panic!("no browser under {} shows {url_prefix}", root.display());
-}
-
 async fn the_drag_and_drop_exploit_reads_nothing(backend: Backend) {
     let site = pages::start().await;
     let mut env = Env::new(backend);
@@ -104,7 +78,10 @@ async fn the_drag_and_drop_exploit_reads_nothing(backend: Backend) {
         .map(|p| p.display().to_string())
         .chain(["/etc/hostname".to_owned(), "/etc/passwd".to_owned()])
         .collect();
-    assert!(secrets.len() >= 3, "the data dir holds files to steal: {secrets:?}");
+    assert!(
+        secrets.len() >= 3,
+        "the data dir holds files to steal: {secrets:?}"
+    );
 
     // 1. Through connect_url: the filter refuses file lists naming host paths.
     let connect = session["connect_url"].as_str().expect("connect_url");
@@ -122,7 +99,7 @@ async fn the_drag_and_drop_exploit_reads_nothing(backend: Backend) {
     drop(cdp);
 
     // 2. The filter bypassed: straight on the browser's DevTools port. The sandbox is the wall.
-    let (mut raw, page, browser_dir) = unfiltered_page(s.pid(), &site.url("/")).await;
+    let (mut raw, page, browser_dir) = support::cdp::unfiltered_page(s.pid(), &site.url("/")).await;
     let dropped = drop_files(&mut raw, &page, &secrets)
         .await
         .expect("the unfiltered browser takes the drag");
@@ -150,7 +127,10 @@ fn status_field(pid: u32, name: &str) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix(&format!("{name}:"))
+                .map(|v| v.trim().to_owned())
+        })
 }
 
 fn namespace(pid: u32, kind: &str) -> Option<std::path::PathBuf> {
@@ -225,7 +205,7 @@ async fn browsers_run_unprivileged_in_their_own_namespaces(backend: Backend) {
     assert!(!cmdlines.contains("--no-sandbox"), "{cmdlines}");
 
     // Inside, the root holds no data dir, and /proc shows only the browser's own processes.
-    let (mut raw, _, _) = unfiltered_page(s.pid(), &site.url("/")).await;
+    let (mut raw, _, _) = support::cdp::unfiltered_page(s.pid(), &site.url("/")).await;
     let info = raw
         .call(None, "SystemInfo.getProcessInfo", json!({}))
         .await
@@ -250,7 +230,10 @@ async fn cdp_outside_the_allow_list_is_refused(backend: Backend) {
     let s = env.start();
     let key = s.key().to_owned();
     let session = create(&s, &key, json!({})).await;
-    let connect = session["connect_url"].as_str().expect("connect_url").to_owned();
+    let connect = session["connect_url"]
+        .as_str()
+        .expect("connect_url")
+        .to_owned();
     let mut cdp = Cdp::connect(&connect).await;
     for (method, params) in [
         ("SystemInfo.getProcessInfo", json!({})),
@@ -258,16 +241,21 @@ async fn cdp_outside_the_allow_list_is_refused(backend: Backend) {
         ("Extensions.loadUnpacked", json!({"path": "/tmp"})),
         ("Tethering.bind", json!({"port": 9999})),
         ("Target.sendMessageToTarget", json!({"message": "{}"})),
-        ("Storage.getCookies", json!({"browserContextId": "0123456789ABCDEF"})),
-        ("DOM.setFileInputFiles", json!({"files": ["/etc/passwd"], "nodeId": 1})),
+        (
+            "Storage.getCookies",
+            json!({"browserContextId": "0123456789ABCDEF"}),
+        ),
+        (
+            "DOM.setFileInputFiles",
+            json!({"files": ["/etc/passwd"], "nodeId": 1}),
+        ),
         ("Tracing.start", json!({"tracingBackend": "system"})),
     ] {
-        let err = cdp
-            .call(None, method, params)
-            .await
-            .expect_err("refused");
+        let err = cdp.call(None, method, params).await.expect_err("refused");
         assert!(
-            err["message"].as_str().is_some_and(|m| m.starts_with("Driftstack:")),
+            err["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Driftstack:")),
             "{method}: {err}"
         );
     }
@@ -279,14 +267,19 @@ async fn cdp_outside_the_allow_list_is_refused(backend: Backend) {
     for _ in 0..2 {
         let mut c = Cdp::connect(&connect).await;
         for _ in 0..3 {
-            if c.call(None, "Target.createBrowserContext", json!({})).await.is_ok() {
+            if c.call(None, "Target.createBrowserContext", json!({}))
+                .await
+                .is_ok()
+            {
                 created += 1;
             }
         }
     }
     assert_eq!(created, runner::cdp::MAX_EXTRA_CONTEXTS);
     // A message over 16 MiB is refused before it is parsed: the socket is closed.
-    let (mut ws, _) = tokio_tungstenite::connect_async(&connect).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(&connect)
+        .await
+        .expect("connect");
     let huge = format!(
         "{{\"id\":1,\"method\":\"Runtime.evaluate\",\"params\":{{\"expression\":\"{}\"}}}}",
         "x".repeat(17 << 20)
@@ -298,7 +291,9 @@ async fn cdp_outside_the_allow_list_is_refused(backend: Backend) {
         use futures::StreamExt;
         loop {
             match ws.next().await {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None | Some(Err(_)) => {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))
+                | None
+                | Some(Err(_)) => {
                     return true;
                 }
                 Some(Ok(_)) => {}

@@ -267,7 +267,7 @@ async fn puppeteer_and_playwright_drive_the_session_through_connect_url(backend:
             .is_some_and(|m| m.contains("Driftstack")),
         "file: is refused: {seen}"
     );
-    let browser_pid = seen["browserPid"].as_u64().expect("browser pid") as u32;
+    let browser_pid = support::cdp::browser_pid_showing(s.pid(), &site.url("/")).await;
 
     // Closing the socket does not end the session; REST still works on the page puppeteer left.
     let got = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
@@ -443,4 +443,37 @@ async fn the_live_view_streams_jpeg_frames_until_the_session_ends(backend: Backe
     upgrade_status(&s, &live(&format!("token={token}")))
         .await
         .assert_problem(409, "session_ended");
+}
+
+/// Every everyday Playwright and Puppeteer feature that works on a directly driven browser works
+/// through `connect_url` (the allow-list loses nothing): permissions and geolocation, cookies the
+/// page sees, routing, emulation, input, dialogs, PDFs, tracing, new pages and contexts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyday_client_features_work_through_connect_url() {
+    let site = pages::start().await;
+    let env = Env::new(Backend::Sqlite);
+    let s = env.start();
+    let key = s.key().to_owned();
+    for script in ["playwright-features.mjs", "puppeteer-features.mjs"] {
+        let session = create(&s, &key, json!({})).await;
+        let connect = session["connect_url"].as_str().expect("connect_url");
+        let seen = node(script, &[connect, &site.url("/")]);
+        let failed: Vec<_> = seen
+            .as_object()
+            .expect("features")
+            .iter()
+            .filter(|(_, v)| *v != "ok")
+            .collect();
+        assert!(failed.is_empty(), "{script}: {failed:?}");
+        assert!(seen.as_object().is_some_and(|o| o.len() > 15), "{seen}");
+    }
+    let log = s.log();
+    assert!(
+        !log.contains("CDP command refused"),
+        "stock clients sent nothing the allow-list refuses:\n{}",
+        log.lines()
+            .filter(|l| l.contains("refused"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

@@ -97,6 +97,8 @@ const DOMAINS: &[&str] = &[
     "ServiceWorker",
     "WebAudio",
     "WebAuthn",
+    // Playwright enables it on every page (tools a page declares for agents).
+    "WebMCP",
 ];
 
 /// Methods forwarded from domains that are otherwise refused (browser-wide domains).
@@ -155,6 +157,21 @@ const METHODS: &[&str] = &[
     "Memory.getDOMCounters",
 ];
 
+/// Methods whose `browserContextId` is optional, meaning the browser's default context. For a
+/// client the session's own context *is* the default one: a missing id is filled in with it, so
+/// Playwright's `context.grantPermissions`, `addCookies` and `newPage`, and downloads, act on
+/// the session's page rather than on a context no page of the session is in.
+const SESSION_CONTEXT_BY_DEFAULT: &[&str] = &[
+    "Browser.grantPermissions",
+    "Browser.resetPermissions",
+    "Browser.setPermission",
+    "Browser.setDownloadBehavior",
+    "Storage.getCookies",
+    "Storage.setCookies",
+    "Storage.clearCookies",
+    "Target.createTarget",
+];
+
 const URL_PARAMS: &[(&str, &str)] = &[
     ("Page.navigate", "url"),
     ("Target.createTarget", "url"),
@@ -185,6 +202,8 @@ fn allowed_method(method: &str) -> bool {
 /// nothing).
 #[derive(Debug, Default)]
 pub struct SessionCdp {
+    /// The session's own browser context (what clients see as the default one).
+    pub context_id: String,
     /// Where downloads of this session go.
     pub downloads_dir: String,
     /// The only directory file lists may name (uploads).
@@ -197,15 +216,19 @@ pub struct SessionCdp {
 impl SessionCdp {
     pub fn new(downloads_dir: String, uploads_dir: String, context_id: String) -> Self {
         SessionCdp {
+            contexts: Mutex::new(HashSet::from([context_id.clone()])),
+            context_id,
             downloads_dir,
             uploads_dir,
             contexts_created: AtomicU32::new(0),
-            contexts: Mutex::new(HashSet::from([context_id])),
         }
     }
 
     fn owns_context(&self, id: &str) -> bool {
-        self.contexts.lock().map(|c| c.contains(id)).unwrap_or(false)
+        self.contexts
+            .lock()
+            .map(|c| c.contains(id))
+            .unwrap_or(false)
     }
 }
 
@@ -230,7 +253,7 @@ impl CdpFilter {
         if message.len() > MAX_MESSAGE_BYTES {
             return Verdict::Refuse("messages are limited to 16 MiB".into());
         }
-        let Ok(msg) = serde_json::from_str::<Value>(message) else {
+        let Ok(mut msg) = serde_json::from_str::<Value>(message) else {
             return Verdict::Refuse("messages must be JSON".into());
         };
         let method = msg["method"].as_str().unwrap_or("").to_owned();
@@ -241,6 +264,16 @@ impl CdpFilter {
         }
         if !allowed_method(method) {
             return Verdict::Refuse(format!("{method} is not available through connect_url"));
+        }
+        let mut rewritten = false;
+        if SESSION_CONTEXT_BY_DEFAULT.contains(&method)
+            && msg["params"].get("browserContextId").is_none()
+        {
+            if !msg["params"].is_object() {
+                msg["params"] = json!({});
+            }
+            msg["params"]["browserContextId"] = Value::String(self.session.context_id.clone());
+            rewritten = true;
         }
         let params = &msg["params"];
         if let Some((_, param)) = URL_PARAMS.iter().find(|(m, _)| *m == method) {
@@ -265,6 +298,7 @@ impl CdpFilter {
                 self.confine_downloads(method, msg)
             }
             "Target.createBrowserContext" => self.create_context(method, &msg),
+            _ if rewritten => Verdict::Rewrite(msg.to_string()),
             "Tracing.start" => {
                 let backend = params["tracingBackend"].as_str().unwrap_or("auto");
                 if params.get("perfettoConfig").is_some() || !matches!(backend, "auto" | "chrome") {
@@ -341,12 +375,12 @@ impl CdpFilter {
                 "{method}: proxyServer is not allowed; set `proxy` when creating the session"
             ));
         }
-        let claimed = self
-            .session
-            .contexts_created
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < MAX_EXTRA_CONTEXTS).then_some(n + 1)
-            });
+        let claimed =
+            self.session
+                .contexts_created
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < MAX_EXTRA_CONTEXTS).then_some(n + 1)
+                });
         if claimed.is_err() {
             return Verdict::Refuse(format!(
                 "{method}: at most {MAX_EXTRA_CONTEXTS} extra browser contexts per session"

@@ -78,7 +78,8 @@ impl Sandbox {
             setpriv,
             extra_read_only,
         };
-        let probe_dir = std::env::temp_dir().join(format!("driftstack-probe-{}", std::process::id()));
+        let probe_dir =
+            std::env::temp_dir().join(format!("driftstack-probe-{}", std::process::id()));
         sandbox.prepare_dir(&probe_dir)?;
         let mut cmd = tokio::process::Command::new(sandbox.program());
         cmd.args(sandbox.prefix_args(&probe_dir))
@@ -95,7 +96,12 @@ impl Sandbox {
             .context("the browser sandbox could not be started")?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let first = stderr.lines().next().unwrap_or("no output").trim().to_owned();
+            let first = stderr
+                .lines()
+                .next()
+                .unwrap_or("no output")
+                .trim()
+                .to_owned();
             anyhow::bail!(
                 "the browser sandbox cannot start here ({first}); the kernel must allow \
                  unprivileged user namespaces (see docs/SECURITY.md), or set \
@@ -181,7 +187,10 @@ impl Sandbox {
         }
         let d = dir.display().to_string();
         args.extend(
-            ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind"].map(String::from),
+            [
+                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind",
+            ]
+            .map(String::from),
         );
         args.extend([d.clone(), d, "--chdir".into(), "/".into(), "--".into()]);
         args

@@ -17,8 +17,5 @@ try {
 } catch (e) {
   refused = String(e.message);
 }
-const cdp = await browser.target().createCDPSession();
-const { processInfo } = await cdp.send('SystemInfo.getProcessInfo');
-const browserPid = processInfo.find((p) => p.type === 'browser')?.id ?? null;
 await browser.disconnect();
-console.log(JSON.stringify({ pages: pages.length, before, title, pngBytes: png.length, refused, browserPid }));
+console.log(JSON.stringify({ pages: pages.length, before, title, pngBytes: png.length, refused }));

@@ -74,10 +74,7 @@ impl Cdp {
             .into_iter()
             .flatten()
             .find(|t| {
-                t["type"] == "page"
-                    && t["url"]
-                        .as_str()
-                        .is_some_and(|u| u.starts_with(url_prefix))
+                t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.starts_with(url_prefix))
             })
             .unwrap_or_else(|| panic!("no page at {url_prefix}: {targets}"))
             .clone();
@@ -107,4 +104,49 @@ impl Cdp {
             .expect("Runtime.evaluate");
         r["result"]["value"].clone()
     }
+}
+
+/// Connects straight to the DevTools port of the server's browser showing `url_prefix` (found
+/// through the browsers' own directories, which the test, as root, can read) and attaches to
+/// that page: CDP with no filter in between.
+pub async fn unfiltered_page(
+    server_pid: u32,
+    url_prefix: &str,
+) -> (Cdp, String, std::path::PathBuf) {
+    let root = std::env::temp_dir().join(format!("driftstack-{server_pid}"));
+    for dir in std::fs::read_dir(&root)
+        .expect("the browsers' root")
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(dir.path().join("DevToolsActivePort")) else {
+            continue;
+        };
+        let mut lines = text.lines();
+        let (Some(port), Some(path)) = (lines.next(), lines.next()) else {
+            continue;
+        };
+        let mut cdp = Cdp::connect(&format!("ws://127.0.0.1:{}{}", port.trim(), path.trim())).await;
+        let targets = cdp
+            .call(None, "Target.getTargets", json!({}))
+            .await
+            .expect("targets");
+        if targets.to_string().contains(url_prefix) {
+            let page = cdp.attach_page(url_prefix).await;
+            return (cdp, page, dir.path());
+        }
+    }
+    panic!("no browser under {} shows {url_prefix}", root.display());
+}
+
+/// The main process of the server's browser showing `url_prefix`.
+pub async fn browser_pid_showing(server_pid: u32, url_prefix: &str) -> u32 {
+    let (_, _, dir) = unfiltered_page(server_pid, url_prefix).await;
+    let needle = format!("--user-data-dir={}", dir.display());
+    super::main_browser_processes(server_pid)
+        .into_iter()
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == needle.as_bytes()))
+        })
+        .unwrap_or_else(|| panic!("no browser process with {needle}"))
 }

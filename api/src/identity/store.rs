@@ -626,7 +626,11 @@ impl IdentityStore {
                     .fetch_one(&mut *tx)
                     .await?;
                 if count < limit {
-                    sqlx::query(INSERT).bind(bucket).bind(now).execute(&mut *tx).await?;
+                    sqlx::query(INSERT)
+                        .bind(bucket)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 count < limit
@@ -643,7 +647,11 @@ impl IdentityStore {
                     .fetch_one(&mut *tx)
                     .await?;
                 if count < limit {
-                    sqlx::query(INSERT).bind(bucket).bind(now).execute(&mut *tx).await?;
+                    sqlx::query(INSERT)
+                        .bind(bucket)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 count < limit

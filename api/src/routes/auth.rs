@@ -730,7 +730,11 @@ async fn password_step_up(
     }
     if identity::verify_password(Some(user), password) {
         if user.failed_logins > 0 {
-            state.identity.store.login_failed(&user.user_id(), None).await?;
+            state
+                .identity
+                .store
+                .login_failed(&user.user_id(), None)
+                .await?;
         }
         return Ok(());
     }
@@ -821,28 +825,27 @@ pub async fn step_up(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let (user_id, dash) = principal.user()?;
     let user = state.identity.store.user(user_id).await?;
-    let verified =
-        if user.mfa_enabled() {
-            if body.password.is_some() {
-                return Err(ApiError::invalid(
-                    "code",
-                    "MFA is on: give a code or a recovery code",
-                ));
-            }
-            state
-                .identity
-                .verify_second_factor(&user, body.code.as_deref(), body.recovery_code.as_deref())
-                .await
-                .map_err(ApiError::from)
-        } else {
-            match &body.password {
-                Some(p) => password_step_up(&state, &user, p, addr).await,
-                None => Err(ApiError::invalid(
-                    "password",
-                    "MFA is off: give your password",
-                )),
-            }
-        };
+    let verified = if user.mfa_enabled() {
+        if body.password.is_some() {
+            return Err(ApiError::invalid(
+                "code",
+                "MFA is on: give a code or a recovery code",
+            ));
+        }
+        state
+            .identity
+            .verify_second_factor(&user, body.code.as_deref(), body.recovery_code.as_deref())
+            .await
+            .map_err(ApiError::from)
+    } else {
+        match &body.password {
+            Some(p) => password_step_up(&state, &user, p, addr).await,
+            None => Err(ApiError::invalid(
+                "password",
+                "MFA is off: give your password",
+            )),
+        }
+    };
     if let Err(e) = verified {
         audit(&state, Some(&user), "auth.step_up_failed", addr, json!({})).await;
         return Err(e);

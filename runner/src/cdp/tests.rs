@@ -40,7 +40,10 @@ fn ordinary_commands_pass() {
         Verdict::Forward
     );
     assert_eq!(
-        f.judge(&m("Tracing.start", json!({"transferMode": "ReturnAsStream"}))),
+        f.judge(&m(
+            "Tracing.start",
+            json!({"transferMode": "ReturnAsStream"})
+        )),
         Verdict::Forward
     );
 }
@@ -155,7 +158,10 @@ fn other_contexts_are_refused_and_created_ones_learned() {
         );
     }
     assert_eq!(
-        f.judge(&m("Storage.getCookies", json!({"browserContextId": "CTX-OWN"}))),
+        f.judge(&m(
+            "Storage.getCookies",
+            json!({"browserContextId": "CTX-OWN"})
+        )),
         Verdict::Forward
     );
     let create = json!({"id": 42, "method": "Target.createBrowserContext", "params": {}});
@@ -163,18 +169,27 @@ fn other_contexts_are_refused_and_created_ones_learned() {
     // A reply to another id teaches nothing.
     f.observe_reply(&json!({"id": 41, "result": {"browserContextId": "CTX-X"}}).to_string());
     assert!(matches!(
-        f.judge(&m("Storage.getCookies", json!({"browserContextId": "CTX-X"}))),
+        f.judge(&m(
+            "Storage.getCookies",
+            json!({"browserContextId": "CTX-X"})
+        )),
         Verdict::Refuse(_)
     ));
     f.observe_reply(&json!({"id": 42, "result": {"browserContextId": "CTX-NEW"}}).to_string());
     assert_eq!(
-        f.judge(&m("Storage.getCookies", json!({"browserContextId": "CTX-NEW"}))),
+        f.judge(&m(
+            "Storage.getCookies",
+            json!({"browserContextId": "CTX-NEW"})
+        )),
         Verdict::Forward
     );
     // Known to the session, so to a later connection too.
     let mut again = CdpFilter::new(s.clone());
     assert_eq!(
-        again.judge(&m("Target.disposeBrowserContext", json!({"browserContextId": "CTX-NEW"}))),
+        again.judge(&m(
+            "Target.disposeBrowserContext",
+            json!({"browserContextId": "CTX-NEW"})
+        )),
         Verdict::Forward
     );
 }
@@ -199,7 +214,10 @@ fn downloads_are_contained_in_the_session_dir() {
         assert_eq!(rewritten["params"]["eventsEnabled"], true);
         assert_eq!(rewritten["id"], 1);
     }
-    let v = f.judge(&m("Page.setDownloadBehavior", json!({"behavior": "deny", "downloadPath": "/etc"})));
+    let v = f.judge(&m(
+        "Page.setDownloadBehavior",
+        json!({"behavior": "deny", "downloadPath": "/etc"}),
+    ));
     let Verdict::Rewrite(text) = v else {
         panic!("expected a rewrite: {v:?}")
     };
@@ -226,7 +244,10 @@ fn the_context_limit_holds_across_connections() {
         second.judge(&m("Target.createBrowserContext", json!({}))),
         Verdict::Refuse(_)
     ));
-    assert_eq!(second.judge(&m("Browser.close", json!({}))), Verdict::EndSession);
+    assert_eq!(
+        second.judge(&m("Browser.close", json!({}))),
+        Verdict::EndSession
+    );
 }
 
 #[test]
@@ -253,4 +274,25 @@ fn replies_keep_id_and_session() {
             .as_str()
             .is_some_and(|s| s.contains("no"))
     );
+}
+
+#[test]
+fn the_session_context_is_the_default_one() {
+    let s = session();
+    let mut f = CdpFilter::new(s.clone());
+    for method in [
+        "Browser.grantPermissions",
+        "Storage.getCookies",
+        "Target.createTarget",
+    ] {
+        let v = f.judge(&m(method, json!({"permissions": ["geolocation"]})));
+        let Verdict::Rewrite(text) = v else {
+            panic!("{method}: expected a rewrite: {v:?}")
+        };
+        let msg: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(msg["params"]["browserContextId"], "CTX-OWN", "{method}");
+    }
+    // Without params at all too.
+    let v = f.judge(&json!({"id": 3, "method": "Storage.getCookies"}).to_string());
+    assert!(matches!(v, Verdict::Rewrite(t) if t.contains("CTX-OWN")));
 }
