@@ -20,6 +20,7 @@ on_both_backends!(
     retries_dead_letters_and_replay,
     rotation_signs_with_both_secrets_and_410_disables,
     nothing_is_lost_when_the_server_is_killed_mid_dispatch,
+    a_receiver_answering_without_end_cannot_grow_the_server,
 );
 
 #[derive(Clone, Debug)]
@@ -704,4 +705,90 @@ async fn nothing_is_lost_when_the_server_is_killed_mid_dispatch(backend: Backend
     })
     .await;
     assert!(delivered, "events in = delivered + dead + pending");
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A hostile receiver answers 200 with a body of 1 GiB and keeps writing: the dispatcher keeps
+/// its 2 KiB excerpt, drops the connection, and the server does not grow.
+async fn a_receiver_answering_without_end_cannot_grow_the_server(backend: Backend) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let written = Arc::new(AtomicU64::new(0));
+    let counted = written.clone();
+    let done = Arc::new(tokio::sync::Notify::new());
+    let done_tx = done.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let counted = counted.clone();
+            let done_tx = done_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = conn.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 1073741824\r\n\r\n";
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                // Bounded: at most the 1 GiB announced, or until the dispatcher hangs up.
+                while counted.load(Ordering::Relaxed) < (1 << 30) {
+                    match conn.write_all(&chunk).await {
+                        Ok(()) => counted.fetch_add(chunk.len() as u64, Ordering::Relaxed),
+                        Err(_) => break,
+                    };
+                }
+                done_tx.notify_one();
+            });
+        }
+    });
+    let env = env(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let (ep, _) = endpoint(&s, &key, &url, json!(["webhook.test"])).await;
+    let before = rss_kib(s.pid());
+    s.post(&key, &format!("/v1/webhooks/endpoints/{ep}/test"), json!({}))
+        .await;
+    let hung_up = tokio::time::timeout(Duration::from_secs(60), done.notified()).await;
+    assert!(hung_up.is_ok(), "the dispatcher hung up on the endless answer");
+    let sent = written.load(Ordering::Relaxed);
+    assert!(
+        sent < 64 << 20,
+        "the dispatcher read {sent} bytes of a body it keeps 2 KiB of"
+    );
+    let after = rss_kib(s.pid());
+    assert!(
+        after < before + 64 * 1024,
+        "the server grew from {before} KiB to {after} KiB"
+    );
+    // The attempt is logged with its 2 KiB excerpt.
+    let mut excerpt = String::new();
+    let logged = eventually(Duration::from_secs(10), async || {
+        let list = s.get(&key, "/v1/webhooks/deliveries?limit=5").await.json();
+        let Some(id) = list["data"][0]["id"].as_str() else {
+            return false;
+        };
+        let d = s.get(&key, &format!("/v1/webhooks/deliveries/{id}")).await.json();
+        excerpt = d["attempt_log"][0]["response_excerpt"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        !excerpt.is_empty()
+    })
+    .await;
+    assert!(logged, "the attempt was logged");
+    assert!(excerpt.len() <= 2048 && excerpt.starts_with("xxxx"), "{excerpt}");
 }

@@ -118,11 +118,32 @@ async fn send_to(
             headers.insert(name, v.clone());
         }
     }
-    let body = reply.bytes().await.unwrap_or_default();
+    // Read up to a bound: a node that answers without end cannot grow this one.
+    let mut reply = reply;
+    let mut body = Vec::new();
+    loop {
+        match reply.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_FORWARDED_BODY => {
+                body.extend_from_slice(&chunk)
+            }
+            Ok(Some(_)) => {
+                tracing::warn!(%address, "another node's answer exceeded the forwarding bound");
+                return None;
+            }
+            Ok(None) => break,
+            Err(err) => {
+                tracing::warn!(%address, error = %err, "another node's answer broke off");
+                return None;
+            }
+        }
+    }
     let mut out = (status, body).into_response();
     out.headers_mut().extend(headers);
     Some(out)
 }
+
+/// The largest answer relayed from another node (a full-page capture fits).
+const MAX_FORWARDED_BODY: usize = 256 << 20;
 
 fn unreachable_owner() -> Response {
     ApiError::unavailable(

@@ -11,6 +11,9 @@ use object_store::{
     path::Path as ObjectPath,
 };
 
+/// The largest blob read back (profile states are far smaller; their limit is per tier).
+pub const MAX_BLOB_BYTES: usize = 256 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("no blob at this address")]
@@ -132,14 +135,31 @@ impl BlobStore {
             .map_err(|e| BlobError::Storage(e.to_string()))
     }
 
+    /// Reads a blob, at most [`MAX_BLOB_BYTES`] of it: a hostile or broken object store cannot
+    /// grow this process by answering more (a longer object is an error).
     pub async fn get(&self, address: &str) -> Result<Vec<u8>, BlobError> {
+        use futures::StreamExt;
         let path = path_of(address)?;
         match self.store.get(&path).await {
-            Ok(r) => r
-                .bytes()
-                .await
-                .map(|b| b.to_vec())
-                .map_err(|e| BlobError::Storage(e.to_string())),
+            Ok(r) => {
+                if r.meta.size > MAX_BLOB_BYTES as u64 {
+                    return Err(BlobError::Storage(format!(
+                        "object {address} is larger than {MAX_BLOB_BYTES} bytes"
+                    )));
+                }
+                let mut out = Vec::with_capacity(usize::try_from(r.meta.size).unwrap_or(0));
+                let mut stream = r.into_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| BlobError::Storage(e.to_string()))?;
+                    if out.len() + chunk.len() > MAX_BLOB_BYTES {
+                        return Err(BlobError::Storage(format!(
+                            "object {address} is larger than {MAX_BLOB_BYTES} bytes"
+                        )));
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(out)
+            }
             Err(object_store::Error::NotFound { .. }) => Err(BlobError::NotFound),
             Err(e) => Err(BlobError::Storage(e.to_string())),
         }

@@ -107,6 +107,10 @@ pub enum Refusal {
     Denied { host: String },
     #[error("{host} cannot be resolved")]
     Unresolvable { host: String },
+    /// Only a local DevTools port: answered like a closed port, so a page cannot tell the two
+    /// apart (no port-scan oracle), and not counted as a denial the tenant could read.
+    #[error("connection failed")]
+    Unreachable,
 }
 
 /// Resolves `host` and returns the addresses the policy allows; a refusal names the host.
@@ -136,14 +140,28 @@ pub async fn resolve_allowed(
     let allowed: Vec<SocketAddr> = addrs
         .into_iter()
         .filter(|a| policy.allows(a.ip()))
-        .filter(|a| !(a.ip().is_loopback() && devtools.contains(a.port())))
         .collect();
     if allowed.is_empty() {
         return Err(Refusal::Denied {
             host: host.to_owned(),
         });
     }
-    Ok(allowed)
+    let reachable: Vec<SocketAddr> = allowed
+        .into_iter()
+        .filter(|a| !(is_this_host(a.ip()) && devtools.contains(a.port())))
+        .collect();
+    if reachable.is_empty() {
+        tracing::info!(host, port, "a browser's DevTools port was asked for; refused");
+        return Err(Refusal::Unreachable);
+    }
+    Ok(reachable)
+}
+
+/// Whether `ip`, in any spelling (IPv4-mapped IPv6 included), names this machine: loopback or
+/// the unspecified address (a connection to `0.0.0.0` reaches local listeners on Linux).
+fn is_this_host(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    ip.is_loopback() || ip.is_unspecified()
 }
 
 /// One browser's proxy.
@@ -393,6 +411,16 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream) {
                 .await;
                 return;
             }
+            Err(Refusal::Unreachable) => {
+                respond(
+                    &mut client,
+                    "502 Bad Gateway",
+                    Some("unreachable"),
+                    "connection failed",
+                )
+                .await;
+                return;
+            }
         },
     };
     let mut origin = origin;
@@ -564,10 +592,68 @@ mod tests {
                 .await
                 .is_ok()
         );
-        assert!(
-            resolve_allowed(&policy, &ports, "127.0.0.1", 9222)
-                .await
-                .is_err()
-        );
+        for host in [
+            "127.0.0.1",
+            "[::ffff:127.0.0.1]",
+            "[::ffff:7f00:1]",
+            "2130706433",
+            "0x7f000001",
+            "localhost",
+        ] {
+            assert_eq!(
+                resolve_allowed(&policy, &ports, host, 9222).await,
+                Err(Refusal::Unreachable),
+                "{host}"
+            );
+        }
+        // The unspecified address reaches local listeners too, when an operator allows it.
+        let open = EgressPolicy::new(vec![
+            common::egress::Network::parse("0.0.0.0/0").expect("net"),
+            common::egress::Network::parse("::/0").expect("net"),
+        ]);
+        for host in ["0.0.0.0", "[::]", "[::ffff:0.0.0.0]", "[::1]"] {
+            assert_eq!(
+                resolve_allowed(&open, &ports, host, 9222).await,
+                Err(Refusal::Unreachable),
+                "{host}"
+            );
+        }
+    }
+
+    /// A DevTools port and a closed port get byte-identical answers from the proxy.
+    #[tokio::test]
+    async fn a_devtools_port_looks_like_a_closed_port() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let policy = EgressPolicy::new(vec![
+            common::egress::Network::parse("127.0.0.0/8").expect("net"),
+        ]);
+        let ports = DevtoolsPorts::default();
+        let devtools = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let devtools_port = devtools.local_addr().expect("addr").port();
+        ports.add(devtools_port);
+        let closed_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let proxy = EgressProxy::start(policy, ports).await.expect("proxy");
+        let addr = proxy.url().trim_start_matches("http://").to_owned();
+        let mut answers = Vec::new();
+        for (host, port) in [
+            ("[::ffff:127.0.0.1]", devtools_port),
+            ("127.0.0.1", devtools_port),
+            ("127.0.0.1", closed_port),
+        ] {
+            let mut c = TcpStream::connect(&addr).await.expect("connect");
+            let req = format!(
+                "GET http://{host}:{port}/json/list HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
+            );
+            c.write_all(req.as_bytes()).await.expect("write");
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).await.expect("read");
+            answers.push(answer);
+        }
+        assert!(answers[0].starts_with("HTTP/1.1 502"), "{}", answers[0]);
+        assert_eq!(answers[0], answers[2]);
+        assert_eq!(answers[1], answers[2]);
     }
 }

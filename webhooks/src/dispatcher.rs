@@ -350,9 +350,21 @@ impl Dispatcher {
             }
             headers.push_str(&line);
         }
-        let bytes = response.bytes().await.unwrap_or_default();
-        let excerpt =
-            String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT_BYTES)]).into_owned();
+        // Only the excerpt is kept, so only the excerpt is read; the rest is never received (the
+        // connection is dropped), whatever the receiver sends.
+        let mut response = response;
+        let mut bytes = Vec::with_capacity(EXCERPT_BYTES);
+        while bytes.len() < EXCERPT_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = EXCERPT_BYTES - bytes.len();
+                    bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        drop(response);
+        let excerpt = String::from_utf8_lossy(&bytes).into_owned();
         Ok(Answer {
             status,
             headers,
