@@ -19,6 +19,7 @@ on_both_backends!(
     the_drag_and_drop_exploit_reads_nothing,
     browsers_run_unprivileged_in_their_own_namespaces,
     cdp_outside_the_allow_list_is_refused,
+    a_credential_never_obtains_more_than_it_holds,
 );
 
 async fn create(s: &Server, key: &str, body: Value) -> Value {
@@ -308,4 +309,105 @@ async fn cdp_outside_the_allow_list_is_refused(backend: Backend) {
         metrics.contains("driftstack_cdp_refused_total"),
         "refusals are counted"
     );
+}
+
+async fn new_key(s: &Server, key: &str, scopes: &[&str]) -> (String, String) {
+    let r = s
+        .post(key, "/v1/api-keys", json!({"name": "narrow", "scopes": scopes}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let j = r.json();
+    (
+        j["id"].as_str().expect("id").to_owned(),
+        j["key"].as_str().expect("key").to_owned(),
+    )
+}
+
+async fn a_credential_never_obtains_more_than_it_holds(backend: Backend) {
+    let env = Env::new(backend);
+    let s = env.start();
+    let owner = s.key().to_owned();
+    let owner_key_id = s.get(&owner, "/v1/api-keys").await.json()["data"][0]["id"]
+        .as_str()
+        .expect("the owner's key")
+        .to_owned();
+
+    // Raw CDP is read-write: a `sessions:read` key sees no connect_url and cannot open /cdp.
+    let (_, reader) = new_key(&s, &owner, &["sessions:read"]).await;
+    let session = create(&s, &owner, json!({})).await;
+    let sid = session["id"].as_str().expect("id").to_owned();
+    assert!(session["connect_url"].is_string());
+    let seen = s.get(&reader, &format!("/v1/sessions/{sid}")).await.json();
+    assert_eq!(seen["status"], "active");
+    assert!(seen["connect_url"].is_null(), "{seen}");
+    let listed = s.get(&reader, "/v1/sessions").await.json();
+    assert!(listed["data"][0]["connect_url"].is_null(), "{listed}");
+    let r = s
+        .send(
+            s.http
+                .get(s.url(&format!("/v1/sessions/{sid}/cdp")))
+                .bearer_auth(&reader)
+                .header("connection", "Upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-version", "13")
+                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        )
+        .await;
+    r.assert_problem(403, "missing_permission");
+
+    // Rotating a key hands out a secret with its scopes: the caller must hold them all.
+    let (keys_key_id, keys_key) = new_key(&s, &owner, &["keys:read", "keys:write"]).await;
+    s.post(
+        &keys_key,
+        &format!("/v1/api-keys/{owner_key_id}/rotate"),
+        json!({"grace_seconds": 0}),
+    )
+    .await
+    .assert_problem(403, "scope_escalation");
+    assert_eq!(s.get(&owner, "/v1/sessions").await.status, 200, "the owner's key still works");
+    let r = s
+        .post(
+            &keys_key,
+            &format!("/v1/api-keys/{keys_key_id}/rotate"),
+            json!({"grace_seconds": 0}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "a key may rotate one with its own scopes: {}", r.text());
+
+    // Idempotent answers belong to the credential that caused them.
+    let body = json!({"name": "ci", "scopes": ["sessions:read"]});
+    let first = s
+        .send(
+            s.http
+                .post(s.url("/v1/api-keys"))
+                .bearer_auth(&owner)
+                .header("idempotency-key", "make-ci-key")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(first.status, 201);
+    let secret = first.json()["key"].as_str().expect("secret").to_owned();
+    let again = s
+        .send(
+            s.http
+                .post(s.url("/v1/api-keys"))
+                .bearer_auth(&owner)
+                .header("idempotency-key", "make-ci-key")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json()["key"], secret.as_str());
+    let stolen = s
+        .send(
+            s.http
+                .post(s.url("/v1/api-keys"))
+                .bearer_auth(&reader)
+                .header("idempotency-key", "make-ci-key")
+                .json(&body),
+        )
+        .await;
+    stolen.assert_problem(403, "missing_permission");
+    assert!(!stolen.text().contains(&secret));
+    assert_eq!(stolen.header("idempotent-replayed"), None);
 }

@@ -97,6 +97,33 @@ async fn person(s: &Server, env: &Env, email: &str) -> String {
     login(s, email).await
 }
 
+/// The first-start owner (who has no password) sets one through a reset link, signs in and
+/// steps up: a dashboard token that may make owner-level changes.
+async fn signed_in_owner(s: &Server, env: &Env) -> String {
+    let email = "owner@localhost";
+    let r = post(s, "/v1/auth/password-reset", json!({"email": email})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let reset = mail_with(env, email, "eset").await;
+    let r = post(
+        s,
+        "/v1/auth/password-reset/confirm",
+        json!({"token": reset.token(), "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let access = login(s, email).await;
+    let r = s
+        .send(
+            s.http
+                .post(s.url("/v1/auth/mfa/step-up"))
+                .bearer_auth(&access)
+                .json(&json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["access_token"].as_str().expect("token").to_owned()
+}
+
 async fn invite(s: &Server, key: &str, email: &str, role: &str) -> Value {
     let r = s
         .post(
@@ -298,18 +325,67 @@ async fn roles_invites_and_removal(backend: Backend) {
     assert_eq!(r.status, 201, "{}", r.text());
     let admin_key = r.json()["key"].as_str().expect("key").to_owned();
 
-    // The last owner stays.
+    // API keys never act as owners, whatever their scopes: an admin's own `team:write` key
+    // cannot make the admin an owner, and even the owner's full key cannot change an owner.
+    let r = s
+        .send(
+            as_in(&s, admin, &account, s.http.post(s.url("/v1/api-keys")))
+                .json(&json!({"name": "admin team key", "scopes": ["team:read", "team:write"]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let admin_team_key = r.json()["key"].as_str().expect("key").to_owned();
+    let admin_user = user_of("admin@example.com");
+    for key in [&admin_team_key, &owner_key] {
+        s.send(
+            s.http
+                .patch(s.url(&format!("/v1/team/members/{admin_user}")))
+                .bearer_auth(key)
+                .json(&json!({"role": "owner"})),
+        )
+        .await
+        .assert_problem(403, "owner_required");
+        s.send(
+            s.http
+                .patch(s.url(&format!("/v1/team/members/{owner_user}")))
+                .bearer_auth(key)
+                .json(&json!({"role": "admin"})),
+        )
+        .await
+        .assert_problem(403, "owner_required");
+        s.delete(key, &format!("/v1/team/members/{owner_user}"))
+            .await
+            .assert_problem(403, "owner_required");
+        s.post(
+            key,
+            "/v1/team/invites",
+            json!({"email": "boss@example.com", "role": "owner"}),
+        )
+        .await
+        .assert_problem(403, "owner_required");
+    }
+
+    // The last owner stays, even for a signed-in owner after step-up.
+    let owner = signed_in_owner(&s, &env).await;
     s.send(
-        s.http
-            .patch(s.url(&format!("/v1/team/members/{owner_user}")))
-            .bearer_auth(&owner_key)
-            .json(&json!({"role": "admin"})),
+        as_in(
+            &s,
+            &owner,
+            &account,
+            s.http.patch(s.url(&format!("/v1/team/members/{owner_user}"))),
+        )
+        .json(&json!({"role": "admin"})),
     )
     .await
     .assert_problem(409, "last_owner");
-    s.delete(&owner_key, &format!("/v1/team/members/{owner_user}"))
-        .await
-        .assert_problem(409, "last_owner");
+    s.send(as_in(
+        &s,
+        &owner,
+        &account,
+        s.http.delete(s.url(&format!("/v1/team/members/{owner_user}"))),
+    ))
+    .await
+    .assert_problem(409, "last_owner");
 
     // Removal cuts access to the account at once; the member's keys stay unless asked.
     let dev_user = user_of("dev@example.com");
@@ -329,7 +405,6 @@ async fn roles_invites_and_removal(backend: Backend) {
         200,
         "kept key works"
     );
-    let admin_user = user_of("admin@example.com");
     let r = s
         .delete(
             &owner_key,
@@ -337,8 +412,9 @@ async fn roles_invites_and_removal(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["api_keys_revoked"], 1);
+    assert_eq!(r.json()["api_keys_revoked"], 2);
     assert_eq!(s.get(&admin_key, "/v1/sessions").await.status, 401);
+    assert_eq!(s.get(&admin_team_key, "/v1/team/members").await.status, 401);
 
     // Invitations: an existing member (409), a re-send replaces the link, revoke, expiry,
     // someone else's invitation (404), a used one (410).
