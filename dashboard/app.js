@@ -218,13 +218,35 @@ async function verifyEmail(params) {
     main().append(h("p", {}, "Open the link from the verification mail."));
     return;
   }
-  try {
-    await api("POST", "/v1/auth/verify-email", { token }, { anonymous: true });
-    main().append(h("p", { role: "status", class: "notice" }, "Your email is verified. You can sign in now."), h("p", {}, link("/login", "Sign in")));
-  } catch (err) {
-    main().append(h("p", { class: "form-error", role: "alert" }, err.message));
-    main().append(resendForm());
-  }
+  const verified = (r) => {
+    const text = r.password_kept
+      ? "Your email is verified. You can sign in now."
+      : "Your email is verified. No password was kept: sign in with a link, or set a password with “Forgot your password?”.";
+    main().replaceChildren(
+      h("h2", {}, "Verify your email"),
+      h("p", { role: "status", class: "notice" }, text),
+      h("p", {}, link("/login", "Sign in")),
+    );
+  };
+  const verify = async (password) => {
+    try {
+      verified(await api("POST", "/v1/auth/verify-email", password ? { token, password } : { token }, { anonymous: true }));
+    } catch (err) {
+      if (err instanceof Problem && err.status === 401) throw err;
+      main().append(h("p", { class: "form-error", role: "alert" }, err.message), resendForm());
+    }
+  };
+  const withoutPassword = h("button", { type: "button" }, "I didn't sign up: verify without a password");
+  withoutPassword.addEventListener("click", () => verify(null));
+  main().append(
+    h("p", {}, "To keep the password chosen at sign-up, enter it. Whoever proves the address owns the account: without it, the address is verified and no earlier password works."),
+    form(
+      [field("Password chosen at sign-up", { name: "password", type: "password", autocomplete: "current-password", required: true })],
+      "Verify",
+      async (v) => verify(v.password),
+      [withoutPassword],
+    ),
+  );
 }
 
 function resendForm() {

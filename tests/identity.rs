@@ -18,6 +18,9 @@ on_both_backends!(
     magic_link_and_password_reset,
     enumeration_safe_answers_and_rate_limits,
     account_settings_and_user_only_routes,
+    an_address_belongs_to_whoever_proves_it,
+    step_up_by_password_is_throttled_and_mfa_enrolment_needs_it,
+    the_otp_limit_holds_under_concurrent_attempts,
 );
 
 const PASSWORD: &str = "a long and unusual passphrase";
@@ -73,8 +76,14 @@ async fn signed_up(s: &Server, env: &Env, email: &str) -> Value {
     .await;
     assert_eq!(r.status, 202, "{}", r.text());
     let m = nth_mail(env, email, 1).await;
-    let r = post(s, "/v1/auth/verify-email", json!({"token": m.token()})).await;
+    let r = post(
+        s,
+        "/v1/auth/verify-email",
+        json!({"token": m.token(), "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["password_kept"], true);
     login(s, email, PASSWORD).await
 }
 
@@ -169,18 +178,27 @@ async fn signup_verify_login_refresh_logout(backend: Backend) {
     )
     .await
     .assert_problem(403, "email_not_verified");
+    // A wrong password is refused and leaves the link usable.
+    post(
+        &s,
+        "/v1/auth/verify-email",
+        json!({"token": verify.token(), "password": "not the password"}),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
     let r = post(
         &s,
         "/v1/auth/verify-email",
-        json!({"token": verify.token()}),
+        json!({"token": verify.token(), "password": PASSWORD}),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["password_kept"], true);
     // A verification link works once.
     post(
         &s,
         "/v1/auth/verify-email",
-        json!({"token": verify.token()}),
+        json!({"token": verify.token(), "password": PASSWORD}),
     )
     .await
     .assert_problem(400, "invalid_token");
@@ -903,4 +921,198 @@ async fn account_settings_and_user_only_routes(backend: Backend) {
 
 fn token_of(v: &Value) -> String {
     token(v, "access_token")
+}
+
+/// Pre-account hijack: someone signs up with another person's address and a password of their
+/// choosing. When the owner of the address proves it — by magic link, or by the verification
+/// link without that password — the password set before the proof stops working.
+async fn an_address_belongs_to_whoever_proves_it(backend: Backend) {
+    let env = env(backend);
+    let s = env.start();
+    let attacker_password = "the attacker's own passphrase";
+
+    // By magic link.
+    let victim = "victim@example.com";
+    let r = post(
+        &s,
+        "/v1/auth/signup",
+        json!({"email": victim, "password": attacker_password}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    nth_mail(&env, victim, 1).await;
+    env.advance_clock(61);
+    post(&s, "/v1/auth/magic-link", json!({"email": victim}))
+        .await
+        .json();
+    let link = nth_mail(&env, victim, 2).await;
+    let r = post(
+        &s,
+        "/v1/auth/magic-link/verify",
+        json!({"token": link.token()}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "the address owner signs in: {}", r.text());
+    post(
+        &s,
+        "/v1/auth/login",
+        json!({"email": victim, "password": attacker_password}),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
+
+    // By the verification link, clicked without the password.
+    let victim2 = "victim2@example.com";
+    let r = post(
+        &s,
+        "/v1/auth/signup",
+        json!({"email": victim2, "password": attacker_password}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let verify = nth_mail(&env, victim2, 1).await;
+    let r = post(
+        &s,
+        "/v1/auth/verify-email",
+        json!({"token": verify.token()}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["password_kept"], false);
+    post(
+        &s,
+        "/v1/auth/login",
+        json!({"email": victim2, "password": attacker_password}),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
+
+    // A password set after the proof (by reset link) works.
+    env.advance_clock(61);
+    post(&s, "/v1/auth/password-reset", json!({"email": victim2}))
+        .await
+        .json();
+    let reset = nth_mail(&env, victim2, 2).await;
+    let r = post(
+        &s,
+        "/v1/auth/password-reset/confirm",
+        json!({"token": reset.token(), "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    login(&s, victim2, PASSWORD).await;
+    let actions = audit_actions(&env).await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "auth.unproven_password_removed")
+            .count(),
+        2,
+        "{actions:?}"
+    );
+}
+
+async fn step_up_by_password_is_throttled_and_mfa_enrolment_needs_it(backend: Backend) {
+    let env = env(backend);
+    let s = env.start();
+    let email = "hopper@example.com";
+    let t = signed_up(&s, &env, email).await;
+    let access = token(&t, "access_token");
+
+    // Enrolling MFA needs a fresh step-up (signing in with the password is one).
+    env.advance_clock(11 * 60);
+    post_auth(&s, &access, "/v1/account/2fa/totp", json!({}))
+        .await
+        .assert_problem(403, "step_up_required");
+
+    // Wrong passwords at step-up count as failed sign-ins: after five, 429 with retry-after,
+    // even for the right password, until the window passes.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let r = post_auth(
+            &s,
+            &access,
+            "/v1/auth/mfa/step-up",
+            json!({"password": "a wrong password"}),
+        )
+        .await;
+        if r.status == 429 {
+            assert!(r.header("retry-after").is_some());
+            r.assert_problem(429, "too_many_attempts");
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+    post_auth(
+        &s,
+        &access,
+        "/v1/auth/mfa/step-up",
+        json!({"password": PASSWORD}),
+    )
+    .await
+    .assert_problem(429, "too_many_attempts");
+    // They also slow down and count for the password sign-in.
+    let r = post(
+        &s,
+        "/v1/auth/login",
+        json!({"email": email, "password": "a wrong password"}),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let actions = audit_actions(&env).await;
+    assert!(
+        actions.iter().any(|a| a == "auth.step_up_throttled"),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a == "auth.login_throttled"),
+        "{actions:?}"
+    );
+
+    // After the window, the right password steps up, and enrolment is allowed.
+    env.advance_clock(16 * 60);
+    let fresh = login(&s, email, PASSWORD).await;
+    let fresh_access = token(&fresh, "access_token");
+    env.advance_clock(11 * 60);
+    let r = post_auth(
+        &s,
+        &fresh_access,
+        "/v1/auth/mfa/step-up",
+        json!({"password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stepped = token(&r.json(), "access_token");
+    let r = post_auth(&s, &stepped, "/v1/account/2fa/totp", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// At most five codes a minute are checked for a user, however many arrive at once.
+async fn the_otp_limit_holds_under_concurrent_attempts(backend: Backend) {
+    let env = env(backend);
+    let s = env.start();
+    let email = "lamport@example.com";
+    let t = signed_up(&s, &env, email).await;
+    let access = token(&t, "access_token");
+    let r = post_auth(&s, &access, "/v1/account/2fa/totp", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let attempts = (0..40).map(|i| {
+        let s = &s;
+        let access = access.clone();
+        async move {
+            post_auth(
+                s,
+                &access,
+                "/v1/account/2fa/totp/verify",
+                json!({"code": format!("{:06}", 100000 + i)}),
+            )
+            .await
+            .status
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|st| **st == 401).count();
+    let limited = statuses.iter().filter(|st| **st == 429).count();
+    assert_eq!(checked + limited, 40, "{statuses:?}");
+    assert!(checked <= 5, "{checked} codes were checked: {statuses:?}");
 }

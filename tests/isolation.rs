@@ -313,7 +313,11 @@ async fn cdp_outside_the_allow_list_is_refused(backend: Backend) {
 
 async fn new_key(s: &Server, key: &str, scopes: &[&str]) -> (String, String) {
     let r = s
-        .post(key, "/v1/api-keys", json!({"name": "narrow", "scopes": scopes}))
+        .post(
+            key,
+            "/v1/api-keys",
+            json!({"name": "narrow", "scopes": scopes}),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let j = r.json();
@@ -364,7 +368,11 @@ async fn a_credential_never_obtains_more_than_it_holds(backend: Backend) {
     )
     .await
     .assert_problem(403, "scope_escalation");
-    assert_eq!(s.get(&owner, "/v1/sessions").await.status, 200, "the owner's key still works");
+    assert_eq!(
+        s.get(&owner, "/v1/sessions").await.status,
+        200,
+        "the owner's key still works"
+    );
     let r = s
         .post(
             &keys_key,
@@ -372,7 +380,12 @@ async fn a_credential_never_obtains_more_than_it_holds(backend: Backend) {
             json!({"grace_seconds": 0}),
         )
         .await;
-    assert_eq!(r.status, 201, "a key may rotate one with its own scopes: {}", r.text());
+    assert_eq!(
+        r.status,
+        201,
+        "a key may rotate one with its own scopes: {}",
+        r.text()
+    );
 
     // Idempotent answers belong to the credential that caused them.
     let body = json!({"name": "ci", "scopes": ["sessions:read"]});

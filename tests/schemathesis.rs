@@ -126,7 +126,7 @@ fn dashboard_token(s: &support::Server, env: &Env) -> String {
         let mail = mail.expect("verification mail");
         let r = post(
             "/v1/auth/verify-email",
-            serde_json::json!({"token": mail.token()}),
+            serde_json::json!({"token": mail.token(), "password": password}),
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.text());

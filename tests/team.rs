@@ -92,7 +92,12 @@ async fn person(s: &Server, env: &Env, email: &str) -> String {
     .await;
     assert_eq!(r.status, 202, "{}", r.text());
     let verify = mail_with(env, email, "Verify").await;
-    let r = post(s, "/v1/auth/verify-email", json!({"token": verify.token()})).await;
+    let r = post(
+        s,
+        "/v1/auth/verify-email",
+        json!({"token": verify.token(), "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     login(s, email).await
 }
@@ -372,7 +377,8 @@ async fn roles_invites_and_removal(backend: Backend) {
             &s,
             &owner,
             &account,
-            s.http.patch(s.url(&format!("/v1/team/members/{owner_user}"))),
+            s.http
+                .patch(s.url(&format!("/v1/team/members/{owner_user}"))),
         )
         .json(&json!({"role": "admin"})),
     )
@@ -382,7 +388,8 @@ async fn roles_invites_and_removal(backend: Backend) {
         &s,
         &owner,
         &account,
-        s.http.delete(s.url(&format!("/v1/team/members/{owner_user}"))),
+        s.http
+            .delete(s.url(&format!("/v1/team/members/{owner_user}"))),
     ))
     .await
     .assert_problem(409, "last_owner");

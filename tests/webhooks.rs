@@ -760,10 +760,17 @@ async fn a_receiver_answering_without_end_cannot_grow_the_server(backend: Backen
     let key = s.key().to_owned();
     let (ep, _) = endpoint(&s, &key, &url, json!(["webhook.test"])).await;
     let before = rss_kib(s.pid());
-    s.post(&key, &format!("/v1/webhooks/endpoints/{ep}/test"), json!({}))
-        .await;
+    s.post(
+        &key,
+        &format!("/v1/webhooks/endpoints/{ep}/test"),
+        json!({}),
+    )
+    .await;
     let hung_up = tokio::time::timeout(Duration::from_secs(60), done.notified()).await;
-    assert!(hung_up.is_ok(), "the dispatcher hung up on the endless answer");
+    assert!(
+        hung_up.is_ok(),
+        "the dispatcher hung up on the endless answer"
+    );
     let sent = written.load(Ordering::Relaxed);
     assert!(
         sent < 64 << 20,
@@ -781,7 +788,10 @@ async fn a_receiver_answering_without_end_cannot_grow_the_server(backend: Backen
         let Some(id) = list["data"][0]["id"].as_str() else {
             return false;
         };
-        let d = s.get(&key, &format!("/v1/webhooks/deliveries/{id}")).await.json();
+        let d = s
+            .get(&key, &format!("/v1/webhooks/deliveries/{id}"))
+            .await
+            .json();
         excerpt = d["attempt_log"][0]["response_excerpt"]
             .as_str()
             .unwrap_or("")
@@ -790,5 +800,8 @@ async fn a_receiver_answering_without_end_cannot_grow_the_server(backend: Backen
     })
     .await;
     assert!(logged, "the attempt was logged");
-    assert!(excerpt.len() <= 2048 && excerpt.starts_with("xxxx"), "{excerpt}");
+    assert!(
+        excerpt.len() <= 2048 && excerpt.starts_with("xxxx"),
+        "{excerpt}"
+    );
 }

@@ -151,7 +151,11 @@ pub async fn resolve_allowed(
         .filter(|a| !(is_this_host(a.ip()) && devtools.contains(a.port())))
         .collect();
     if reachable.is_empty() {
-        tracing::info!(host, port, "a browser's DevTools port was asked for; refused");
+        tracing::info!(
+            host,
+            port,
+            "a browser's DevTools port was asked for; refused"
+        );
         return Err(Refusal::Unreachable);
     }
     Ok(reachable)
@@ -628,7 +632,9 @@ mod tests {
             common::egress::Network::parse("127.0.0.0/8").expect("net"),
         ]);
         let ports = DevtoolsPorts::default();
-        let devtools = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let devtools = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let devtools_port = devtools.local_addr().expect("addr").port();
         ports.add(devtools_port);
         let closed_port = {

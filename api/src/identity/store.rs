@@ -185,6 +185,18 @@ impl IdentityStore {
         Ok(())
     }
 
+    /// Removes a user's password (they sign in by magic link until they set one by reset link).
+    pub async fn clear_password(&self, user: &UserId) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query("UPDATE users SET password_hash = NULL WHERE id = $1")
+                .bind(user.as_str())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// Counts a failed login (for the per-account delay); `None` resets the count.
     pub async fn login_failed(&self, user: &UserId, at: Option<Millis>) -> Result<(), StoreError> {
         on_db!(&self.db, pool => {

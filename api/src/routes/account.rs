@@ -335,7 +335,9 @@ pub struct RecoveryCodes {
 }
 
 /// Starts TOTP enrolment: a new secret, its otpauth URL and QR code. MFA is not on until
-/// `POST /v1/account/2fa/totp/verify` confirms a code.
+/// `POST /v1/account/2fa/totp/verify` confirms a code. Needs a fresh step-up (a password
+/// sign-in within the step-up window counts): whoever holds a stolen token must not be able to
+/// lock the account's owner out with their own authenticator.
 ///
 /// Requires `user`: a signed-in dashboard user (`Bearer dsat_…`), not an API key.
 #[utoipa::path(post, path = "/v1/account/2fa/totp", tag = "account",
@@ -348,6 +350,7 @@ pub async fn enrol_totp(
     principal: Principal,
 ) -> Result<Json<TotpEnrolment>, ApiError> {
     let (user_id, _) = principal.user()?;
+    principal.require_step_up(&state)?;
     let user = state.identity.store.user(user_id).await?;
     if user.mfa_enabled() {
         return Err(ApiError::conflict(
@@ -364,6 +367,7 @@ pub async fn enrol_totp(
 }
 
 /// Turns MFA on with a code from the newly enrolled app; answers the ten recovery codes.
+/// Needs a fresh step-up.
 ///
 /// Requires `user`: a signed-in dashboard user (`Bearer dsat_…`), not an API key.
 #[utoipa::path(post, path = "/v1/account/2fa/totp/verify", tag = "account",
@@ -378,6 +382,7 @@ pub async fn activate_totp(
     ValidatedJson(body): ValidatedJson<TotpCode>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let (user_id, _) = principal.user()?;
+    principal.require_step_up(&state)?;
     let user = state.identity.store.user(user_id).await?;
     if user.totp_pending_enc.is_none() {
         return Err(ApiError::conflict(

@@ -127,6 +127,44 @@ impl Validate for TokenRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The token from the link in the mail.
+    #[schema(min_length = 1, max_length = 256)]
+    pub token: String,
+    /// The password chosen at sign-up. With it, the password keeps working; without it, the
+    /// address is verified but a password set before this proof is removed (whoever set it may
+    /// not own the address): sign in with a magic link or set one with a reset link.
+    #[schema(min_length = 1, max_length = 4096)]
+    pub password: Option<String>,
+}
+
+impl Validate for VerifyEmailRequest {
+    fn validate(&self, v: &mut Violations) {
+        v.check(
+            !self.token.is_empty() && self.token.len() <= 256,
+            "token",
+            "is required",
+        );
+        if let Some(p) = &self.password {
+            v.check(
+                !p.is_empty() && p.len() <= 4096,
+                "password",
+                "must be 1 to 4096 characters",
+            );
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyEmailResponse {
+    /// `verified`.
+    pub status: &'static str,
+    /// Whether the password set at sign-up still works (it does only when it was given).
+    pub password_kept: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     #[schema(format = Email, max_length = 254)]
     pub email: String,
@@ -529,28 +567,103 @@ pub async fn signup(
 
 /// Confirms an email address with the token from the verification mail.
 ///
+/// An address belongs to whoever proves it: a password set before the proof keeps working only
+/// when this request carries it (the person who signed up knows it). Without `password`, the
+/// address is verified and that password stops working, with every sign-in made with it (someone
+/// may have signed up with your address); sign in by magic link or set a password by reset link.
+/// A wrong `password` is a 401 and leaves the link usable.
+///
 /// Requires `none`: no credential (limited per IP address).
 #[utoipa::path(post, path = "/v1/auth/verify-email", tag = "auth",
-    request_body = TokenRequest,
-    responses((status = 200, body = StatusResponse),
-              (status = 400, body = Problem, content_type = "application/problem+json")))]
+    request_body = VerifyEmailRequest,
+    responses((status = 200, body = VerifyEmailResponse),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn verify_email(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    ValidatedJson(body): ValidatedJson<TokenRequest>,
-) -> Result<Json<StatusResponse>, ApiError> {
+    ValidatedJson(body): ValidatedJson<VerifyEmailRequest>,
+) -> Result<Json<VerifyEmailResponse>, ApiError> {
     gate(&state, addr)?;
     let now = state.clock.now_ms();
-    let user = state
+    let token_hash = crate::apikey::hash(&body.token);
+    let user_id = state
         .identity
         .store
-        .consume_link(&crate::apikey::hash(&body.token), "verify", now)
+        .find_link(&token_hash, "verify", now)
         .await?
         .ok_or_else(invalid_token)?;
-    state.identity.store.mark_verified(&user, now).await?;
-    let u = state.identity.store.user(&user).await?;
-    audit(&state, Some(&u), "auth.email_verified", addr, json!({})).await;
-    Ok(Json(StatusResponse { status: "verified" }))
+    let user = state.identity.store.user(&user_id).await?;
+    if let Some(p) = &body.password
+        && !identity::verify_password(Some(&user), p)
+    {
+        audit(
+            &state,
+            Some(&user),
+            "auth.verify_password_wrong",
+            addr,
+            json!({}),
+        )
+        .await;
+        return Err(ApiError::unauthorized(
+            "This is not the password chosen at sign-up; leave it out to verify the address \
+             without keeping a password.",
+        )
+        .with_code("invalid_credentials"));
+    }
+    state
+        .identity
+        .store
+        .consume_link(&token_hash, "verify", now)
+        .await?
+        .ok_or_else(invalid_token)?;
+    state.identity.store.mark_verified(&user_id, now).await?;
+    let remove =
+        user.password_hash.is_some() && user.email_verified_at.is_none() && body.password.is_none();
+    if remove {
+        drop_unproven_password(&state, &user, addr).await?;
+    }
+    let password_kept = user.password_hash.is_some() && !remove;
+    audit(
+        &state,
+        Some(&user),
+        "auth.email_verified",
+        addr,
+        json!({"password_kept": password_kept}),
+    )
+    .await;
+    Ok(Json(VerifyEmailResponse {
+        status: "verified",
+        password_kept,
+    }))
+}
+
+/// Removes a password that was set before the address was proven, and signs out every sign-in
+/// made with it: the address has just been proven by someone who did not show that password.
+async fn drop_unproven_password(
+    state: &AppState,
+    user: &UserAuth,
+    addr: SocketAddr,
+) -> Result<(), ApiError> {
+    if user.password_hash.is_none() {
+        return Ok(());
+    }
+    let now = state.clock.now_ms();
+    state.identity.store.clear_password(&user.user_id()).await?;
+    let revoked = state
+        .identity
+        .store
+        .revoke_user_sessions(&user.user_id(), "unproven_password", now)
+        .await?;
+    audit(
+        state,
+        Some(user),
+        "auth.unproven_password_removed",
+        addr,
+        json!({"sessions_revoked": revoked}),
+    )
+    .await;
+    Ok(())
 }
 
 /// Sends a new verification link to an unverified account (same answer for any email; 60 s
@@ -923,7 +1036,12 @@ pub async fn magic_link_verify(
         .consume_link(&crate::apikey::hash(&body.token), "magic", now)
         .await?
         .ok_or_else(invalid_token)?;
-    // The link proved the address.
+    // The link proved the address; a password set before that proof was not shown by whoever
+    // proved it, so it stops working.
+    let before = state.identity.store.user(&user_id).await?;
+    if before.email_verified_at.is_none() {
+        drop_unproven_password(&state, &before, addr).await?;
+    }
     state.identity.store.mark_verified(&user_id, now).await?;
     let user = state.identity.store.user(&user_id).await?;
     let answer = finish_sign_in(&state, &user, false).await?;
@@ -1008,6 +1126,8 @@ pub async fn password_reset_confirm(
         .await?
         .ok_or_else(invalid_token)?;
     state.identity.store.set_password(&user_id, &hash).await?;
+    // The reset link proved the address too.
+    state.identity.store.mark_verified(&user_id, now).await?;
     state.identity.store.login_failed(&user_id, None).await?;
     let revoked = state
         .identity
