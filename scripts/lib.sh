@@ -25,6 +25,19 @@ ensure_chromium() {
   fi
 }
 
+# The browser sandbox (docs/SECURITY.md): bubblewrap, and setpriv (util-linux) to drop root.
+# Without them the server refuses to start unless DRIFTSTACK_BROWSER_SANDBOX=off.
+ensure_sandbox() {
+  if [ "${DRIFTSTACK_BROWSER_SANDBOX:-on}" = off ]; then return; fi
+  local missing=()
+  command -v bwrap >/dev/null || [ -x /usr/bin/bwrap ] || missing+=(bubblewrap)
+  command -v setpriv >/dev/null || [ -x /usr/bin/setpriv ] || missing+=(util-linux)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} for the browser sandbox…" >&2
+    apt_install "${missing[@]}"
+  fi
+}
+
 # Node.js and the stock Playwright/Puppeteer clients the CDP tests drive (no browser download).
 ensure_node_clients() {
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm

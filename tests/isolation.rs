@@ -139,9 +139,17 @@ fn namespace(pid: u32, kind: &str) -> Option<std::path::PathBuf> {
 }
 
 async fn browsers_run_unprivileged_in_their_own_namespaces(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
     let site = pages::start().await;
     let env = Env::new(backend);
+    let tmp_mode = || {
+        std::fs::metadata(std::env::temp_dir())
+            .map(|m| m.permissions().mode())
+            .expect("temp dir")
+    };
+    let mode_before = tmp_mode();
     let s = env.start();
+    assert_eq!(tmp_mode(), mode_before, "the server left the shared temp dir's mode alone");
     let key = s.key().to_owned();
     let ready = s.get(&key, "/readyz").await.json();
     assert_eq!(ready["runner"]["browser_sandbox"], "on", "{ready}");
@@ -423,4 +431,43 @@ async fn a_credential_never_obtains_more_than_it_holds(backend: Backend) {
     stolen.assert_problem(403, "missing_permission");
     assert!(!stolen.text().contains(&secret));
     assert_eq!(stolen.header("idempotent-replayed"), None);
+}
+
+/// Secure by default: a sandbox that cannot start stops the server with one line naming the
+/// opt-out; with the opt-out, the server starts, warns, and `/readyz` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sandbox_no_start_unless_the_operator_opts_out() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = Env::new(Backend::Sqlite);
+    // A "browser" that cannot run inside the sandbox.
+    let broken = env.dir.path().join("bin").join("chromium-broken");
+    std::fs::create_dir_all(broken.parent().expect("dir")).expect("dir");
+    std::fs::write(&broken, "#!/bin/sh\necho 'no browser here' >&2\nexit 3\n").expect("script");
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).expect("mode");
+    env.set("DRIFTSTACK_CHROMIUM", &broken.display().to_string());
+    let out = env
+        .command(&["serve"])
+        .output()
+        .expect("run the server");
+    assert!(!out.status.success(), "the server refused to start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("error:") && last.contains("DRIFTSTACK_BROWSER_SANDBOX=off"),
+        "one line naming the opt-out: {stderr}"
+    );
+
+    let mut env = Env::new(Backend::Sqlite);
+    env.set("DRIFTSTACK_BROWSER_SANDBOX", "off");
+    let s = env.start();
+    let ready = s.get(s.key(), "/readyz").await.json();
+    assert_eq!(ready["runner"]["browser_sandbox"], "off", "{ready}");
+    assert!(
+        s.log().contains("DRIFTSTACK_BROWSER_SANDBOX=off: browsers run unconfined"),
+        "the start warns"
+    );
+    let mut env = Env::new(Backend::Sqlite);
+    env.set("DRIFTSTACK_BROWSER_SANDBOX", "maybe");
+    let out = env.command(&["serve"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DRIFTSTACK_BROWSER_SANDBOX"));
 }

@@ -78,6 +78,14 @@ for w in workloads:
         else:
             check(c["args"] == ["runner"], f"{name}: runner pods run `runner`")
             check("DRIFTSTACK_DATA_DIR" in env, f"{name}: a data dir keeps the runner id")
+            sc = c.get("securityContext", {})
+            check(env.get("DRIFTSTACK_BROWSER_SANDBOX", "on") != "off",
+                  f"{name}: browsers run in the sandbox")
+            check(sc.get("runAsNonRoot") is True and sc.get("allowPrivilegeEscalation") is False
+                  and sc.get("capabilities", {}).get("drop") == ["ALL"],
+                  f"{name}: runner pods run non-root without capabilities")
+            check(sc.get("seccompProfile", {}).get("type") in ("Unconfined", "Localhost"),
+                  f"{name}: the seccomp profile lets the sandbox create user namespaces")
 public = [
     {e.get("value") for c in w["spec"]["template"]["spec"]["containers"]
      for e in c.get("env", []) if e["name"] == "DRIFTSTACK_PUBLIC_URL"}

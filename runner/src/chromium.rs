@@ -175,7 +175,7 @@ impl BrowserProcess {
         let user_data_dir = opts.temp_root.join(format!("browser-{}", uuid_like()));
         let executable = match &opts.sandbox {
             Some(sandbox) => {
-                sandbox.prepare_dir(&user_data_dir)?;
+                sandbox.prepare_dir(&opts.temp_root, &user_data_dir)?;
                 sandbox.launcher(&opts.executable, &user_data_dir)?
             }
             None => {

@@ -78,9 +78,11 @@ impl Sandbox {
             setpriv,
             extra_read_only,
         };
-        let probe_dir =
+        let probe_root =
             std::env::temp_dir().join(format!("driftstack-probe-{}", std::process::id()));
-        sandbox.prepare_dir(&probe_dir)?;
+        let probe_dir = probe_root.join("browser");
+        let _ = std::fs::remove_dir_all(&probe_root);
+        sandbox.prepare_dir(&probe_root, &probe_dir)?;
         let mut cmd = tokio::process::Command::new(sandbox.program());
         cmd.args(sandbox.prefix_args(&probe_dir))
             .arg(executable)
@@ -90,7 +92,7 @@ impl Sandbox {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let output = tokio::time::timeout(Duration::from_secs(20), cmd.output()).await;
-        let _ = std::fs::remove_dir_all(&probe_dir);
+        let _ = std::fs::remove_dir_all(&probe_root);
         let output = output
             .context("the browser sandbox did not start within 20 s")?
             .context("the browser sandbox could not be started")?;
@@ -111,15 +113,15 @@ impl Sandbox {
         Ok(sandbox)
     }
 
-    /// Creates `dir` for a browser: owned by the browser's uid (when the server is root), mode
-    /// 0700, under a parent that others may traverse but not list.
-    pub fn prepare_dir(&self, dir: &Path) -> anyhow::Result<()> {
-        if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-            let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711));
-        }
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    /// Creates `dir` for a browser inside `root` (this server's own temp root): owned by the
+    /// browser's uid (when the server is root), mode 0700; `root` becomes traversable by others
+    /// but not listable (the browser's uid must reach its own dir through it).
+    pub fn prepare_dir(&self, root: &Path, dir: &Path) -> anyhow::Result<()> {
+        anyhow::ensure!(dir.parent() == Some(root), "a browser dir lies directly in its root");
+        std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("cannot set the mode of {}", root.display()))?;
+        std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         if self.setpriv.is_some() {
             std::os::unix::fs::chown(dir, Some(BROWSER_UID), Some(BROWSER_UID))
                 .with_context(|| format!("cannot hand {} to the browser's uid", dir.display()))?;

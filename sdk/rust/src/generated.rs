@@ -16,6 +16,9 @@ pub struct HealthResponse {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct RunnerReadiness {
+    /// `on` when every browser runs in the sandbox; `off` when the operator turned it off
+    /// (`DRIFTSTACK_BROWSER_SANDBOX=off`, single-tenant development only).
+    pub browser_sandbox: String,
     /// Sessions live on this node.
     pub live_sessions: i64,
     /// Warm browsers ready for new sessions right now.
@@ -440,6 +443,25 @@ pub struct SignupRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct VerifyEmailRequest {
+    /// The password chosen at sign-up. With it, the password keeps working; without it, the
+    /// address is verified but a password set before this proof is removed (whoever set it may
+    /// not own the address): sign in with a magic link or set one with a reset link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The token from the link in the mail.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct VerifyEmailResponse {
+    /// Whether the password set at sign-up still works (it does only when it was given).
+    pub password_kept: bool,
+    /// `verified`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Tier {
     /// `one_time`, `monthly` or `none`.
     pub billing: String,
@@ -737,7 +759,9 @@ pub struct SessionUsage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionResponse {
     /// A WebSocket URL for Playwright's `connectOverCDP` or Puppeteer's `connect`; it carries a
-    /// signed token valid for 15 minutes. Present while the session is live.
+    /// signed token valid for 15 minutes. Present while the session is live, and only for
+    /// credentials holding `sessions:write` (raw CDP drives the browser read-write; a
+    /// `sessions:read` credential gets the read-only live view at most).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_url: Option<String>,
     /// Milliseconds from admission to a ready browser.
@@ -1408,7 +1432,9 @@ impl Client {
     /// `POST /v1/account/2fa/totp`
     ///
     /// Starts TOTP enrolment: a new secret, its otpauth URL and QR code. MFA is not on until
-    /// `POST /v1/account/2fa/totp/verify` confirms a code.
+    /// `POST /v1/account/2fa/totp/verify` confirms a code. Needs a fresh step-up (a password
+    /// sign-in within the step-up window counts): whoever holds a stolen token must not be able to
+    /// lock the account's owner out with their own authenticator.
     ///
     /// Requires `user`: a signed-in dashboard user (`Bearer dsat_…`), not an API key.
     pub async fn enrol_totp(&self) -> Result<TotpEnrolment, Error> {
@@ -1439,6 +1465,7 @@ impl Client {
     /// `POST /v1/account/2fa/totp/verify`
     ///
     /// Turns MFA on with a code from the newly enrolled app; answers the ten recovery codes.
+    /// Needs a fresh step-up.
     ///
     /// Requires `user`: a signed-in dashboard user (`Bearer dsat_…`), not an API key.
     pub async fn activate_totp(&self, body: &TotpCode) -> Result<RecoveryCodes, Error> {
@@ -1556,7 +1583,8 @@ impl Client {
     /// Replaces a key with a new one (shown once, same name, mode and scopes). The old key keeps
     /// working for `grace_seconds` (default 24 hours), then stops.
     ///
-    /// Requires `keys:write`.
+    /// Requires `keys:write`, and every scope of the key being rotated (403 `scope_escalation`
+    /// otherwise).
     pub async fn rotate_key(
         &self,
         id: &str,
@@ -1765,8 +1793,17 @@ impl Client {
     ///
     /// Confirms an email address with the token from the verification mail.
     ///
+    /// An address belongs to whoever proves it: a password set before the proof keeps working only
+    /// when this request carries it (the person who signed up knows it). Without `password`, the
+    /// address is verified and that password stops working, with every sign-in made with it (someone
+    /// may have signed up with your address); sign in by magic link or set a password by reset link.
+    /// A wrong `password` is a 401 and leaves the link usable.
+    ///
     /// Requires `none`: no credential (limited per IP address).
-    pub async fn verify_email(&self, body: &TokenRequest) -> Result<StatusResponse, Error> {
+    pub async fn verify_email(
+        &self,
+        body: &VerifyEmailRequest,
+    ) -> Result<VerifyEmailResponse, Error> {
         self.json(
             Method::POST,
             "/v1/auth/verify-email".to_owned(),
@@ -2219,7 +2256,8 @@ impl Client {
     /// Invites someone by email (mail with a link, valid 7 days). Inviting an email with a pending
     /// invitation re-sends it with a new link and expiry.
     ///
-    /// Requires `team:write`. Inviting an owner: owners only. An existing member: 409
+    /// Requires `team:write`. Inviting an owner: a signed-in owner after a fresh step-up (never an
+    /// API key; 403 `owner_required`). An existing member: 409
     /// `already_member`.
     pub async fn create_invite(&self, body: &CreateInviteRequest) -> Result<InviteResponse, Error> {
         self.json(
@@ -2280,7 +2318,8 @@ impl Client {
     /// `PATCH /v1/team/members/{user_id}`
     ///
     /// Changes a member's role. The last owner cannot be demoted (409 `last_owner`); only owners
-    /// grant or take away the owner role (403 `owner_required`). Needs a fresh step-up.
+    /// grant or take away the owner role, signed in to the dashboard (API keys never act as owners:
+    /// 403 `owner_required`). Needs a fresh step-up.
     ///
     /// Requires `team:write`.
     pub async fn update_member(
@@ -2301,7 +2340,8 @@ impl Client {
     ///
     /// Removes a member: their dashboard access to this account ends at once. API keys they created
     /// keep working unless `revoke_keys=true` (the answer lists them either way). Removing an owner
-    /// is for owners only; the last owner cannot be removed. Needs a fresh step-up.
+    /// is for signed-in owners only (never an API key); the last owner cannot be removed. Needs a
+    /// fresh step-up.
     ///
     /// Requires `team:write`.
     pub async fn remove_member(
