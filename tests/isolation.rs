@@ -149,7 +149,11 @@ async fn browsers_run_unprivileged_in_their_own_namespaces(backend: Backend) {
     };
     let mode_before = tmp_mode();
     let s = env.start();
-    assert_eq!(tmp_mode(), mode_before, "the server left the shared temp dir's mode alone");
+    assert_eq!(
+        tmp_mode(),
+        mode_before,
+        "the server left the shared temp dir's mode alone"
+    );
     let key = s.key().to_owned();
     let ready = s.get(&key, "/readyz").await.json();
     assert_eq!(ready["runner"]["browser_sandbox"], "on", "{ready}");
@@ -445,10 +449,7 @@ async fn no_sandbox_no_start_unless_the_operator_opts_out() {
     std::fs::write(&broken, "#!/bin/sh\necho 'no browser here' >&2\nexit 3\n").expect("script");
     std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).expect("mode");
     env.set("DRIFTSTACK_CHROMIUM", &broken.display().to_string());
-    let out = env
-        .command(&["serve"])
-        .output()
-        .expect("run the server");
+    let out = env.command(&["serve"]).output().expect("run the server");
     assert!(!out.status.success(), "the server refused to start");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last = stderr.lines().last().unwrap_or("");
@@ -463,7 +464,8 @@ async fn no_sandbox_no_start_unless_the_operator_opts_out() {
     let ready = s.get(s.key(), "/readyz").await.json();
     assert_eq!(ready["runner"]["browser_sandbox"], "off", "{ready}");
     assert!(
-        s.log().contains("DRIFTSTACK_BROWSER_SANDBOX=off: browsers run unconfined"),
+        s.log()
+            .contains("DRIFTSTACK_BROWSER_SANDBOX=off: browsers run unconfined"),
         "the start warns"
     );
     let mut env = Env::new(Backend::Sqlite);

@@ -7,6 +7,9 @@
 //!                                 [--binary target/release/driftstack] [--no-baseline]
 //! ```
 //!
+//! `--sandbox` instead measures creates and cycles with the browser sandbox off and on
+//! (interleaved), next to the baseline on the same browser binary.
+//!
 //! `--profiles N` instead measures loading and saving a profile of 200 cookies and 50 origins of
 //! localStorage: in the store alone and through real sessions.
 //!
@@ -42,6 +45,9 @@ struct Args {
     limits: Option<usize>,
     /// Run the mixed soak (timeouts, killed browsers, server memory) with this many cycles.
     soak_mixed: Option<usize>,
+    /// Compare the browser sandbox on and off (creates and cycles), with the baseline on the
+    /// same browser.
+    sandbox: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -59,6 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
         profiles: None,
         limits: None,
         soak_mixed: None,
+        sandbox: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -76,6 +83,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--profiles" => args.profiles = Some(value()?.parse()?),
             "--limits" => args.limits = Some(value()?.parse()?),
             "--soak-mixed" => args.soak_mixed = Some(value()?.parse()?),
+            "--sandbox" => args.sandbox = true,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -476,12 +484,18 @@ async fn serve_page() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
 }
 
 fn baseline() -> anyhow::Result<Value> {
+    baseline_on(None)
+}
+
+/// The baseline, on `chromium` when given (`BASELINE_CHROMIUM`).
+fn baseline_on(chromium: Option<&str>) -> anyhow::Result<Value> {
     let script = Path::new("../shared/bench/run-baseline.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg("30")
-        .output()
-        .context("run-baseline.sh")?;
+    let mut cmd = Command::new("bash");
+    cmd.arg(script).arg("30");
+    if let Some(c) = chromium {
+        cmd.env("BASELINE_CHROMIUM", c);
+    }
+    let out = cmd.output().context("run-baseline.sh")?;
     if !out.status.success() {
         bail!("baseline failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -659,6 +673,95 @@ async fn cycle_median(binary: &Path, url: &str, n: usize) -> anyhow::Result<f64>
     Ok(stats(xs).p50)
 }
 
+/// Create latencies (client-side, warm pool) and cycle times of the binary on headless-shell
+/// with `DRIFTSTACK_BROWSER_SANDBOX` set to `mode`.
+async fn sandbox_round(args: &Args, url: &str, mode: &str) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    const POOL: usize = 4;
+    let server = Server::start_with(
+        &args.binary,
+        Path::new(HEADLESS_SHELL),
+        POOL,
+        &[("DRIFTSTACK_BROWSER_SANDBOX", mode)],
+    )?;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+        key: server.key.clone(),
+    };
+    c.wait_pool(POOL as u64).await?;
+    let mut creates = Vec::with_capacity(args.creates);
+    for _ in 0..args.creates {
+        c.wait_pool(POOL as u64).await?;
+        let t0 = Instant::now();
+        let id = c.create().await?;
+        creates.push(t0.elapsed().as_secs_f64() * 1000.0);
+        c.delete(&id).await?;
+    }
+    let mut cycles = Vec::with_capacity(args.cycles);
+    for _ in 0..args.cycles {
+        c.wait_pool(1).await?;
+        cycles.push(c.cycle(url).await?[0]);
+    }
+    server.stop()?;
+    Ok((creates, cycles))
+}
+
+const HEADLESS_SHELL: &str = "/usr/lib/chromium/chromium-headless-shell";
+
+/// The sandbox's cost: sandbox on and off interleaved (off, on, off, on), and the raw
+/// puppeteer-core baseline on the same browser binary in the same run.
+async fn sandbox_bench(args: &Args, url: &str) -> anyhow::Result<String> {
+    let (mut on, mut off) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    for round in 0..2 {
+        for (mode, into) in [("off", &mut off), ("on", &mut on)] {
+            eprintln!("== sandbox {mode}, round {}", round + 1);
+            let (c, y) = sandbox_round(args, url, mode).await?;
+            into.0.extend(c);
+            into.1.extend(y);
+        }
+    }
+    let base = if args.baseline {
+        // Like for like: the baseline drives the same browser binary the runner uses.
+        match baseline_on(Some(HEADLESS_SHELL)) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("baseline skipped: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (con, yon) = (stats(on.0.clone()), stats(on.1.clone()));
+    let (coff, yoff) = (stats(off.0.clone()), stats(off.1.clone()));
+    let mut md = format!(
+        "Measured {} with the release binary, chromium-headless-shell, pool size 4, {} creates and \
+         {} cycles per round, 2 interleaved rounds per mode.\n\n",
+        machine(),
+        args.creates,
+        args.cycles
+    );
+    md.push_str("| metric | sandbox off | sandbox on | on ÷ off |\n|---|---|---|---|\n");
+    md.push_str(&format!(
+        "| session create p50 / p99, client-side | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.2}× / {:.2}× |\n",
+        coff.p50, coff.p99, con.p50, con.p99, con.p50 / coff.p50, con.p99 / coff.p99
+    ));
+    md.push_str(&format!(
+        "| create→navigate→PNG→destroy cycle, median (p95) | {:.1} ({:.1}) ms | {:.1} ({:.1}) ms | {:.2}× |\n",
+        yoff.p50, yoff.p95, yon.p50, yon.p95, yon.p50 / yoff.p50
+    ));
+    if let Some(b) = base {
+        let warm = b["warm_cycle_ms"]["median"].as_f64().unwrap_or(0.0);
+        md.push_str(&format!(
+            "\nBaseline, same run, same browser binary (`BASELINE_CHROMIUM={HEADLESS_SHELL} \
+             ../shared/bench/run-baseline.sh 30`): raw puppeteer-core warm cycle median {warm:.1} ms; \
+             the service's sandboxed cycle is {:.2}× that.\n",
+            yon.p50 / warm.max(0.001)
+        ));
+    }
+    Ok(md)
+}
+
 /// Cycles of two binaries, interleaved A B A B so that drift hits both alike.
 async fn compare(args: &Args, other: &Path, url: &str) -> anyhow::Result<String> {
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -743,6 +846,12 @@ async fn main() -> anyhow::Result<()> {
         let md = profiles_bench(&args.binary, rounds).await?;
         print!("{md}");
         write_named_section(&args.out, "profiles", &md)?;
+        return Ok(());
+    }
+    if args.sandbox {
+        let md = sandbox_bench(&args, &url).await?;
+        print!("{md}");
+        write_named_section(&args.out, "sandbox", &md)?;
         return Ok(());
     }
     if let Some(other) = args.compare.clone() {

@@ -1,19 +1,15 @@
 //! Stripe, seen from Driftstack: creating customers, Checkout Sessions (the one-time trial pack
-//! and monthly subscriptions, priced inline from the tier table) and Billing Portal sessions
-//! through async-stripe, and verifying the signatures of Stripe's webhooks. This is the only crate
-//! that builds async-stripe (a heavy dependency), so other changes never rebuild it. It knows
-//! nothing of accounts or tiers beyond what callers pass in.
+//! and monthly subscriptions, priced inline from the tier table) and Billing Portal sessions over
+//! Stripe's form-encoded REST API, and verifying the signatures of Stripe's webhooks. Three calls
+//! are all the service makes, so they are written here on the HTTP client the workspace already
+//! builds, with every answer read to a bound ([`MAX_ANSWER_BYTES`]). It knows nothing of
+//! accounts or tiers beyond what callers pass in.
 
 pub mod webhook;
 
-use std::collections::HashMap;
+use std::time::Duration;
 
-use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionDiscounts, CreateCheckoutSessionLineItems,
-    CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionLineItemsPriceDataRecurring,
-    CreateCheckoutSessionLineItemsPriceDataRecurringInterval, ProductData,
-};
-use stripe_shared::CheckoutSessionMode;
+use serde::Deserialize;
 
 /// A Stripe call that failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +34,10 @@ pub struct Checkout<'a> {
 
 #[derive(Clone)]
 pub struct Stripe {
-    client: stripe::Client,
+    http: reqwest::Client,
+    /// `https://api.stripe.com/` or a fake's base, with a trailing slash.
+    base: String,
+    secret_key: String,
 }
 
 impl std::fmt::Debug for Stripe {
@@ -47,26 +46,107 @@ impl std::fmt::Debug for Stripe {
     }
 }
 
-fn failure(e: impl std::fmt::Display) -> StripeFailure {
-    StripeFailure(e.to_string())
+/// The largest answer read from Stripe: its objects are a few KiB; a peer answering more cannot
+/// grow this process.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The fields of Stripe's objects this crate reads.
+#[derive(Deserialize)]
+struct Created {
+    id: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    message: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
 impl Stripe {
     /// A client with `secret_key`, talking to `api_base` when given (a fake Stripe in tests;
     /// `http://127.0.0.1:PORT/`).
     pub fn new(secret_key: &str, api_base: Option<&str>) -> Result<Self, StripeFailure> {
-        let mut builder = stripe::ClientBuilder::new(secret_key);
-        if let Some(base) = api_base {
-            let base = if base.ends_with('/') {
-                base.to_owned()
-            } else {
-                format!("{base}/")
-            };
-            builder = builder.url(base);
-        }
+        let base = api_base.unwrap_or("https://api.stripe.com/");
+        let base = if base.ends_with('/') {
+            base.to_owned()
+        } else {
+            format!("{base}/")
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("Driftstack-Billing/1")
+            .build()
+            .map_err(|e| StripeFailure(format!("client: {e}")))?;
         Ok(Stripe {
-            client: builder.build().map_err(failure)?,
+            http,
+            base,
+            secret_key: secret_key.to_owned(),
         })
+    }
+
+    /// POSTs form `fields` to `path` (`v1/…`) and reads the created object, at most
+    /// [`MAX_ANSWER_BYTES`] of it.
+    async fn create(
+        &self,
+        path: &str,
+        fields: &[(String, String)],
+    ) -> Result<Created, StripeFailure> {
+        // Built before any await: the serializer is not `Send`.
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in fields {
+                form.append_pair(k, v);
+            }
+            form.finish()
+        };
+        let mut answer = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.secret_key)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("stripe-version", "2025-09-30.clover")
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| StripeFailure(format!("{path}: {}", transport_error(&e))))?;
+        let status = answer.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = answer
+            .chunk()
+            .await
+            .map_err(|e| StripeFailure(format!("{path}: {}", transport_error(&e))))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(StripeFailure(format!(
+                    "{path}: the answer exceeds {MAX_ANSWER_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            let why = serde_json::from_slice::<ErrorAnswer>(&body)
+                .ok()
+                .map(|e| {
+                    format!(
+                        "{} ({})",
+                        e.error.message.unwrap_or_default(),
+                        e.error.kind.unwrap_or_default()
+                    )
+                })
+                .unwrap_or_else(|| "no error message".into());
+            return Err(StripeFailure(format!("{path}: HTTP {status}: {why}")));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|_| StripeFailure(format!("{path}: the answer is not a Stripe object")))
     }
 
     /// Creates a customer for an account; returns its id (`cus_…`).
@@ -75,73 +155,134 @@ impl Stripe {
         email: &str,
         account_id: &str,
     ) -> Result<String, StripeFailure> {
-        let metadata = HashMap::from([("account_id".to_owned(), account_id.to_owned())]);
-        let customer = stripe_core::customer::CreateCustomer::new()
-            .email(email)
-            .metadata(metadata)
-            .send(&self.client)
-            .await
-            .map_err(failure)?;
-        Ok(customer.id.to_string())
+        let fields = [
+            field("email", email),
+            field("metadata[account_id]", account_id),
+        ];
+        self.create("v1/customers", &fields)
+            .await?
+            .id
+            .ok_or_else(|| StripeFailure("the customer has no id".into()))
     }
 
     /// Creates a Checkout Session; returns the URL to send the customer to.
     pub async fn checkout(&self, c: &Checkout<'_>) -> Result<String, StripeFailure> {
-        let metadata = HashMap::from([
-            ("account_id".to_owned(), c.account_id.to_owned()),
-            ("plan".to_owned(), c.plan.to_owned()),
-        ]);
-        let mut price = CreateCheckoutSessionLineItemsPriceData::new(stripe_types::Currency::USD);
-        price.unit_amount = Some(c.amount_cents);
-        price.product_data = Some(ProductData::new(c.display_name));
+        let mut fields = vec![
+            field("customer", c.customer),
+            field(
+                "mode",
+                if c.recurring {
+                    "subscription"
+                } else {
+                    "payment"
+                },
+            ),
+            field("line_items[0][quantity]", "1"),
+            field("line_items[0][price_data][currency]", "usd"),
+            field(
+                "line_items[0][price_data][unit_amount]",
+                &c.amount_cents.to_string(),
+            ),
+            field(
+                "line_items[0][price_data][product_data][name]",
+                c.display_name,
+            ),
+            field("success_url", c.success_url),
+            field("cancel_url", c.cancel_url),
+            field("client_reference_id", c.account_id),
+            field("metadata[account_id]", c.account_id),
+            field("metadata[plan]", c.plan),
+        ];
         if c.recurring {
-            price.recurring = Some(CreateCheckoutSessionLineItemsPriceDataRecurring::new(
-                CreateCheckoutSessionLineItemsPriceDataRecurringInterval::Month,
+            fields.push(field(
+                "line_items[0][price_data][recurring][interval]",
+                "month",
             ));
+            fields.push(field(
+                "subscription_data[metadata][account_id]",
+                c.account_id,
+            ));
+            fields.push(field("subscription_data[metadata][plan]", c.plan));
         }
-        let mut item = CreateCheckoutSessionLineItems::new();
-        item.price_data = Some(price);
-        item.quantity = Some(1);
-        let mut req = CreateCheckoutSession::new()
-            .customer(c.customer)
-            .mode(if c.recurring {
-                CheckoutSessionMode::Subscription
-            } else {
-                CheckoutSessionMode::Payment
-            })
-            .line_items(vec![item])
-            .success_url(c.success_url)
-            .cancel_url(c.cancel_url)
-            .client_reference_id(c.account_id)
-            .metadata(metadata.clone());
-        if c.recurring {
-            let mut data =
-                stripe_checkout::checkout_session::CreateCheckoutSessionSubscriptionData::new();
-            data.metadata = Some(metadata);
-            req = req.subscription_data(data);
+        match c.promo_code {
+            Some(code) => fields.push(field("discounts[0][promotion_code]", code)),
+            None => fields.push(field("allow_promotion_codes", "true")),
         }
-        req = match c.promo_code {
-            Some(code) => {
-                let mut d = CreateCheckoutSessionDiscounts::new();
-                d.promotion_code = Some(code.to_owned());
-                req.discounts(vec![d])
-            }
-            None => req.allow_promotion_codes(true),
-        };
-        let session = req.send(&self.client).await.map_err(failure)?;
-        session
+        self.create("v1/checkout/sessions", &fields)
+            .await?
             .url
             .ok_or_else(|| StripeFailure("the Checkout Session has no URL".into()))
     }
 
     /// Creates a Billing Portal session; returns its URL.
     pub async fn portal(&self, customer: &str, return_url: &str) -> Result<String, StripeFailure> {
-        let session = stripe_billing::billing_portal_session::CreateBillingPortalSession::new()
-            .customer(customer)
-            .return_url(return_url)
-            .send(&self.client)
+        let fields = [field("customer", customer), field("return_url", return_url)];
+        self.create("v1/billing_portal/sessions", &fields)
+            .await?
+            .url
+            .ok_or_else(|| StripeFailure("the portal session has no URL".into()))
+    }
+}
+
+fn field(name: &str, value: &str) -> (String, String) {
+    (name.to_owned(), value.to_owned())
+}
+
+/// A transport error with its causes (the URL it names is the API base; no secret is in it).
+fn transport_error(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    };
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A fake Stripe that answers 200 with a 1 GiB body and keeps writing: the client stops at
+    /// its bound and hangs up; the answer is an error, not a gigabyte in memory.
+    #[tokio::test]
+    async fn a_hostile_stripe_cannot_grow_the_client() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(failure)?;
-        Ok(session.url)
+            .expect("bind");
+        let base = format!("http://{}/", listener.local_addr().expect("addr"));
+        let written = Arc::new(AtomicU64::new(0));
+        let counted = written.clone();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = conn.read(&mut buf).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1073741824\r\n\r\n";
+            if conn.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = vec![b' '; 64 * 1024];
+            while counted.load(Ordering::Relaxed) < (1 << 30) {
+                if conn.write_all(&chunk).await.is_err() {
+                    break;
+                }
+                counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+        });
+        let stripe = Stripe::new("sk_test_x", Some(&base)).expect("client");
+        let err = stripe
+            .create_customer("a@example.com", "acct_1")
+            .await
+            .expect_err("an oversized answer is an error");
+        assert!(err.0.contains("exceeds"), "{err}");
+        let sent = written.load(Ordering::Relaxed);
+        assert!(sent < 64 << 20, "read {sent} bytes of a 1 GiB answer");
     }
 }

@@ -117,8 +117,12 @@ impl Sandbox {
     /// browser's uid (when the server is root), mode 0700; `root` becomes traversable by others
     /// but not listable (the browser's uid must reach its own dir through it).
     pub fn prepare_dir(&self, root: &Path, dir: &Path) -> anyhow::Result<()> {
-        anyhow::ensure!(dir.parent() == Some(root), "a browser dir lies directly in its root");
-        std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+        anyhow::ensure!(
+            dir.parent() == Some(root),
+            "a browser dir lies directly in its root"
+        );
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))
             .with_context(|| format!("cannot set the mode of {}", root.display()))?;
         std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
