@@ -217,7 +217,7 @@ fn owner_required() -> ApiError {
 /// an owner) need an owner's own dashboard sign-in with a fresh step-up. API keys never qualify,
 /// whatever their scopes: a key an admin created must not make its creator an owner.
 fn require_owner(state: &AppState, p: &Principal) -> Result<(), ApiError> {
-    if !p.dashboard.as_ref().is_some_and(|d| d.role == "owner") {
+    if p.dashboard.as_ref().is_none_or(|d| d.role != "owner") {
         return Err(owner_required());
     }
     p.require_step_up(state)
