@@ -120,18 +120,37 @@ async fn the_egress_guard_keeps_browsers_off_private_addresses(backend: Backend)
         "{got}"
     );
 
-    // The DevTools port of a pooled browser is refused although 127.0.0.1 is allowed.
+    // The DevTools port of a pooled browser is refused although 127.0.0.1 is allowed, in every
+    // spelling, and answered exactly like a closed port (no port-scan oracle), uncounted.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let denied_before =
+        s.get(&key, &format!("/v1/sessions/{sid}")).await.json()["usage"]["egress_denied"].clone();
     let devtools = devtools_ports(s.pid());
     assert!(!devtools.is_empty(), "found no DevTools port");
-    for dport in devtools {
-        s.post(
-            &key,
-            &nav,
-            json!({"url": format!("http://127.0.0.1:{dport}/json/version")}),
-        )
-        .await
-        .assert_problem(403, "egress_denied");
+    for host in ["127.0.0.1", "[::ffff:127.0.0.1]", "2130706433"] {
+        let at = |port: u16| json!({"url": format!("http://{host}:{port}/json/list")});
+        let closed_answer = s.post(&key, &nav, at(closed)).await;
+        let closed_problem = closed_answer.assert_problem(502, "navigation_failed");
+        for dport in &devtools {
+            let p = s
+                .post(&key, &nav, at(*dport))
+                .await
+                .assert_problem(502, "navigation_failed");
+            assert_eq!(
+                p["detail"], closed_problem["detail"],
+                "{host}:{dport} answers like a closed port"
+            );
+        }
     }
+    let denied_after =
+        s.get(&key, &format!("/v1/sessions/{sid}")).await.json()["usage"]["egress_denied"].clone();
+    assert_eq!(
+        denied_before, denied_after,
+        "DevTools refusals are not counted"
+    );
 
     // The allow-listed host works, and nothing ever reached the trap.
     let r = s.post(&key, &nav, json!({"url": site.url("/")})).await;

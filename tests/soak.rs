@@ -98,9 +98,10 @@ async fn mixed_cycles_leave_nothing_behind() {
     assert!(settled, "{:?}", support::main_browser_processes(s.pid()));
     // Killed and recycled browsers' directories are removed in the background.
     let temp_root = std::env::temp_dir().join(format!("driftstack-{}", s.pid()));
+    // Browser directories (each browser also has a launcher file beside its directory).
     let dirs = || {
         std::fs::read_dir(&temp_root)
-            .map(|d| d.count())
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
             .unwrap_or(0)
     };
     let cleaned = eventually(Duration::from_secs(30), async || dirs() <= 2).await;

@@ -439,7 +439,7 @@ async fn run_variant(
     let leftover_processes = browser_pids(pid, &root).len();
     let temp_root = std::env::temp_dir().join(format!("driftstack-{pid}"));
     let leftover_dirs = std::fs::read_dir(&temp_root)
-        .map(|d| d.count())
+        .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
         .unwrap_or(0);
     server.stop()?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1440,7 +1440,7 @@ async fn soak_mixed(binary: &Path, n: usize, url: &str) -> anyhow::Result<String
     let processes = browser_pids(pid, &root).len();
     let temp_root = std::env::temp_dir().join(format!("driftstack-{pid}"));
     let dirs = std::fs::read_dir(&temp_root)
-        .map(|d| d.count())
+        .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
         .unwrap_or(0);
     server.stop()?;
     tokio::time::sleep(Duration::from_millis(500)).await;

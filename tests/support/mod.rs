@@ -401,14 +401,18 @@ pub fn browser_processes(server_pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// The main browser processes (not renderers or helpers) of a server.
+/// The main browser processes (not renderers or helpers, nor the sandbox around them) of a
+/// server: Chromium's own browser process, one per browser.
 pub fn main_browser_processes(server_pid: u32) -> Vec<u32> {
     browser_processes(server_pid)
         .into_iter()
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| !String::from_utf8_lossy(&c).contains("--type="))
-                .unwrap_or(false)
+            let chromium = std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().contains("chromium"));
+            chromium
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| !String::from_utf8_lossy(&c).contains("--type="))
+                    .unwrap_or(false)
         })
         .collect()
 }
