@@ -271,6 +271,18 @@ mod tests {
             .collect();
         assert_eq!(binds, ["/tmp/driftstack-1/browser-x"]);
         assert!(args.contains(&"--reuid=65534".to_owned()));
-        assert!(!args.iter().any(|a| a.contains("driftstack.db") || a == "/"));
+        // Nothing binds the host's root or anything outside the read-only list.
+        let sources: Vec<_> = args
+            .windows(2)
+            .filter(|w| w[0] == "--ro-bind" || w[0] == "--bind")
+            .map(|w| w[1].as_str())
+            .collect();
+        assert!(!sources.contains(&"/"), "{sources:?}");
+        assert!(
+            sources
+                .iter()
+                .all(|s| READ_ONLY.contains(s) || *s == "/tmp/driftstack-1/browser-x"),
+            "{sources:?}"
+        );
     }
 }
