@@ -194,7 +194,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Accounts { command } => {
-            let state = api::build_state(config, String::new()).await?;
+            let state = api::build_state(config, String::new(), false).await?;
             let result = match command {
                 AccountsCommand::Create {
                     email,
@@ -217,7 +217,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            let state = api::build_state(config, String::new()).await?;
+            let state = api::build_state(config, String::new(), false).await?;
             let result = state.audit.verify().await;
             state.db.close().await;
             let (checked, breaks) = result?;
@@ -251,7 +251,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         .ok_or_else(|| anyhow::anyhow!("--mode must be live or test"))?,
                 ),
             };
-            let state = api::build_state(config, String::new()).await?;
+            let state = api::build_state(config, String::new(), false).await?;
             let result = api::admin::create_key(&state, &email, &name, mode, scopes).await;
             state.db.close().await;
             println!("{}", result?);

@@ -13,13 +13,13 @@ use driftstack_sdk as sdk;
 use support::{Backend, Env, eventually, hooks, pages};
 
 /// Another node of the cluster `first` started: the same database and master key, its own data
-/// dir (so its own runner id). `first` must have been started once (it made the master key).
+/// dir (so its own runner id).
 fn joining(first: &Env) -> Env {
-    let master =
-        std::fs::read_to_string(first.dir.path().join("data/master.key")).expect("master key");
     let mut env = Env::new(Backend::Sqlite);
-    env.set("DATABASE_URL", &first.vars["DATABASE_URL"])
-        .set("DRIFTSTACK_MASTER_KEY", master.trim());
+    env.set("DATABASE_URL", &first.vars["DATABASE_URL"]).set(
+        "DRIFTSTACK_MASTER_KEY",
+        &first.vars["DRIFTSTACK_MASTER_KEY"],
+    );
     env
 }
 

@@ -323,6 +323,7 @@ async fn a_postgres_outage_gives_503s_and_recovers_without_a_restart() {
     let pg = PrivatePg::start_new();
     let mut env = Env::new(Backend::Sqlite);
     env.set("DATABASE_URL", &pg.url());
+    env.set("DRIFTSTACK_MASTER_KEY", &support::test_master_key());
     env.set("DRIFTSTACK_EMBEDDED_RUNNER", "false");
     let s = env.start();
     let key = s.key().to_owned();

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod apikey;
 pub mod audit;
 pub mod auth;
+pub mod cluster_keys;
 pub mod config;
 pub mod dashboard;
 pub mod error;
@@ -152,12 +153,20 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// Builds the application state for a configuration: database, tiers, clock and stores.
-pub async fn build_state(config: Config, public_url: String) -> anyhow::Result<AppState> {
+/// Builds the application state for a configuration: database, tiers, clock and stores. The
+/// node's keys are checked against the database first (`cluster_keys`); `serving` is set for
+/// `serve` and `runner`, which also check the cluster token.
+pub async fn build_state(
+    config: Config,
+    public_url: String,
+    serving: bool,
+) -> anyhow::Result<AppState> {
     let tiers = Tiers::load(config.tiers_file.as_deref())?;
     let db = open_database(&config).await?;
-    let master_key = secrets::MasterKey::load(&config)?;
-    AppState::new(config, db, tiers, &master_key, public_url)
+    let master_key = secrets::MasterKey::load(&config, db.backend())?;
+    let now = common::Clock::system().now_ms();
+    let keys = cluster_keys::verify_at_start(&db, &config, &master_key, serving, now).await?;
+    AppState::new(config, db, tiers, keys, public_url)
 }
 
 /// Runs the server until `shutdown` is cancelled, then finishes in-flight requests, stops the
@@ -177,7 +186,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let mut state = build_state(config, public_url).await?;
+    let mut state = build_state(config, public_url, true).await?;
     state.metrics = install_metrics();
 
     if let Some(created) = admin::bootstrap_owner(&state).await? {
@@ -232,6 +241,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let tracker = TaskTracker::new();
     tracker.spawn(dispatcher.clone().run(shutdown.clone()));
     tracker.spawn(purge_idempotency_keys(state.clone(), shutdown.clone()));
+    tracker.spawn(cluster_keys::heartbeat(
+        state.db.clone(),
+        state.master_keys.clone(),
+        state.config.clone(),
+        state.clock.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(usage_loop(state.clone(), shutdown.clone()));
     tracker.spawn(reap_dead_runners(
         state.clone(),

@@ -25,12 +25,32 @@ impl std::fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
-    /// The configured key, or the one in the data dir (created when missing).
-    pub fn load(config: &Config) -> anyhow::Result<Self> {
+    /// The configured key, or — for the embedded single node only — the one in the data dir
+    /// (created when missing). On PostgreSQL, on API-only nodes and on runner nodes a generated
+    /// key is refused: every node of a cluster needs the same key, so the operator sets it.
+    pub fn load(config: &Config, backend: common::db::Backend) -> anyhow::Result<Self> {
         if let Some(key) = &config.master_key {
             return Ok(MasterKey(*key.expose()));
         }
+        let clustered = backend == common::db::Backend::Postgres
+            || !config.embedded_runner
+            || config.runner_only;
+        if clustered {
+            anyhow::bail!(
+                "DRIFTSTACK_MASTER_KEY: must be set on PostgreSQL and on cluster nodes, the same \
+                 on every node (`head -c 32 /dev/urandom | base64`; a node that generated one \
+                 keeps it in $DRIFTSTACK_DATA_DIR/master.key)"
+            );
+        }
         Self::load_or_create_file(&config.data_dir.join("master.key"))
+    }
+
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        MasterKey(key)
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     fn load_or_create_file(path: &Path) -> anyhow::Result<Self> {

@@ -53,6 +53,11 @@ pub struct AppState {
     pub runner: Option<Arc<Runner>>,
     /// Signs the tokens in `connect_url`s.
     pub connect_key: Arc<[u8; 32]>,
+    /// Connect-token keys of the other configured master keys (tokens other nodes signed
+    /// during a key rotation still verify).
+    pub connect_keys_previous: Arc<Vec<[u8; 32]>>,
+    /// This node's master keys, as checked against the database at start.
+    pub master_keys: crate::cluster_keys::Keyring,
     pub metrics: Option<PrometheusHandle>,
     /// Base URL for links we hand out (mail, `connect_url`), without a trailing slash.
     pub public_url: Arc<str>,
@@ -63,9 +68,12 @@ impl AppState {
         config: Config,
         db: Db,
         tiers: Tiers,
-        master_key: &MasterKey,
+        keyring: crate::cluster_keys::Keyring,
         public_url: String,
     ) -> anyhow::Result<Self> {
+        // Seal and sign with the key the database records; open with every configured key.
+        let master_key = &keyring.active;
+        let previous = &keyring.others;
         let clock = match &config.test_clock_file {
             Some(path) => Clock::with_offset_file(path.clone()),
             None => Clock::system(),
@@ -78,15 +86,14 @@ impl AppState {
         .map_err(|e| anyhow::anyhow!("profile storage: {e}"))?;
         let profiles = Profiles::new(
             profiles::ProfileStore::new(db.clone()),
-            master_key.profile_codec(&config.previous_master_keys),
+            master_key.profile_codec(previous),
             blobs,
             clock.clone(),
         );
         let identity = crate::identity::Identity::new(
             crate::identity::IdentityStore::new(db.clone()),
-            SecretBox::new(&master_key.derive("totp-secrets")).with_previous(
-                &MasterKey::derive_all(&config.previous_master_keys, "totp-secrets"),
-            ),
+            SecretBox::new(&master_key.derive("totp-secrets"))
+                .with_previous(&MasterKey::derive_all(previous, "totp-secrets")),
             clock.clone(),
             config.auth_ip_per_minute,
         );
@@ -118,15 +125,9 @@ impl AppState {
             sessions: SessionStore::new(db.clone()),
             webhooks: WebhookStore::new(db.clone()),
             webhook_secrets: SecretBox::new(&master_key.derive("webhook-endpoint-secrets"))
-                .with_previous(&MasterKey::derive_all(
-                    &config.previous_master_keys,
-                    "webhook-endpoint-secrets",
-                )),
+                .with_previous(&MasterKey::derive_all(previous, "webhook-endpoint-secrets")),
             idempotent_answers: SecretBox::new(&master_key.derive("idempotent-answers"))
-                .with_previous(&MasterKey::derive_all(
-                    &config.previous_master_keys,
-                    "idempotent-answers",
-                )),
+                .with_previous(&MasterKey::derive_all(previous, "idempotent-answers")),
             http: reqwest::Client::builder()
                 .timeout(config.request_timeout)
                 .build()
@@ -134,6 +135,8 @@ impl AppState {
             dispatcher: None,
             runner: None,
             connect_key: Arc::new(master_key.derive("cdp-connect-token")),
+            connect_keys_previous: Arc::new(MasterKey::derive_all(previous, "cdp-connect-token")),
+            master_keys: keyring.clone(),
             config: Arc::new(config),
             db,
             clock,

@@ -1167,7 +1167,7 @@ async fn profiles_bench(binary: &Path, rounds: usize) -> anyhow::Result<String> 
         (k == "DRIFTSTACK_DATA_DIR").then(|| data_dir.display().to_string())
     })
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let state = api::build_state(config, "http://127.0.0.1".into()).await?;
+    let state = api::build_state(config, "http://127.0.0.1".into(), false).await?;
     let service = &state.profiles;
     let limit = 50 << 20;
 

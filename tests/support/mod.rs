@@ -139,6 +139,15 @@ fn run_pg_admin(sql: &str) {
 }
 
 /// Where a server keeps its state; survives restarts of the server within one test.
+/// A fresh master key (base64 of 32 random bytes), as an operator would set it.
+pub fn test_master_key() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    // Unique per call (a v7 id carries 74 random bits); hashed to the 32 bytes a key has.
+    let seed = format!("{}-{}", uuid::Uuid::now_v7(), std::process::id());
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(seed.as_bytes()))
+}
+
 pub struct Env {
     pub backend: Backend,
     pub dir: TempDir,
@@ -168,6 +177,8 @@ impl Env {
         vars.insert("DRIFTSTACK_POOL_SIZE".into(), "1".into());
         if let Some(pg) = &pg {
             vars.insert("DATABASE_URL".into(), pg.url.clone());
+            // Nodes on PostgreSQL take the master key from the operator, never generate one.
+            vars.insert("DRIFTSTACK_MASTER_KEY".into(), test_master_key());
         }
         Env {
             backend,

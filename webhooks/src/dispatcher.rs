@@ -173,7 +173,14 @@ impl Dispatcher {
             match joined {
                 Ok(Ok(outcome)) => outcomes.push(outcome),
                 Ok(Err((id, err))) => {
-                    tracing::error!(delivery.id = %id, error = %format!("{err:#}"), "delivery could not be prepared");
+                    // Never consumed: released for another attempt (by this node or another)
+                    // after a short pause, and counted.
+                    tracing::error!(delivery.id = %id, error = %format!("{err:#}"), "delivery could not be prepared; released for another attempt");
+                    metrics::counter!("driftstack_webhook_prepare_failed_total").increment(1);
+                    let retry_at = self.clock.now_ms() + PREPARE_RETRY_MS;
+                    if let Err(err) = self.store.release(&id, retry_at).await {
+                        tracing::warn!(delivery.id = %id, error = %err, "could not release a delivery; its lease will expire");
+                    }
                 }
                 Err(err) => tracing::error!(error = %err, "a delivery task failed"),
             }
@@ -373,6 +380,9 @@ impl Dispatcher {
         })
     }
 }
+
+/// How long a delivery that could not be prepared waits before any node claims it again.
+const PREPARE_RETRY_MS: i64 = 10_000;
 
 /// How much of a receiver's headers and body is kept in the attempt log.
 const EXCERPT_BYTES: usize = 2048;

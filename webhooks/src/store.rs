@@ -551,6 +551,21 @@ impl WebhookStore {
         Ok(n)
     }
 
+    /// Gives a leased delivery back: claimable again from `at`, its attempts untouched.
+    pub async fn release(&self, id: &str, at: Millis) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET lease_until = $2, lease_token = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// Leases up to `limit` due deliveries of enabled endpoints until `lease_until`, and reads
     /// what is needed to send them (two statements, whatever the batch size).
     pub async fn claim(

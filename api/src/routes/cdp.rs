@@ -116,7 +116,10 @@ pub(crate) async fn authorize(
 ) -> Result<(), ApiError> {
     let now = state.clock.now_ms() / 1000;
     if let Some(token) = token {
-        if connect_token::verify(&state.connect_key, id.as_str(), token, now) {
+        let valid = std::iter::once(&*state.connect_key)
+            .chain(state.connect_keys_previous.iter())
+            .any(|key| connect_token::verify(key, id.as_str(), token, now));
+        if valid {
             return Ok(());
         }
         return Err(ApiError::unauthorized(

@@ -43,6 +43,9 @@ pub struct ReadyResponse {
     pub status: &'static str,
     /// `ok` when the database answered.
     pub database: &'static str,
+    /// `ok` when this node holds the master key the database records (it can open the
+    /// cluster's secrets); `unreadable` otherwise, with a 503.
+    pub secrets: &'static str,
     /// The in-process runner, when this node hosts browsers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runner: Option<RunnerReadiness>,
@@ -59,7 +62,8 @@ pub struct RunnerReadiness {
     pub browser_sandbox: &'static str,
 }
 
-/// Readiness: the database answers; reports the browser pool of this node. No authentication.
+/// Readiness: the database answers and this node holds the master key it records (503
+/// otherwise); reports the browser pool of this node. No authentication.
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses((status = 200, body = ReadyResponse),
               (status = 503, body = Problem, content_type = "application/problem+json")))]
@@ -68,9 +72,23 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<ReadyRes
         tracing::warn!(error = %err, "readiness check failed");
         ApiError::unavailable("The database is not answering.", 2)
     })?;
+    let readable = crate::cluster_keys::secrets_readable(&state.db, &state.master_keys)
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "readiness check failed");
+            ApiError::unavailable("The database is not answering.", 2)
+        })?;
+    if !readable {
+        return Err(ApiError::unavailable(
+            "This node cannot open the cluster's secrets: the database records another master \
+             key (see DRIFTSTACK_MASTER_KEY in docs/DEPLOYMENT.md).",
+            30,
+        ));
+    }
     Ok(axum::Json(ReadyResponse {
         status: "ready",
         database: "ok",
+        secrets: "ok",
         runner: state.runner.as_ref().map(|r| RunnerReadiness {
             ready_browsers: r.ready_browsers(),
             live_sessions: r.live_sessions(),

@@ -31,6 +31,9 @@ pub struct ReadyResponse {
     pub database: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<RunnerReadiness>,
+    /// `ok` when this node holds the master key the database records (it can open the
+    /// cluster's secrets); `unreadable` otherwise, with a 503.
+    pub secrets: String,
     /// `ready` when every check passed.
     pub status: String,
 }
@@ -1407,7 +1410,8 @@ impl Client {
 
     /// `GET /readyz`
     ///
-    /// Readiness: the database answers; reports the browser pool of this node. No authentication.
+    /// Readiness: the database answers and this node holds the master key it records (503
+    /// otherwise); reports the browser pool of this node. No authentication.
     pub async fn readyz(&self) -> Result<ReadyResponse, Error> {
         self.json(Method::GET, "/readyz".to_owned(), None::<&()>, None::<&()>)
             .await
