@@ -734,9 +734,15 @@ async fn sandbox_bench(args: &Args, url: &str) -> anyhow::Result<String> {
     };
     let (con, yon) = (stats(on.0.clone()), stats(on.1.clone()));
     let (coff, yoff) = (stats(off.0.clone()), stats(off.1.clone()));
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
     let mut md = format!(
-        "Measured {} with the release binary, chromium-headless-shell, pool size 4, {} creates and \
-         {} cycles per round, 2 interleaved rounds per mode.\n\n",
+        "Measured {date} on {} with the release binary, chromium-headless-shell, pool size 4, {} \
+         creates and {} cycles per round, 2 interleaved rounds per mode.\n\n",
         machine(),
         args.creates,
         args.cycles

@@ -947,6 +947,13 @@ impl SessionPage {
             if !reached {
                 return Err(RunnerError::Timeout(timeout_ms));
             }
+            // Lifecycle and response events are read by separate tasks: under load the `load`
+            // can be seen before the document's response (its status and the egress guard's
+            // marker). Give the response a moment to be recorded; an http(s) document has one.
+            let grace = (Instant::now() + Duration::from_secs(2)).min(deadline);
+            self.monitor
+                .wait_for(grace, |s| s.document_status.contains_key(loader))
+                .await;
         }
         if wait_until == WaitUntil::NetworkIdle
             && !self.monitor.wait_for(deadline, network_idle).await
