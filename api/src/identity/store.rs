@@ -629,46 +629,27 @@ impl IdentityStore {
     ) -> Result<bool, StoreError> {
         const COUNT: &str = "SELECT COUNT(*) FROM auth_throttle WHERE bucket = $1 AND at > $2";
         const INSERT: &str = "INSERT INTO auth_throttle (bucket, at) VALUES ($1, $2)";
-        let taken = match &self.db {
-            Db::Sqlite(pool) => {
-                let mut tx = pool.begin_write().await?;
-                let (count,): (i64,) = sqlx::query_as(COUNT)
-                    .bind(bucket)
-                    .bind(since)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if count < limit {
-                    sqlx::query(INSERT)
-                        .bind(bucket)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                count < limit
-            }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin_write().await?;
+        let postgres = self.db.backend() == common::db::Backend::Postgres;
+        let taken = on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            if postgres {
+                // SQLite's write transaction is already exclusive.
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                     .bind(bucket)
                     .execute(&mut *tx)
                     .await?;
-                let (count,): (i64,) = sqlx::query_as(COUNT)
-                    .bind(bucket)
-                    .bind(since)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if count < limit {
-                    sqlx::query(INSERT)
-                        .bind(bucket)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                count < limit
             }
-        };
+            let (count,): (i64,) = sqlx::query_as(COUNT)
+                .bind(bucket)
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await?;
+            if count < limit {
+                sqlx::query(INSERT).bind(bucket).bind(now).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            count < limit
+        });
         Ok(taken)
     }
 

@@ -309,7 +309,8 @@ pub async fn get_key(
 }
 
 /// Revokes a key: it stops working at once, on every node within 30 seconds and on the node that
-/// answered immediately.
+/// answered immediately. The key stays on record: `GET /v1/api-keys/{id}` and the list answer it
+/// with `status: "revoked"` and `revoked_at`.
 ///
 /// Requires `keys:write`.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",

@@ -1569,7 +1569,8 @@ impl Client {
     /// `DELETE /v1/api-keys/{id}`
     ///
     /// Revokes a key: it stops working at once, on every node within 30 seconds and on the node that
-    /// answered immediately.
+    /// answered immediately. The key stays on record: `GET /v1/api-keys/{id}` and the list answer it
+    /// with `status: "revoked"` and `revoked_at`.
     ///
     /// Requires `keys:write`.
     pub async fn revoke_key(&self, id: &str) -> Result<ApiKeyResponse, Error> {
