@@ -65,6 +65,10 @@ pub async fn verify_at_start(
     now: Millis,
 ) -> anyhow::Result<Keyring> {
     let store = ChecksStore { db: db.clone() };
+    // The token first: a node about to be refused must not move anything.
+    if serving {
+        verify_cluster_token(&store, config, now).await?;
+    }
     let current_check = master_check(current.bytes());
     let mut recorded = store
         .record_if_absent("master_key", &current_check, now)
@@ -102,9 +106,6 @@ pub async fn verify_at_start(
             current = key_id(&current_check),
             "master key rotation in progress: sealing with the recorded key until every node has the new one"
         );
-    }
-    if serving {
-        verify_cluster_token(&store, config, now).await?;
     }
     let others = all.into_iter().filter(|k| *k != active).collect();
     Ok(Keyring {

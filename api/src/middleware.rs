@@ -243,6 +243,11 @@ fn credential_scoped(principal: &crate::auth::Principal, key: &str) -> String {
     let mut h = Sha256::new();
     h.update(principal.actor.id().as_bytes());
     h.update(b"\n");
+    // A dashboard answer belongs to the sign-in that caused it, not to every token of the user.
+    if let Some(d) = &principal.dashboard {
+        h.update(d.session_id.as_bytes());
+    }
+    h.update(b"\n");
     h.update(principal.scopes.to_stored().as_bytes());
     h.update(b"\n");
     h.update(key.as_bytes());

@@ -189,7 +189,18 @@ fn allowed_url(url: &str) -> bool {
         || lower.starts_with("data:")
 }
 
+/// Methods of forwarded domains that are refused all the same.
+const REFUSED: &[&str] = &[
+    // Hands V8 compiled code as trusted cache: crafted bytes would run as code in the renderer.
+    "Page.addCompilationCache",
+    "Page.produceCompilationCache",
+    "Page.clearCompilationCache",
+];
+
 fn allowed_method(method: &str) -> bool {
+    if REFUSED.contains(&method) {
+        return false;
+    }
     if METHODS.contains(&method) {
         return true;
     }
@@ -334,8 +345,11 @@ impl CdpFilter {
 
     /// File lists may name only files inside the session's upload dir.
     fn check_files(&self, method: &str, files: &Value) -> Verdict {
-        let Some(files) = files.as_array() else {
+        if files.is_null() {
             return Verdict::Forward;
+        }
+        let Some(files) = files.as_array() else {
+            return Verdict::Refuse(format!("{method}: files must be a list"));
         };
         let inside = |f: &Value| {
             f.as_str()

@@ -478,21 +478,25 @@ pub fn kill_strays(dir: &Path) {
     }
 }
 
-/// Pids of processes with an argument containing `needle`.
+/// Pids of processes with an argument naming the path `needle` or a path under it (`needle`
+/// followed by the end of the argument or a `/`), so `/tmp/driftstack-12` never matches
+/// `/tmp/driftstack-123/…`.
 pub fn pids_mentioning(needle: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     let needle = needle.as_bytes();
+    let names = |arg: &[u8]| {
+        arg.windows(needle.len())
+            .enumerate()
+            .any(|(i, w)| w == needle && matches!(arg.get(i + needle.len()), None | Some(b'/')))
+    };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    c.split(|&b| b == 0)
-                        .any(|a| a.windows(needle.len()).any(|w| w == needle))
-                })
+                .map(|c| c.split(|&b| b == 0).any(names))
                 .unwrap_or(false)
         })
         .collect()

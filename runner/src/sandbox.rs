@@ -19,6 +19,9 @@ use std::{
 
 use anyhow::Context;
 
+/// The size of a browser's private `/tmp` (memory-backed; a page cannot fill RAM through it).
+const TMP_BYTES: &str = "268435456";
+
 /// The uid and gid browsers run as.
 pub const BROWSER_UID: u32 = 65534;
 
@@ -194,7 +197,8 @@ impl Sandbox {
         let d = dir.display().to_string();
         args.extend(
             [
-                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind",
+                "--proc", "/proc", "--dev", "/dev", "--size", TMP_BYTES, "--tmpfs", "/tmp",
+                "--bind",
             ]
             .map(String::from),
         );

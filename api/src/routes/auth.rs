@@ -617,12 +617,13 @@ pub async fn verify_email(
         .consume_link(&token_hash, "verify", now)
         .await?
         .ok_or_else(invalid_token)?;
-    state.identity.store.mark_verified(&user_id, now).await?;
+    // The password goes before the address counts as proven: no sign-in can slip in between.
     let remove =
         user.password_hash.is_some() && user.email_verified_at.is_none() && body.password.is_none();
     if remove {
         drop_unproven_password(&state, &user, addr).await?;
     }
+    state.identity.store.mark_verified(&user_id, now).await?;
     let password_kept = user.password_hash.is_some() && !remove;
     audit(
         &state,
@@ -836,6 +837,22 @@ async fn password_step_up(
             "too_many_attempts",
             format!("Too many wrong passwords; try again in {wait} seconds."),
             wait,
+        ));
+    }
+    // Concurrent guesses cannot all see room: attempts are taken one atomic step at a time.
+    let bucket = format!("stepup:{}", user.user_id());
+    let window = 15 * identity::MINUTE;
+    if !state
+        .identity
+        .store
+        .throttle_take(&bucket, now - window, STEP_UP_FAILURES, now)
+        .await?
+    {
+        audit(state, Some(user), "auth.step_up_throttled", addr, json!({})).await;
+        return Err(ApiError::too_many(
+            "too_many_attempts",
+            "Too many password attempts; try again in 15 minutes.",
+            u64::try_from(window / 1000).unwrap_or(900),
         ));
     }
     if let Some(delay) = failure_delay(user, now) {

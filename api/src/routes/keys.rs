@@ -354,7 +354,7 @@ pub async fn revoke_key(
     request_body(content = Option<RotateApiKeyRequest>),
     responses((status = 201, body = ApiKeyResponse),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "The key is revoked or expired (`key_not_active`)", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "The key is revoked, expired or already rotated (`key_not_active`)", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn rotate_key(
@@ -380,10 +380,11 @@ pub async fn rotate_key(
         ));
     }
     let now = state.clock.now_ms();
-    if !old.is_usable(now) {
+    if !old.is_usable(now) || old.rotated_to.is_some() {
         return Err(ApiError::conflict(
             "key_not_active",
-            "Only a key that still works can be rotated.",
+            "Only a key that still works, and was not rotated already, can be rotated (rotate \
+             its successor instead).",
         ));
     }
     let grace = body.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);

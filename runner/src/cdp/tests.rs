@@ -71,6 +71,8 @@ fn anything_not_listed_is_refused() {
         "",
         "Page",
         "Page.",
+        "Page.addCompilationCache",
+        "Page.produceCompilationCache",
     ] {
         assert!(
             matches!(f.judge(&m(method, json!({}))), Verdict::Refuse(_)),
