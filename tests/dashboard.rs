@@ -370,6 +370,16 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     ui.shot("mfa-enrol").await;
     ui.fill("Code from the app", &totp(&secret)).await;
     ui.click("Turn on").await;
+    // Turning MFA on needs a fresh step-up too (the window here is 2 s).
+    ui.wait(
+        "MFA on, or a step-up prompt",
+        "document.body.innerText.includes('Two-factor authentication is on') || !!document.querySelector('dialog[open]')",
+    )
+    .await;
+    if ui.eval("!!document.querySelector('dialog[open]')").await == Value::Bool(true) {
+        ui.fill("Password", password).await;
+        ui.click("Verify").await;
+    }
     ui.wait_text("Two-factor authentication is on").await;
     let codes = ui
         .eval("[...document.querySelectorAll('.codes code')].map(c => c.textContent)")
