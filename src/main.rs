@@ -201,14 +201,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     password,
                     tier,
                 } => {
-                    let tier = tier.unwrap_or_else(|| api::admin::default_tier(&state).to_owned());
-                    let id = api::admin::create_account(&state, &email, password.as_deref(), &tier)
+                    let tier = tier.unwrap_or_else(|| api::service::accounts::default_tier(&state).to_owned());
+                    let id = api::service::accounts::create_account(&state, &email, password.as_deref(), &tier)
                         .await?;
                     println!("{id}");
                     Ok(())
                 }
                 AccountsCommand::SetTier { email, tier } => {
-                    api::admin::set_tier(&state, &email, &tier).await
+                    api::service::accounts::set_tier(&state, &email, &tier).await
                 }
             };
             state.db.close().await;
@@ -252,7 +252,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 ),
             };
             let state = api::build_state(config, String::new(), false).await?;
-            let result = api::admin::create_key(&state, &email, &name, mode, scopes).await;
+            let result = api::service::accounts::create_key(&state, &email, &name, mode, scopes).await;
             state.db.close().await;
             println!("{}", result?);
             Ok(())

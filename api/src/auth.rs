@@ -11,10 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{
-    extract::FromRequestParts,
-    http::{HeaderMap, header, request::Parts},
-};
+use axum::http::{HeaderMap, header};
 use common::{
     Clock,
     ids::{AccountId, ApiKeyId, UserId},
@@ -23,9 +20,12 @@ use common::{
 use crate::{
     apikey::{self, KeyMode},
     error::ApiError,
+    identity::Identity,
     permissions::Scopes,
-    state::AppState,
-    store::keys::{ApiKey, KeyStore},
+    store::{
+        accounts::AccountStore,
+        keys::{ApiKey, KeyStore},
+    },
 };
 
 /// How long a resolved key is trusted without asking the database again.
@@ -74,14 +74,14 @@ pub struct DashboardAuth {
 impl Principal {
     /// Sensitive actions by a dashboard user need a verification within the step-up window
     /// (`POST /v1/auth/mfa/step-up`); API keys are governed by their scopes alone.
-    pub fn require_step_up(&self, state: &AppState) -> Result<(), ApiError> {
+    pub fn require_step_up(&self, auth: &AuthService) -> Result<(), ApiError> {
         let Some(d) = &self.dashboard else {
             return Ok(());
         };
-        let window = i64::try_from(state.config.step_up.as_millis()).unwrap_or(i64::MAX);
+        let window = i64::try_from(auth.step_up.as_millis()).unwrap_or(i64::MAX);
         let fresh = d
             .step_up_at
-            .is_some_and(|at| state.clock.now_ms() - at < window);
+            .is_some_and(|at| auth.clock.now_ms() - at < window);
         if fresh {
             Ok(())
         } else {
@@ -111,17 +111,31 @@ struct Cached {
     fetched: Instant,
 }
 
+/// Resolves credentials: API keys (cached) and dashboard access tokens.
 pub struct AuthService {
     keys: KeyStore,
+    identity: Identity,
+    accounts: AccountStore,
     clock: Clock,
+    /// How long a dashboard verification counts as fresh for sensitive actions.
+    step_up: Duration,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl AuthService {
-    pub fn new(keys: KeyStore, clock: Clock) -> Self {
+    pub fn new(
+        keys: KeyStore,
+        identity: Identity,
+        accounts: AccountStore,
+        clock: Clock,
+        step_up: Duration,
+    ) -> Self {
         Self {
             keys,
+            identity,
+            accounts,
             clock,
+            step_up,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -133,13 +147,16 @@ impl AuthService {
         }
     }
 
-    /// Resolves the `Authorization: Bearer …` header.
+    /// Resolves the `Authorization: Bearer …` header: a dashboard access token or an API key.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
         let token = bearer_token(headers).ok_or_else(|| {
             ApiError::unauthorized(
                 "Send an API key in the header `Authorization: Bearer ds_live_…`.",
             )
         })?;
+        if token.starts_with(crate::identity::ACCESS_PREFIX) {
+            return self.resolve_user(headers, token).await;
+        }
         self.resolve_key(token).await
     }
 
@@ -215,79 +232,53 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // The idempotency middleware may already have resolved the caller.
-        let principal = match parts.extensions.get::<Principal>() {
-            Some(p) => p.clone(),
-            None => resolve(state, &parts.headers).await?,
+impl AuthService {
+    /// Resolves a dashboard access token into the user acting on one of their accounts: the one named
+    /// by `X-Account-Id` (which must be a membership), else their oldest membership. Their role in
+    /// that account decides the permissions.
+    async fn resolve_user(&self, headers: &HeaderMap, token: &str) -> Result<Principal, ApiError> {
+        let invalid = || {
+            ApiError::unauthorized(
+                "The access token is invalid or expired; refresh it or sign in again.",
+            )
         };
-        parts.extensions.insert(principal.clone());
-        Ok(principal)
-    }
-}
-
-/// Resolves the bearer credential of a request: a dashboard access token or an API key.
-pub async fn resolve(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    match bearer_token(headers) {
-        Some(token) if token.starts_with(crate::identity::ACCESS_PREFIX) => {
-            resolve_user(state, headers, token).await
-        }
-        _ => state.auth.authenticate(headers).await,
-    }
-}
-
-/// Resolves a dashboard access token into the user acting on one of their accounts: the one named
-/// by `X-Account-Id` (which must be a membership), else their oldest membership. Their role in
-/// that account decides the permissions.
-async fn resolve_user(
-    state: &AppState,
-    headers: &HeaderMap,
-    token: &str,
-) -> Result<Principal, ApiError> {
-    let invalid = || {
-        ApiError::unauthorized(
-            "The access token is invalid or expired; refresh it or sign in again.",
-        )
-    };
-    let session = state
-        .identity
-        .resolve_access(token)
-        .await?
-        .ok_or_else(invalid)?;
-    let user = UserId::from_trusted(session.user_id.clone());
-    let memberships = state.accounts.memberships(&user).await?;
-    let wanted = headers
-        .get("x-account-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    let membership = match wanted {
-        Some(id) => memberships
-            .iter()
-            .find(|m| m.account_id.as_str() == id)
-            .ok_or_else(|| {
-                ApiError::forbidden(
-                    "not_a_member",
-                    "You are not a member of the account in X-Account-Id.",
-                )
+        let session = self
+            .identity
+            .resolve_access(token)
+            .await?
+            .ok_or_else(invalid)?;
+        let user = UserId::from_trusted(session.user_id.clone());
+        let memberships = self.accounts.memberships(&user).await?;
+        let wanted = headers
+            .get("x-account-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let membership = match wanted {
+            Some(id) => memberships
+                .iter()
+                .find(|m| m.account_id.as_str() == id)
+                .ok_or_else(|| {
+                    ApiError::forbidden(
+                        "not_a_member",
+                        "You are not a member of the account in X-Account-Id.",
+                    )
+                })?,
+            None => memberships.first().ok_or_else(|| {
+                ApiError::forbidden("not_a_member", "You are not a member of any account.")
             })?,
-        None => memberships.first().ok_or_else(|| {
-            ApiError::forbidden("not_a_member", "You are not a member of any account.")
-        })?,
-    };
-    let account = state.accounts.get(&membership.account_id).await?;
-    Ok(Principal {
-        account_id: account.id,
-        actor: Actor::User(user),
-        scopes: crate::permissions::role_scopes(&membership.role),
-        tier: account.tier,
-        key_mode: None,
-        dashboard: Some(DashboardAuth {
-            session_id: session.session_id,
-            step_up_at: session.step_up_at,
-            role: membership.role.clone(),
-        }),
-    })
+        };
+        let account = self.accounts.get(&membership.account_id).await?;
+        Ok(Principal {
+            account_id: account.id,
+            actor: Actor::User(user),
+            scopes: crate::permissions::role_scopes(&membership.role),
+            tier: account.tier,
+            key_mode: None,
+            dashboard: Some(DashboardAuth {
+                session_id: session.session_id,
+                step_up_at: session.step_up_at,
+                role: membership.role.clone(),
+            }),
+        })
+    }
 }

@@ -47,6 +47,12 @@ pub struct Config {
     pub webhook_retry_schedule: Vec<Duration>,
     /// A webhook receiver must answer within this.
     pub webhook_timeout: Duration,
+    /// Webhook deliveries in flight at once on this node, over all endpoints.
+    pub webhook_concurrency: usize,
+    /// Webhook deliveries in flight at once to one endpoint.
+    pub webhook_per_endpoint: usize,
+    /// An endpoint failing without a break for this long is disabled.
+    pub webhook_disable_after: Duration,
     pub stripe_secret_key: Option<Secret<String>>,
     pub stripe_webhook_secret: Option<Secret<String>>,
     pub stripe_api_base: Option<String>,
@@ -125,6 +131,18 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
 
 impl Config {
+    /// The webhook dispatcher's settings.
+    pub fn dispatcher(&self) -> webhooks::DispatcherConfig {
+        webhooks::DispatcherConfig {
+            schedule: webhooks::schedule::Schedule::new(self.webhook_retry_schedule.clone()),
+            timeout: self.webhook_timeout,
+            concurrency: self.webhook_concurrency,
+            per_endpoint: self.webhook_per_endpoint,
+            disable_after: self.webhook_disable_after,
+            policy: common::egress::EgressPolicy::new(self.egress_allow.clone()),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -234,6 +252,12 @@ impl Config {
             schedule
         };
         let webhook_timeout = parse_number(&var, "DRIFTSTACK_WEBHOOK_TIMEOUT_SECONDS", 15, 1, 60)?;
+        let webhook_concurrency =
+            parse_number(&var, "DRIFTSTACK_WEBHOOK_CONCURRENCY", 64, 1, 4096)?;
+        let webhook_per_endpoint =
+            parse_number(&var, "DRIFTSTACK_WEBHOOK_PER_ENDPOINT", 16, 1, 1024)?;
+        let webhook_disable_after_hours =
+            parse_number(&var, "DRIFTSTACK_WEBHOOK_DISABLE_AFTER_HOURS", 120, 1, 24 * 90)?;
         let embedded_runner = match var("DRIFTSTACK_EMBEDDED_RUNNER").as_deref().map(str::trim) {
             None | Some("true") | Some("1") => true,
             Some("false") | Some("0") => false,
@@ -353,6 +377,9 @@ impl Config {
                 .unwrap_or_else(|| "Driftstack <driftstack@localhost>".into()),
             webhook_retry_schedule,
             webhook_timeout: Duration::from_secs(webhook_timeout),
+            webhook_concurrency,
+            webhook_per_endpoint,
+            webhook_disable_after: Duration::from_secs(webhook_disable_after_hours * 3600),
             stripe_secret_key: secret("STRIPE_SECRET_KEY"),
             stripe_webhook_secret: secret("STRIPE_WEBHOOK_SECRET"),
             stripe_api_base,

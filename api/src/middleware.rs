@@ -115,7 +115,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     // Unauthenticated requests go on; the handler answers them with a 401.
     let principal = match req.extensions().get::<crate::auth::Principal>() {
         Some(p) => p.clone(),
-        None => match crate::auth::resolve(&state, req.headers()).await {
+        None => match state.auth.authenticate(req.headers()).await {
             Ok(p) => p,
             Err(_) => return next.run(req).await,
         },
@@ -266,11 +266,11 @@ pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next)
     if !enabled || crate::auth::bearer_token(req.headers()).is_none() {
         return next.run(req).await;
     }
-    let Ok(principal) = crate::auth::resolve(&state, req.headers()).await else {
+    let Ok(principal) = state.auth.authenticate(req.headers()).await else {
         return next.run(req).await;
     };
     // Forwarded by another node of the cluster, which already counted and limited the call.
-    if crate::forward::is_forwarded(&state, req.headers()) {
+    if crate::routing::is_forwarded(&state, req.headers()) {
         req.extensions_mut().insert(principal);
         return next.run(req).await;
     }

@@ -1,13 +1,8 @@
-//! The permission vocabulary (`resource:action`) shared by API-key scopes and, later, dashboard
-//! roles, and the [`Require`] extractor through which every route states what it needs in its
-//! signature, so a missing check is visible in review.
+//! The permission vocabulary (`resource:action`) shared by API-key scopes and dashboard roles,
+//! and the marker types with which a route states what it needs in its signature
+//! (`crate::extract::Require<SessionsWrite>`), so a missing check is visible in review.
 
-use std::marker::PhantomData;
-
-use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::{Deserialize, Serialize};
-
-use crate::{auth::Principal, error::ApiError, state::AppState};
 
 macro_rules! scopes {
     ($($variant:ident => $text:literal),+ $(,)?) => {
@@ -188,35 +183,6 @@ permissions! {
     TeamWrite => TeamWrite,
     WebhooksRead => WebhooksRead,
     WebhooksWrite => WebhooksWrite,
-}
-
-/// The authenticated caller, proven to hold permission `P`. A missing or bad credential is a 401;
-/// a credential without `P` is a 403 naming the permission.
-pub struct Require<P: Permission> {
-    pub principal: Principal,
-    _permission: PhantomData<P>,
-}
-
-impl<P: Permission> FromRequestParts<AppState> for Require<P> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        if !principal.scopes.contains(P::SCOPE) {
-            return Err(ApiError::forbidden(
-                "missing_permission",
-                format!(
-                    "This credential lacks the `{}` permission.",
-                    P::SCOPE.as_str()
-                ),
-            )
-            .with("permission", serde_json::json!(P::SCOPE.as_str())));
-        }
-        Ok(Require {
-            principal,
-            _permission: PhantomData,
-        })
-    }
 }
 
 #[cfg(test)]

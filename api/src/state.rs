@@ -1,5 +1,7 @@
 //! The shared application state handed to every handler: configuration, the database, the
-//! clock, the tier table and the stores. Cheap to clone (all `Arc`s and pools).
+//! clock, the tier table, the stores, and what this node runs (its runner and webhook
+//! dispatcher). Built in one step by [`AppState::new`] — the composition root — and never changed
+//! after; cheap to clone (all `Arc`s and pools).
 
 use std::sync::Arc;
 
@@ -7,7 +9,9 @@ use common::{Clock, Db};
 use metrics_exporter_prometheus::PrometheusHandle;
 use profiles::Profiles;
 use runner::{Runner, store::SessionStore};
-use webhooks::{Dispatcher, WebhookStore, crypto::SecretBox};
+use common::{crypto::SecretBox, egress::EgressPolicy};
+use runner::registry::RunnerRegistry;
+use webhooks::{Dispatcher, WebhookStore};
 
 use crate::{
     auth::AuthService,
@@ -47,7 +51,11 @@ pub struct AppState {
     pub idempotent_answers: SecretBox,
     /// Forwards session commands to the node that runs the session.
     pub http: reqwest::Client,
-    /// The webhook dispatcher of this node, once started.
+    /// Where the cluster's runners are, and how loaded.
+    pub registry: RunnerRegistry,
+    /// The egress rules, for checks outside the browsers (webhook URLs).
+    pub egress: EgressPolicy,
+    /// The webhook dispatcher of this node (`None` for admin commands).
     pub dispatcher: Option<Arc<Dispatcher>>,
     /// The in-process runner (embedded mode); `None` on an API-only node.
     pub runner: Option<Arc<Runner>>,
@@ -63,13 +71,24 @@ pub struct AppState {
     pub public_url: Arc<str>,
 }
 
+/// What a node starts besides answering requests. Admin commands start nothing.
+#[derive(Default)]
+pub struct Start {
+    /// Run browsers here, reachable by the other nodes at this URL.
+    pub embedded_runner_at: Option<String>,
+    /// Deliver webhooks from this node.
+    pub dispatcher: bool,
+    pub metrics: Option<PrometheusHandle>,
+}
+
 impl AppState {
-    pub fn new(
+    pub async fn new(
         config: Config,
         db: Db,
         tiers: Tiers,
         keyring: crate::cluster_keys::Keyring,
         public_url: String,
+        start: Start,
     ) -> anyhow::Result<Self> {
         // Seal and sign with the key the database records; open with every configured key.
         let master_key = &keyring.active;
@@ -97,14 +116,43 @@ impl AppState {
             clock.clone(),
             config.auth_ip_per_minute,
         );
+        let sessions = SessionStore::new(db.clone());
+        let registry = RunnerRegistry::new(db.clone());
+        let webhooks = WebhookStore::new(db.clone());
+        let webhook_secrets = SecretBox::new(&master_key.derive("webhook-endpoint-secrets"))
+            .with_previous(&MasterKey::derive_all(previous, "webhook-endpoint-secrets"));
+        let runner = match start.embedded_runner_at {
+            Some(node_url) => Some(
+                crate::node::start_embedded_runner(
+                    &config,
+                    node_url,
+                    &sessions,
+                    &profiles,
+                    &registry,
+                    &clock,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let dispatcher = match start.dispatcher {
+            true => Some(Dispatcher::new(
+                webhooks.clone(),
+                webhook_secrets.clone(),
+                config.dispatcher(),
+                clock.clone(),
+            )?),
+            false => None,
+        };
+        let accounts = AccountStore::new(db.clone());
         let mailer = crate::mail::Mailer::from_config(
             config.smtp_url.as_ref().map(|s| s.expose().as_str()),
             config.data_dir.join("outbox"),
             config.mail_from.clone(),
         )?;
         Ok(Self {
+            identity: identity.clone(),
             profiles,
-            identity,
             audit: crate::audit::Audit::new(db.clone()),
             team: crate::store::team::TeamStore::new(db.clone()),
             usage: Arc::new(crate::usage::Usage::new(db.clone(), clock.clone())),
@@ -118,22 +166,29 @@ impl AppState {
             },
             limiter: Arc::default(),
             mailer,
-            auth: Arc::new(AuthService::new(keys.clone(), clock.clone())),
-            accounts: AccountStore::new(db.clone()),
+            auth: Arc::new(AuthService::new(
+                keys.clone(),
+                identity.clone(),
+                accounts.clone(),
+                clock.clone(),
+                config.step_up,
+            )),
+            accounts,
             idempotency: IdempotencyStore::new(db.clone()),
             keys,
-            sessions: SessionStore::new(db.clone()),
-            webhooks: WebhookStore::new(db.clone()),
-            webhook_secrets: SecretBox::new(&master_key.derive("webhook-endpoint-secrets"))
-                .with_previous(&MasterKey::derive_all(previous, "webhook-endpoint-secrets")),
+            sessions,
+            webhooks,
+            webhook_secrets,
             idempotent_answers: SecretBox::new(&master_key.derive("idempotent-answers"))
                 .with_previous(&MasterKey::derive_all(previous, "idempotent-answers")),
             http: reqwest::Client::builder()
                 .timeout(config.request_timeout)
                 .build()
                 .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?,
-            dispatcher: None,
-            runner: None,
+            registry,
+            egress: EgressPolicy::new(config.egress_allow.clone()),
+            dispatcher,
+            runner,
             connect_key: Arc::new(master_key.derive("cdp-connect-token")),
             connect_keys_previous: Arc::new(MasterKey::derive_all(previous, "cdp-connect-token")),
             master_keys: keyring.clone(),
@@ -141,7 +196,7 @@ impl AppState {
             db,
             clock,
             tiers: Arc::new(tiers),
-            metrics: None,
+            metrics: start.metrics,
             public_url: public_url.into(),
         })
     }

@@ -35,6 +35,11 @@ pub struct Tier {
 }
 
 impl Tier {
+    /// The largest profile state the plan keeps, in bytes (after compression).
+    pub fn profile_state_limit(&self) -> usize {
+        usize::try_from(self.max_profile_state_bytes).unwrap_or(usize::MAX)
+    }
+
     /// Whether any monthly meter of this tier is capped (so usage must be read to enforce it).
     pub fn has_monthly_caps(&self) -> bool {
         self.monthly_sessions.is_some() || self.monthly_session_minutes.is_some()

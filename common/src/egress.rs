@@ -6,7 +6,7 @@
 //! (including IPv4-mapped, NAT64 and 6to4 forms, whose embedded IPv4 address is checked too)
 //! are refused unless an operator allow-list names them.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// An IPv4 or IPv6 network in CIDR notation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +139,49 @@ impl EgressPolicy {
             .iter()
             .any(|&(addr, prefix)| Network { addr, prefix }.contains(IpAddr::V4(ip)))
     }
+}
+
+/// Why a destination was refused by [`resolve`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{host} resolves only to addresses the egress policy refuses")]
+    Denied { host: String },
+    #[error("{host} cannot be resolved")]
+    Unresolvable { host: String },
+}
+
+/// Resolves `host` (a name, an IP address, or a bracketed IPv6 address) and keeps the addresses
+/// `policy` allows. The one resolver behind the browsers' proxy, webhook deliveries and the
+/// webhook URL check: a caller connects only to what this returns, so the check and the
+/// connection cannot disagree.
+pub async fn resolve(
+    policy: &EgressPolicy,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, Refusal> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => match tokio::net::lookup_host((bare, port)).await {
+            Ok(it) => it.collect(),
+            Err(_) => Vec::new(),
+        },
+    };
+    if addrs.is_empty() {
+        return Err(Refusal::Unresolvable {
+            host: host.to_owned(),
+        });
+    }
+    let allowed: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| policy.allows(a.ip()))
+        .collect();
+    if allowed.is_empty() {
+        return Err(Refusal::Denied {
+            host: host.to_owned(),
+        });
+    }
+    Ok(allowed)
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! Shared foundations of Driftstack: typed, prefixed ids; the database handle that runs one SQL text
-//! on SQLite or PostgreSQL; the store error every store maps its failures into; the clock; and the
-//! egress policy that browsers and webhook deliveries share.
+//! on SQLite or PostgreSQL; the store error every store maps its failures into; the clock; the
+//! sealing of secrets at rest ([`crypto::SecretBox`]); and the egress policy and resolver that
+//! browsers, webhook deliveries and URL checks share.
 //!
 //! This crate holds no business logic and knows nothing of HTTP or browsers.
 
 pub mod clock;
+pub mod crypto;
 pub mod db;
 pub mod egress;
 pub mod ids;

@@ -234,6 +234,7 @@ impl Runner {
         config: RunnerConfig,
         store: SessionStore,
         profiles: Profiles,
+        registry: registry::RunnerRegistry,
         clock: Clock,
     ) -> anyhow::Result<Arc<Self>> {
         let policy = common::egress::EgressPolicy::new(config.egress_allow.clone());
@@ -259,7 +260,6 @@ impl Runner {
                 "sessions left by the previous run marked failed"
             );
         }
-        let registry = registry::RunnerRegistry::new(store.db().clone());
         register(&registry, &config, clock.now_ms()).await?;
         let pool = Pool::new(launch, config.pool_size, config.max_reuses);
         pool.start();
@@ -624,12 +624,10 @@ impl Runner {
         result
     }
 
-    /// `Ended` for a session of this account that is over, else `NotFound`.
+    /// `Ended` for a session of this account that is not live here, else `NotFound`. (Where a
+    /// live session runs is the API's concern: its routing sends commands to the right node.)
     async fn not_live_error(&self, account: &AccountId, id: &SessionId) -> RunnerError {
         match self.store.get(account, id).await {
-            Ok(s) if s.status.is_live() && s.runner_id != self.config.id => {
-                RunnerError::OnAnotherRunner(s.runner_id.to_string())
-            }
             Ok(_) => RunnerError::Ended,
             Err(_) => RunnerError::NotFound,
         }

@@ -113,39 +113,20 @@ pub enum Refusal {
     Unreachable,
 }
 
-/// Resolves `host` and returns the addresses the policy allows; a refusal names the host.
+/// Resolves `host` through the shared egress resolver and drops this runner's DevTools ports;
+/// a refusal names the host.
 pub async fn resolve_allowed(
     policy: &EgressPolicy,
     devtools: &DevtoolsPorts,
     host: &str,
     port: u16,
 ) -> Result<Vec<SocketAddr>, Refusal> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => match tokio::net::lookup_host((bare, port)).await {
-            Ok(it) => it.collect(),
-            Err(_) => {
-                return Err(Refusal::Unresolvable {
-                    host: host.to_owned(),
-                });
-            }
-        },
-    };
-    if addrs.is_empty() {
-        return Err(Refusal::Unresolvable {
-            host: host.to_owned(),
-        });
-    }
-    let allowed: Vec<SocketAddr> = addrs
-        .into_iter()
-        .filter(|a| policy.allows(a.ip()))
-        .collect();
-    if allowed.is_empty() {
-        return Err(Refusal::Denied {
-            host: host.to_owned(),
-        });
-    }
+    let allowed = common::egress::resolve(policy, host, port)
+        .await
+        .map_err(|refusal| match refusal {
+            common::egress::Refusal::Denied { host } => Refusal::Denied { host },
+            common::egress::Refusal::Unresolvable { host } => Refusal::Unresolvable { host },
+        })?;
     let reachable: Vec<SocketAddr> = allowed
         .into_iter()
         .filter(|a| !(is_this_host(a.ip()) && devtools.contains(a.port())))

@@ -310,9 +310,6 @@ pub enum RunnerError {
     /// Another command of this session is still running.
     #[error("another command is running on this session")]
     Busy,
-    /// The session is live on another runner, which this node does not reach.
-    #[error("the session runs on runner {0}")]
-    OnAnotherRunner(String),
     /// The input cannot work (bad selector syntax, bad timezone…), naming the field.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },

@@ -8,18 +8,16 @@
 //! never followed.
 
 use std::{
-    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use common::{Clock, clock::rfc3339, egress::EgressPolicy};
+use common::{Clock, clock::rfc3339, crypto::SecretBox, egress::EgressPolicy};
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    crypto::SecretBox,
     schedule::Schedule,
     signing,
     store::{AttemptRecord, Claimed, Disabled, Next, Outcome, WebhookStore},
@@ -46,17 +44,7 @@ impl reqwest::dns::Resolve for PolicyResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.0.clone();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-                .await?
-                .filter(|a| policy.allows(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!(
-                    "{} resolves only to addresses the egress policy refuses",
-                    name.as_str()
-                )
-                .into());
-            }
+            let addrs = common::egress::resolve(&policy, name.as_str(), 0).await?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }

@@ -19,7 +19,7 @@ use base64::Engine;
 use common::{Clock, StoreError, clock::Millis, ids::UserId};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::{TryRngCore, rngs::OsRng};
-use webhooks::crypto::SecretBox;
+use common::crypto::SecretBox;
 
 use crate::apikey;
 pub use store::{IdentityStore, TokenSession, UserAuth};

@@ -9,12 +9,13 @@ use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::extract::Require;
 use crate::{
     audit::Entry,
     auth::{Actor, Principal},
     error::{ApiError, Problem},
     extract::{Validate, ValidatedJson, Violations},
-    permissions::{AccountRead, AccountWrite, Require, Scope},
+    permissions::{AccountRead, AccountWrite, Scope},
     state::AppState,
     store::accounts::AccountSettings,
 };
@@ -350,7 +351,7 @@ pub async fn enrol_totp(
     principal: Principal,
 ) -> Result<Json<TotpEnrolment>, ApiError> {
     let (user_id, _) = principal.user()?;
-    principal.require_step_up(&state)?;
+    principal.require_step_up(&state.auth)?;
     let user = state.identity.store.user(user_id).await?;
     if user.mfa_enabled() {
         return Err(ApiError::conflict(
@@ -382,7 +383,7 @@ pub async fn activate_totp(
     ValidatedJson(body): ValidatedJson<TotpCode>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let (user_id, _) = principal.user()?;
-    principal.require_step_up(&state)?;
+    principal.require_step_up(&state.auth)?;
     let user = state.identity.store.user(user_id).await?;
     if user.totp_pending_enc.is_none() {
         return Err(ApiError::conflict(
@@ -413,7 +414,7 @@ pub async fn disable_totp(
     principal: Principal,
 ) -> Result<StatusCode, ApiError> {
     let (user_id, _) = principal.user()?;
-    principal.require_step_up(&state)?;
+    principal.require_step_up(&state.auth)?;
     state.identity.store.disable_totp(user_id).await?;
     record(&state, &principal, "auth.mfa_disabled", json!({})).await;
     Ok(StatusCode::NO_CONTENT)
@@ -433,7 +434,7 @@ pub async fn regenerate_recovery_codes(
     principal: Principal,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let (user_id, _) = principal.user()?;
-    principal.require_step_up(&state)?;
+    principal.require_step_up(&state.auth)?;
     let user = state.identity.store.user(user_id).await?;
     if !user.mfa_enabled() {
         return Err(ApiError::conflict(

@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::extract::Require;
 use crate::{
     audit::{Filter, Row},
     error::{ApiError, Problem},
     extract::{ListParams, Validate, ValidatedQuery, Violations},
-    permissions::{AuditRead, Require},
+    permissions::{AuditRead},
     routes::Page,
     state::AppState,
 };

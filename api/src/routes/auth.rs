@@ -25,7 +25,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::{Validate, ValidatedJson, Violations},
     identity::{self, LinkDecision, LinkKind, OtpRefusal, Tokens, UserAuth},
-    mail::Mail,
+    mail::Template,
     state::AppState,
 };
 
@@ -50,14 +50,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 fn check_email(v: &mut Violations, email: &str) {
     v.check(
-        crate::admin::normalize_email(email).is_ok(),
+        crate::service::accounts::normalize_email(email).is_ok(),
         "email",
         "is not an email address",
     );
 }
 
 fn email_of(raw: &str) -> String {
-    crate::admin::normalize_email(raw).unwrap_or_else(|_| raw.trim().to_lowercase())
+    crate::service::accounts::normalize_email(raw).unwrap_or_else(|_| raw.trim().to_lowercase())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -378,17 +378,8 @@ fn link(state: &AppState, path: &str, token: &str) -> String {
     format!("{}{path}?token={token}", state.public_url)
 }
 
-fn send(state: &AppState, to: &str, subject: &str, text: String) {
-    let html = format!(
-        "<!doctype html><html><body><pre style=\"font: 14px sans-serif\">{}</pre></body></html>",
-        text.replace('&', "&amp;").replace('<', "&lt;")
-    );
-    state.mailer.send(Mail {
-        to: to.to_owned(),
-        subject: subject.to_owned(),
-        text,
-        html,
-    });
+fn send(state: &AppState, to: &str, template: Template, values: &[(&str, &str)]) {
+    state.mailer.send(template.render(to, values));
 }
 
 /// The account an event about `user` is recorded under (their oldest membership).
@@ -504,13 +495,8 @@ pub async fn signup(
         send(
             &state,
             &email,
-            "Your Driftstack account",
-            format!(
-                "Someone (hopefully you) tried to sign up with this email, which already has an \
-                 account.\n\nSign in: {}/login\nForgot your password? {}/password-reset\n\n\
-                 If it wasn't you, you can ignore this message.",
-                state.public_url, state.public_url
-            ),
+            Template::SignupExisting,
+            &[("public_url", &state.public_url)],
         );
         return Ok((StatusCode::ACCEPTED, Json(LINK_SENT)));
     }
@@ -524,7 +510,7 @@ pub async fn signup(
             name,
             &hash,
             account_name,
-            crate::admin::default_tier(&state),
+            crate::service::accounts::default_tier(&state),
             now,
         )
         .await;
@@ -541,11 +527,8 @@ pub async fn signup(
     send(
         &state,
         &email,
-        "Verify your email for Driftstack",
-        format!(
-            "Welcome to Driftstack.\n\nConfirm your email address (the link works for 24 hours):\n{}\n",
-            link(&state, "/verify-email", &token)
-        ),
+        Template::VerifyWelcome,
+        &[("link", &link(&state, "/verify-email", &token))],
     );
     state
         .audit
@@ -695,11 +678,8 @@ pub async fn resend_verification(
         send(
             &state,
             &email,
-            "Verify your email for Driftstack",
-            format!(
-                "Confirm your email address (the link works for 24 hours):\n{}\n",
-                link(&state, "/verify-email", &token)
-            ),
+            Template::Verify,
+            &[("link", &link(&state, "/verify-email", &token))],
         );
     }
     Ok((StatusCode::ACCEPTED, Json(LINK_SENT)))
@@ -1021,12 +1001,8 @@ pub async fn magic_link(
         send(
             &state,
             &email,
-            "Your Driftstack sign-in link",
-            format!(
-                "Sign in to Driftstack (the link works once, for 10 minutes):\n{}\n\n\
-                 If you did not ask for it, ignore this message.",
-                link(&state, "/magic-link", &token)
-            ),
+            Template::MagicLink,
+            &[("link", &link(&state, "/magic-link", &token))],
         );
         audit(&state, Some(&user), "auth.magic_link_sent", addr, json!({})).await;
     }
@@ -1100,12 +1076,8 @@ pub async fn password_reset(
         send(
             &state,
             &email,
-            "Reset your Driftstack password",
-            format!(
-                "Choose a new password (the link works once, for 30 minutes):\n{}\n\n\
-                 If you did not ask for it, ignore this message; your password stays as it is.",
-                link(&state, "/password-reset", &token)
-            ),
+            Template::PasswordReset,
+            &[("link", &link(&state, "/password-reset", &token))],
         );
         audit(
             &state,
@@ -1152,14 +1124,7 @@ pub async fn password_reset_confirm(
         .revoke_user_sessions(&user_id, "password_reset", now)
         .await?;
     let user = state.identity.store.user(&user_id).await?;
-    send(
-        &state,
-        &user.email,
-        "Your Driftstack password was changed",
-        "Your password was just changed with a reset link, and every dashboard session was \
-         signed out.\n\nIf this wasn't you, reset your password again at once and contact support."
-            .to_owned(),
-    );
+    send(&state, &user.email, Template::PasswordChanged, &[]);
     audit(
         &state,
         Some(&user),

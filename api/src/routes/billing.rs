@@ -15,11 +15,12 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::extract::Require;
 use crate::{
     audit::Entry,
     error::{ApiError, Problem},
     extract::{Validate, ValidatedJson, Violations},
-    permissions::{BillingRead, BillingWrite, Require},
+    permissions::{BillingRead, BillingWrite},
     state::AppState,
     store::billing::{Change, Handled},
     tiers::{self, Tier},
@@ -229,7 +230,7 @@ pub async fn checkout(
     ValidatedJson(body): ValidatedJson<CheckoutRequest>,
 ) -> Result<Json<CheckoutResponse>, ApiError> {
     let p = auth.principal;
-    p.require_step_up(&state)?;
+    p.require_step_up(&state.auth)?;
     let stripe = require_stripe(&state)?;
     let tier = state
         .tiers
@@ -304,7 +305,7 @@ pub async fn portal(
     ValidatedJson(body): ValidatedJson<PortalRequest>,
 ) -> Result<Json<PortalResponse>, ApiError> {
     let p = auth.principal;
-    p.require_step_up(&state)?;
+    p.require_step_up(&state.auth)?;
     let stripe = require_stripe(&state)?;
     let customer = state
         .billing

@@ -1,5 +1,6 @@
 //! Raw CDP for Playwright and Puppeteer: `GET /v1/sessions/{id}/cdp` upgrades to a WebSocket that
-//! is relayed to the session's own browser, through the filter in `runner::cdp`.
+//! is relayed to the session's own browser, through the filter in `runner::cdp` (a session another
+//! node runs is relayed there first, by `routing`).
 //!
 //! The credential is checked before the upgrade: the signed `token` of the session's
 //! `connect_url`, or an API key with `sessions:write` of the session's account. Closing the socket
@@ -31,7 +32,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::parse_path_id,
     permissions::Scope,
-    secrets::connect_token,
+    service::connect::authorize,
     state::AppState,
 };
 
@@ -65,7 +66,6 @@ pub async fn cdp(
     Path(id): Path<String>,
     Query(params): Query<CdpParams>,
     headers: HeaderMap,
-    uri: axum::extract::OriginalUri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let id: SessionId = parse_path_id(&id)?;
@@ -84,12 +84,6 @@ pub async fn cdp(
             "Connect with a WebSocket client (Playwright, Puppeteer or any CDP client).",
         )
     })?;
-    // A session another node runs: relay to that node (docs/DEPLOYMENT.md).
-    let upgrade =
-        match crate::forward::relay_if_elsewhere(&state, &headers, &uri, &id, upgrade).await {
-            Ok(relayed) => return Ok(relayed),
-            Err(upgrade) => upgrade,
-        };
     let runner = state
         .runner
         .clone()
@@ -103,43 +97,6 @@ pub async fn cdp(
         .max_frame_size(runner::cdp::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| relay(socket, attachment, runner))
         .into_response())
-}
-
-/// The token must be valid for this session; without one, a credential of the session's account
-/// with `scope` will do. Unknown sessions and other accounts' sessions are 404s.
-pub(crate) async fn authorize(
-    state: &AppState,
-    id: &SessionId,
-    token: Option<&str>,
-    headers: &HeaderMap,
-    scope: Scope,
-) -> Result<(), ApiError> {
-    let now = state.clock.now_ms() / 1000;
-    if let Some(token) = token {
-        let valid = std::iter::once(&*state.connect_key)
-            .chain(state.connect_keys_previous.iter())
-            .any(|key| connect_token::verify(key, id.as_str(), token, now));
-        if valid {
-            return Ok(());
-        }
-        return Err(ApiError::unauthorized(
-            "The connect token is invalid, expired or for another session; take a fresh \
-             `connect_url` from GET /v1/sessions/{id}.",
-        ));
-    }
-    let principal = state.auth.authenticate(headers).await?;
-    if !principal.scopes.contains(scope) {
-        return Err(ApiError::forbidden(
-            "missing_permission",
-            format!("This credential lacks the `{}` permission.", scope.as_str()),
-        ));
-    }
-    state
-        .sessions
-        .get(&principal.account_id, id)
-        .await
-        .map_err(|_| ApiError::not_found("session"))?;
-    Ok(())
 }
 
 async fn relay(

@@ -12,14 +12,15 @@ use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::extract::Require;
 use crate::{
     apikey::{self, KeyMode},
     audit::Entry,
-    auth::Principal,
     error::{ApiError, Problem},
     extract::{ListParams, Validate, ValidatedJson, ValidatedQuery, Violations, parse_path_id},
-    permissions::{KeysRead, KeysWrite, Require, Scope, Scopes},
+    permissions::{KeysRead, KeysWrite, Scope},
     routes::Page,
+    service,
     state::AppState,
     store::keys::{ApiKey, NewKey},
 };
@@ -180,82 +181,25 @@ pub async fn create_key(
     ValidatedJson(body): ValidatedJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyResponse>), ApiError> {
     let principal = auth.principal;
-    principal.require_step_up(&state)?;
-    let tier = state
-        .tiers
-        .get(&principal.tier)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown tier {}", principal.tier)))?;
-    let mode = body.mode.unwrap_or(if tier.live_keys {
-        KeyMode::Live
-    } else {
-        KeyMode::Test
-    });
-    if mode == KeyMode::Live && !tier.live_keys {
-        return Err(ApiError::forbidden(
-            "live_keys_require_paid_tier",
-            "Live keys need a paid plan; this account can create `test` keys.",
-        ));
-    }
-    let scopes: Scopes = match &body.scopes {
-        Some(list) => list.iter().copied().collect(),
-        None => principal.scopes,
-    };
-    if !scopes.is_subset_of(principal.scopes) {
-        return Err(ApiError::forbidden(
-            "scope_escalation",
-            "A key cannot be given scopes its creator does not have.",
-        ));
-    }
+    principal.require_step_up(&state.auth)?;
     let now = state.clock.now_ms();
-    let expires_at = body
-        .expires_in_days
-        .map(|d| now + i64::from(d) * 86_400_000);
-    let name = body.name.as_deref().unwrap_or("API key");
-    let (key, secret) = issue_key(&state, &principal, name, mode, scopes, expires_at, now).await?;
-    state
-        .record(Entry::by(
-            &principal,
-            "api_key.created",
-            Some(key.id.to_string()),
-            json!({"name": name, "mode": mode.as_str(), "scopes": scopes.to_stored()}),
-        ))
-        .await;
+    let (key, secret) = service::keys::issue(
+        &state,
+        &principal,
+        service::keys::KeyRequest {
+            name: body.name.as_deref().unwrap_or("API key"),
+            mode: body.mode,
+            scopes: body.scopes.as_ref().map(|list| list.iter().copied().collect()),
+            expires_at: body
+                .expires_in_days
+                .map(|d| now + i64::from(d) * 86_400_000),
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(ApiKeyResponse::new(key, now, Some(secret))),
     ))
-}
-
-/// Generates a key and stores its digest; returns the record and the plain key.
-pub(crate) async fn issue_key(
-    state: &AppState,
-    principal: &Principal,
-    name: &str,
-    mode: KeyMode,
-    scopes: Scopes,
-    expires_at: Option<i64>,
-    now: i64,
-) -> Result<(ApiKey, String), ApiError> {
-    let secret = apikey::generate(mode)?;
-    let hash = apikey::hash(&secret);
-    let last4 = apikey::last4(&secret);
-    let key = state
-        .keys
-        .insert(
-            &principal.account_id,
-            NewKey {
-                name,
-                mode,
-                last4: &last4,
-                hash: &hash,
-                scopes,
-                created_by: Some(principal.actor.id()),
-                expires_at,
-                now,
-            },
-        )
-        .await?;
-    Ok((key, secret))
 }
 
 /// Lists the account's keys, newest first. Secrets are never listed.
@@ -323,7 +267,7 @@ pub async fn revoke_key(
     auth: Require<KeysWrite>,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyResponse>, ApiError> {
-    auth.principal.require_step_up(&state)?;
+    auth.principal.require_step_up(&state.auth)?;
     let id: ApiKeyId = parse_path_id(&id)?;
     let now = state.clock.now_ms();
     let key = state
@@ -363,7 +307,7 @@ pub async fn rotate_key(
     Path(id): Path<String>,
     ValidatedJson(body): ValidatedJson<RotateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyResponse>), ApiError> {
-    auth.principal.require_step_up(&state)?;
+    auth.principal.require_step_up(&state.auth)?;
     let id: ApiKeyId = parse_path_id(&id)?;
     let account = &auth.principal.account_id;
     let old = state

@@ -32,7 +32,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::parse_path_id,
     permissions::Scope,
-    routes::cdp::authorize,
+    service::connect::authorize,
     state::AppState,
 };
 
@@ -75,7 +75,6 @@ pub async fn live(
     Path(id): Path<String>,
     Query(params): Query<LiveParams>,
     headers: HeaderMap,
-    uri: axum::extract::OriginalUri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let id: SessionId = parse_path_id(&id)?;
@@ -106,12 +105,6 @@ pub async fn live(
             "Connect with a WebSocket client.",
         )
     })?;
-    // A session another node runs: relay to that node (docs/DEPLOYMENT.md).
-    let upgrade =
-        match crate::forward::relay_if_elsewhere(&state, &headers, &uri, &id, upgrade).await {
-            Ok(relayed) => return Ok(relayed),
-            Err(upgrade) => upgrade,
-        };
     let runner = state
         .runner
         .clone()

@@ -15,21 +15,22 @@ use common::{
     ids::{ProfileId, SnapshotId},
 };
 use profiles::{
-    Fingerprint, Geolocation, ProfileError, ProfileRecord, Size, SnapshotRecord, StateSummary,
+    Fingerprint, Geolocation, ProfileRecord, Size, SnapshotRecord, StateSummary,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::extract::Require;
 use crate::{
     audit::Entry,
-    error::{ApiError, Problem},
+    error::{ApiError, Problem, domain::profile_error},
     extract::{ListParams, Validate, ValidatedJson, ValidatedQuery, Violations, parse_path_id},
-    permissions::{ProfilesRead, ProfilesWrite, Require},
+    permissions::{ProfilesRead, ProfilesWrite},
     routes::{
         Page,
-        sessions::{Identity, ViewportBody, validate_identity},
+        fingerprint::{Identity, ViewportBody, validate_identity},
     },
     state::AppState,
     tiers::Tier,
@@ -352,53 +353,6 @@ impl From<SnapshotRecord> for SnapshotResponse {
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-/// How a profile failure reads to the caller (`what` names the missing object).
-pub(crate) fn profile_error(what: &'static str) -> impl Fn(ProfileError) -> ApiError {
-    move |e| match e {
-        ProfileError::NotFound => ApiError::not_found(what),
-        ProfileError::InUse(session) => ApiError::conflict(
-            "profile_in_use",
-            format!("The profile is in use by live session {session}; end it first."),
-        )
-        .with("session_id", json!(session)),
-        ProfileError::LimitReached(max) => ApiError::forbidden(
-            "profile_limit_reached",
-            format!("Your plan allows {max} profiles; delete one or upgrade."),
-        )
-        .with("limit", json!(max)),
-        ProfileError::TooLarge { limit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "profile_state_too_large",
-            format!(
-                "The profile state is larger than your plan's {limit} bytes after compression."
-            ),
-        )
-        .with("limit_bytes", json!(limit)),
-        ProfileError::Unreadable(reason) => ApiError {
-            source: Some(anyhow::anyhow!("profile state unreadable: {reason}")),
-            ..ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "profile_state_unreadable",
-                "The profile's saved state cannot be read (damaged, or encrypted under a key that \
-                 is not configured). Restore one of its snapshots to continue; the profile \
-                 itself is unchanged.",
-            )
-        },
-        ProfileError::Unverified(reason) => ApiError {
-            source: Some(anyhow::anyhow!("profile save unverified: {reason}")),
-            ..ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "profile_save_unverified",
-                "The state did not read back as written, so it was not kept; the profile keeps \
-                 its previous state.",
-            )
-        },
-        ProfileError::Storage(reason) => {
-            ApiError::internal(anyhow::anyhow!("profile storage: {reason}"))
-        }
-        ProfileError::Store(e) => e.into(),
-    }
-}
 
 fn tier(state: &AppState, name: &str) -> Result<Tier, ApiError> {
     state
@@ -406,11 +360,6 @@ fn tier(state: &AppState, name: &str) -> Result<Tier, ApiError> {
         .get(name)
         .cloned()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown tier {name}")))
-}
-
-/// The largest state blob a tier allows, as the codec takes it.
-pub(crate) fn state_limit(tier: &Tier) -> usize {
-    usize::try_from(tier.max_profile_state_bytes).unwrap_or(usize::MAX)
 }
 
 fn profile_id(raw: &str) -> Result<ProfileId, ApiError> {
@@ -672,13 +621,13 @@ pub async fn create_snapshot(
         (Some(runner), Some(_)) => runner
             .live_profile_state(account, &id)
             .await
-            .map_err(crate::routes::sessions::session_error)?,
+            .map_err(crate::error::domain::session_error)?,
         _ => None,
     };
     let name = body.name.as_deref();
     let snapshot = match (live, profile.live_session) {
         (Some((session, request, live_state)), _) => {
-            let limit = state_limit(&tier);
+            let limit = tier.profile_state_limit();
             let snap = state
                 .profiles
                 .snapshot_state(account, &id, name, &session, &live_state, limit)

@@ -14,13 +14,14 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::extract::Require;
 use crate::{
     audit::Entry,
     auth::Principal,
     error::{ApiError, Problem},
     extract::{ListParams, Validate, ValidatedJson, ValidatedQuery, Violations, parse_path_id},
-    mail::Mail,
-    permissions::{Require, TeamRead, TeamWrite},
+    mail::Template,
+    permissions::{TeamRead, TeamWrite},
     routes::Page,
     state::AppState,
     store::team::{Invite, Member, NewInvite, TeamRefusal},
@@ -52,7 +53,7 @@ pub struct CreateInviteRequest {
 impl Validate for CreateInviteRequest {
     fn validate(&self, v: &mut Violations) {
         v.check(
-            crate::admin::normalize_email(&self.email).is_ok(),
+            crate::service::accounts::normalize_email(&self.email).is_ok(),
             "email",
             "is not an email address",
         );
@@ -220,7 +221,7 @@ fn require_owner(state: &AppState, p: &Principal) -> Result<(), ApiError> {
     if p.dashboard.as_ref().is_none_or(|d| d.role != "owner") {
         return Err(owner_required());
     }
-    p.require_step_up(state)
+    p.require_step_up(&state.auth)
 }
 
 /// Invites someone by email (mail with a link, valid 7 days). Inviting an email with a pending
@@ -245,7 +246,7 @@ pub async fn create_invite(
     if body.role == "owner" {
         require_owner(&state, &p)?;
     }
-    let email = crate::admin::normalize_email(&body.email)
+    let email = crate::service::accounts::normalize_email(&body.email)
         .map_err(|_| ApiError::invalid("email", "is not an email address"))?;
     let (token, hash) = crate::identity::new_token("dsinv_")?;
     let now = state.clock.now_ms();
@@ -263,20 +264,11 @@ pub async fn create_invite(
         .await
         .map_err(refusal)?;
     let account = state.accounts.get(&p.account_id).await?;
-    let text = format!(
-        "You are invited to join the Driftstack account \"{}\" as {}.\n\nAccept (the link works \
-         for 7 days; sign in or sign up with this email first):\n{}/accept-invite?token={token}\n",
-        account.name, body.role, state.public_url
-    );
-    state.mailer.send(Mail {
-        to: email.clone(),
-        subject: format!("You're invited to {} on Driftstack", account.name),
-        html: format!(
-            "<pre>{}</pre>",
-            text.replace('&', "&amp;").replace('<', "&lt;")
-        ),
-        text,
-    });
+    let link = format!("{}/accept-invite?token={token}", state.public_url);
+    state.mailer.send(Template::Invite.render(
+        &email,
+        &[("account", &account.name), ("role", &body.role), ("link", &link)],
+    ));
     let action = if resent {
         "team.invite.resent"
     } else {
@@ -462,7 +454,7 @@ pub async fn update_member(
     ValidatedJson(body): ValidatedJson<UpdateMemberRequest>,
 ) -> Result<Json<MemberResponse>, ApiError> {
     let p = auth.principal;
-    p.require_step_up(&state)?;
+    p.require_step_up(&state.auth)?;
     let user: UserId = parse_path_id(&user_id)?;
     let member = state
         .team
@@ -509,7 +501,7 @@ pub async fn remove_member(
     ValidatedQuery(params): ValidatedQuery<RemoveMemberParams>,
 ) -> Result<Json<RemovedMember>, ApiError> {
     let p = auth.principal;
-    p.require_step_up(&state)?;
+    p.require_step_up(&state.auth)?;
     let user: UserId = parse_path_id(&user_id)?;
     let member = state
         .team

@@ -5,46 +5,23 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use common::{clock::rfc3339, ids::AccountId};
+use common::clock::rfc3339;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::extract::Require;
 use crate::{
     error::{ApiError, Problem},
-    permissions::{Require, UsageRead},
+    permissions::{UsageRead},
     state::AppState,
-    usage::{Reading, Report},
+    usage::Reading,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_usage))
         .routes(routes!(check_feature))
-}
-
-/// The usage report of `account` now (tier from the account, live bytes from this node's runner).
-pub async fn report(state: &AppState, account: &AccountId) -> Result<Report, ApiError> {
-    let acct = state.accounts.get(account).await?;
-    let tier = state
-        .tiers
-        .get(&acct.tier)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown tier {}", acct.tier)))?;
-    report_with(state, account, tier).await
-}
-
-/// The usage report of `account` on `tier`.
-pub async fn report_with(
-    state: &AppState,
-    account: &AccountId,
-    tier: &crate::tiers::Tier,
-) -> Result<Report, ApiError> {
-    let live = state
-        .runner
-        .as_ref()
-        .map(|r| r.live_bytes(account))
-        .unwrap_or(0);
-    Ok(state.usage.report(account, tier, live).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -103,7 +80,7 @@ pub async fn get_usage(
     auth: Require<UsageRead>,
 ) -> Result<Json<UsageResponse>, ApiError> {
     let p = auth.principal;
-    let r = report(&state, &p.account_id).await?;
+    let r = crate::service::usage::report(&state, &p.account_id).await?;
     Ok(Json(UsageResponse {
         tier: p.tier,
         period_start: rfc3339(r.period_start),
@@ -153,7 +130,7 @@ pub async fn check_feature(
         .get(&p.tier)
         .cloned()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown tier {}", p.tier)))?;
-    let r = report(&state, &p.account_id).await?;
+    let r = crate::service::usage::report(&state, &p.account_id).await?;
     let reading = match feature.as_str() {
         "sessions" => r.sessions.clone(),
         "session_minutes" => r.session_minutes.clone(),

@@ -21,11 +21,12 @@ use webhooks::{
     store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus, Endpoint, EndpointPatch},
 };
 
+use crate::extract::Require;
 use crate::{
     audit::{Entry, redact_url},
     error::{ApiError, Problem},
     extract::{ListParams, Validate, ValidatedJson, ValidatedQuery, Violations, parse_path_id},
-    permissions::{Require, WebhooksRead, WebhooksWrite},
+    permissions::{WebhooksRead, WebhooksWrite},
     routes::Page,
     state::AppState,
 };
@@ -133,9 +134,8 @@ async fn check_egress(state: &AppState, url: &str) -> Result<(), ApiError> {
         None => return Err(ApiError::invalid("url", "must have a host")),
     };
     let port = parsed.port_or_known_default().unwrap_or(443);
-    let policy = common::egress::EgressPolicy::new(state.config.egress_allow.clone());
-    match runner::proxy::resolve_allowed(&policy, &Default::default(), &host, port).await {
-        Err(runner::proxy::Refusal::Denied { .. }) => Err(ApiError::invalid(
+    match common::egress::resolve(&state.egress, &host, port).await {
+        Err(common::egress::Refusal::Denied { .. }) => Err(ApiError::invalid(
             "url",
             "resolves to a private, loopback or reserved address, which the egress rules refuse",
         )),
@@ -410,7 +410,7 @@ pub async fn rotate_secret(
     Path(id): Path<String>,
     ValidatedJson(body): ValidatedJson<RotateSecretRequest>,
 ) -> Result<Json<EndpointResponse>, ApiError> {
-    auth.principal.require_step_up(&state)?;
+    auth.principal.require_step_up(&state.auth)?;
     let id = endpoint_id(&id)?;
     let secret = signing::generate_secret()?;
     let sealed = state.webhook_secrets.seal(&secret)?;

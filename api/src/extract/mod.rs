@@ -1,7 +1,12 @@
 //! Extractors that turn untrusted input into validated values, or into a precise problem:
 //! a JSON body (415 for a wrong content type, 400 for malformed JSON, 422 naming the field for
 //! wrong types, missing or unknown fields, and for values that break a rule), a query string, a
-//! prefixed id in the path, and list (cursor pagination) parameters.
+//! prefixed id in the path, and list (cursor pagination) parameters; and the caller
+//! ([`credentials`]).
+
+pub mod credentials;
+
+pub use credentials::Require;
 
 use std::collections::BTreeMap;
 

@@ -5,6 +5,8 @@
 //! of field → message. Server errors are logged once, in this module, with their cause chain; the
 //! client only sees an opaque detail — never a stack trace, SQL text or an internal path.
 
+pub mod domain;
+
 use std::collections::BTreeMap;
 
 use axum::{

@@ -1,7 +1,12 @@
 //! Outgoing mail through lettre: over SMTP when `DRIFTSTACK_SMTP_URL` is set, otherwise written
 //! as `.eml` files into `$DRIFTSTACK_DATA_DIR/outbox/` (lettre's file transport: the embedded
 //! default, and what most tests read). Sending happens off the request path, on a background
-//! task; a failure is logged, never shown to the request that caused the mail.
+//! task; a failure is logged, never shown to the request that caused the mail. What each mail
+//! says lives in `templates/` ([`Template`]).
+
+mod templates;
+
+pub use templates::Template;
 
 use std::path::PathBuf;
 

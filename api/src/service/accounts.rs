@@ -1,5 +1,6 @@
-//! Operations of the admin CLI and of the first start, working directly on the database:
-//! create an account with its owner, create a key for an account, switch an account's tier.
+//! Accounts: create one with its owner (sign-up, the admin CLI, the first start), create a key
+//! for an account from the CLI, switch an account's tier; the default tier and the one email
+//! normalisation every route uses.
 
 use common::ids::AccountId;
 
@@ -7,7 +8,7 @@ use crate::{
     apikey::KeyMode,
     auth::{Actor, Principal},
     permissions::{Scope, Scopes},
-    routes::keys::issue_key,
+    service::{self, keys::KeyRequest},
     state::AppState,
     store::accounts::NewAccount,
     tiers,
@@ -109,24 +110,15 @@ pub async fn create_key(
         .find_by_member_email(&email)
         .await
         .map_err(|_| anyhow::anyhow!("no account has a member with email {email}"))?;
-    let tier = state
-        .tiers
-        .get(&account.tier)
-        .ok_or_else(|| anyhow::anyhow!("the account's tier `{}` is unknown", account.tier))?;
-    let mode = mode.unwrap_or(if tier.live_keys {
-        KeyMode::Live
-    } else {
-        KeyMode::Test
-    });
-    if mode == KeyMode::Live && !tier.live_keys {
-        anyhow::bail!("tier `{}` allows only test keys", account.tier);
-    }
     let scopes = match scopes {
-        None => Scopes::all(),
-        Some(list) => list
-            .iter()
-            .map(|s| Scope::parse(s.trim()).ok_or_else(|| anyhow::anyhow!("unknown scope `{s}`")))
-            .collect::<anyhow::Result<Scopes>>()?,
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|s| {
+                    Scope::parse(s.trim()).ok_or_else(|| anyhow::anyhow!("unknown scope `{s}`"))
+                })
+                .collect::<anyhow::Result<Scopes>>()?,
+        ),
     };
     let principal = Principal {
         account_id: account.id,
@@ -136,8 +128,13 @@ pub async fn create_key(
         key_mode: None,
         dashboard: None,
     };
-    let now = state.clock.now_ms();
-    let (_, secret) = issue_key(state, &principal, name, mode, scopes, None, now)
+    let request = KeyRequest {
+        name,
+        mode,
+        scopes,
+        expires_at: None,
+    };
+    let (_, secret) = service::keys::issue(state, &principal, request)
         .await
         .map_err(|e| anyhow::anyhow!("could not create the key: {}", e.detail))?;
     Ok(secret)

@@ -1,0 +1,181 @@
+//! Sessions: create a headless Chromium session, drive it (navigate, actions, wait, capture),
+//! read it, list them, and release it. The handlers parse and map; admission is
+//! `service::sessions`, and the commands run on this node's runner (`routing` has already sent
+//! them here when the session lives elsewhere).
+
+mod commands;
+mod create;
+mod read;
+mod waits;
+
+use std::sync::Arc;
+
+use common::{clock::rfc3339, ids::SessionId};
+use runner::{Counters, store::SessionRecord};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use commands::*;
+pub use create::*;
+pub use read::*;
+pub use waits::*;
+
+use crate::{
+    auth::Principal,
+    error::ApiError,
+    extract::parse_path_id,
+    permissions::Scope,
+    secrets::connect_token,
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create::create_session, read::list_sessions))
+        .routes(routes!(read::get_session, read::release_session))
+        .routes(routes!(commands::navigate))
+        .routes(routes!(commands::run_actions))
+        .routes(routes!(waits::wait))
+        .routes(routes!(waits::capture))
+}
+
+/// How long a `connect_url` token stays valid.
+const CONNECT_TOKEN_TTL_SECONDS: i64 = 15 * 60;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionUsage {
+    pub navigations: u64,
+    pub actions: u64,
+    pub captures: u64,
+    /// Network requests the page made.
+    pub requests: u64,
+    /// Bytes received from the network.
+    pub bytes_received: u64,
+    /// Bytes sent to the network.
+    pub bytes_sent: u64,
+    /// Requests refused by `block`.
+    pub blocked_requests: u64,
+    /// Connections the egress guard refused (private or reserved destinations).
+    pub egress_denied: u64,
+}
+
+impl From<Counters> for SessionUsage {
+    fn from(c: Counters) -> Self {
+        SessionUsage {
+            navigations: c.navigations,
+            actions: c.actions,
+            captures: c.captures,
+            requests: c.requests,
+            bytes_received: c.bytes_received,
+            bytes_sent: c.bytes_sent,
+            blocked_requests: c.blocked_requests,
+            egress_denied: c.egress_denied,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// `ses_…`
+    pub id: String,
+    /// `starting`, `active`, `closing`, `closed`, `failed` or `timed_out`.
+    pub status: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    /// When the session ends by itself (its maximum duration).
+    pub expires_at: String,
+    pub ended_at: Option<String>,
+    /// Why it ended: `released`, `idle_timeout`, `max_duration`, `browser_crashed`, `shutdown`,
+    /// `runner_lost` or `start_failed`.
+    pub end_reason: Option<String>,
+    pub timeout_seconds: i64,
+    pub idle_timeout_seconds: i64,
+    /// A WebSocket URL for Playwright's `connectOverCDP` or Puppeteer's `connect`; it carries a
+    /// signed token valid for 15 minutes. Present while the session is live, and only for
+    /// credentials holding `sessions:write` (raw CDP drives the browser read-write; a
+    /// `sessions:read` credential gets the read-only live view at most).
+    pub connect_url: Option<String>,
+    /// The runner that hosts the session.
+    pub runner_id: String,
+    /// The settings the session was created with.
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    /// Milliseconds from admission to a ready browser.
+    pub create_ms: Option<i64>,
+    pub usage: SessionUsage,
+}
+
+impl SessionResponse {
+    /// `may_connect`: the caller holds `sessions:write`, so it may have the `connect_url`.
+    pub(super) fn new(
+        state: &AppState,
+        record: SessionRecord,
+        live: Option<Counters>,
+        may_connect: bool,
+    ) -> Self {
+        let connect_url = (may_connect && record.status.is_live()).then(|| {
+            let expires = state.clock.now_ms() / 1000 + CONNECT_TOKEN_TTL_SECONDS;
+            let token = connect_token::sign(&state.connect_key, record.id.as_str(), expires);
+            let base = state
+                .public_url
+                .replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1);
+            format!("{base}/v1/sessions/{}/cdp?token={token}", record.id)
+        });
+        SessionResponse {
+            id: record.id.to_string(),
+            status: record.status.as_str().to_owned(),
+            created_at: rfc3339(record.created_at),
+            started_at: record.started_at.map(rfc3339),
+            expires_at: rfc3339(record.expires_at),
+            ended_at: record.ended_at.map(rfc3339),
+            end_reason: record.end_reason,
+            timeout_seconds: (record.expires_at - record.created_at) / 1000,
+            idle_timeout_seconds: record.idle_timeout_ms / 1000,
+            connect_url,
+            runner_id: record.runner_id.to_string(),
+            options: record.options,
+            create_ms: record.create_ms,
+            usage: live.unwrap_or(record.counters).into(),
+        }
+    }
+}
+
+pub(super) fn runner(state: &AppState) -> Result<&Arc<runner::Runner>, ApiError> {
+    state
+        .runner
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("This node runs no browsers.", 5))
+}
+
+pub(super) fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+    parse_path_id(raw)
+}
+
+pub(super) async fn load(
+    state: &AppState,
+    principal: &Principal,
+    id: &SessionId,
+) -> Result<SessionResponse, ApiError> {
+    let account = &principal.account_id;
+    let record = state.sessions.get(account, id).await.map_err(|e| match e {
+        common::StoreError::NotFound => ApiError::not_found("session"),
+        other => other.into(),
+    })?;
+    let live = match &state.runner {
+        Some(r) if record.status.is_live() => r.live_counters(account, id).await,
+        _ => None,
+    };
+    Ok(SessionResponse::new(
+        state,
+        record,
+        live,
+        may_connect(principal),
+    ))
+}
+
+/// Whether `principal` may be handed a `connect_url` (read-write raw CDP).
+pub(super) fn may_connect(principal: &Principal) -> bool {
+    principal.scopes.contains(Scope::SessionsWrite)
+}

@@ -1,0 +1,220 @@
+//! Waiting on a session's page (`wait`) and capturing it (`capture`).
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::header,
+    response::{IntoResponse, Response},
+};
+use runner::{CaptureFormat, CaptureSpec, ElementState, WaitSpec};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::extract::Require;
+use crate::{
+    error::{ApiError, Problem, domain::session_error},
+    extract::{Validate, ValidatedJson, Violations},
+    permissions::SessionsWrite,
+    state::AppState,
+};
+
+use super::{
+    commands::{check_selector, check_timeout},
+    runner, session_id,
+};
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ElementStateBody {
+    #[default]
+    Attached,
+    Visible,
+    Hidden,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitRequest {
+    /// Wait for an element matching this CSS selector to reach `state`.
+    pub selector: Option<String>,
+    /// `attached` (default), `visible` or `hidden`.
+    pub state: Option<ElementStateBody>,
+    /// Wait for a page load that began after the previous navigate or actions call started
+    /// (for example one caused by a click).
+    pub navigation: Option<bool>,
+    /// Wait until no request has been in flight for 500 ms.
+    pub network_idle: Option<bool>,
+    /// 100–120000 ms.
+    pub timeout_ms: u64,
+}
+
+impl Validate for WaitRequest {
+    fn validate(&self, v: &mut Violations) {
+        check_timeout(v, "timeout_ms", Some(self.timeout_ms));
+        if let Some(s) = &self.selector {
+            check_selector(v, "selector".into(), s);
+        }
+        let any = self.selector.is_some()
+            || self.navigation == Some(true)
+            || self.network_idle == Some(true);
+        v.check(
+            any,
+            "selector",
+            "name at least one of selector, navigation or network_idle",
+        );
+        if self.state.is_some() && self.selector.is_none() {
+            v.add("state", "needs a selector");
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WaitResponse {
+    pub waited_ms: u64,
+}
+
+/// Waits for an element state, a navigation or network idleness. Not reached within
+/// `timeout_ms`: 504 `timeout`.
+///
+/// Requires `sessions:write`.
+#[utoipa::path(post, path = "/v1/sessions/{id}/wait", tag = "sessions",
+    params(("id" = String, Path, description = "`ses_…`")),
+    request_body = WaitRequest,
+    responses((status = 421, description = "The session runs on another node (`session_on_another_node`)", body = Problem, content_type = "application/problem+json"),
+              (status = 200, body = WaitResponse),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json"),
+              (status = 504, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn wait(
+    State(state): State<AppState>,
+    auth: Require<SessionsWrite>,
+    Path(id): Path<String>,
+    ValidatedJson(body): ValidatedJson<WaitRequest>,
+) -> Result<Json<WaitResponse>, ApiError> {
+    let id = session_id(&id)?;
+    let started = std::time::Instant::now();
+    let spec = WaitSpec {
+        selector: body.selector,
+        state: match body.state.unwrap_or_default() {
+            ElementStateBody::Attached => ElementState::Attached,
+            ElementStateBody::Visible => ElementState::Visible,
+            ElementStateBody::Hidden => ElementState::Hidden,
+        },
+        navigation: body.navigation.unwrap_or(false),
+        network_idle: body.network_idle.unwrap_or(false),
+        timeout_ms: body.timeout_ms,
+    };
+    runner(&state)?
+        .wait(&auth.principal.account_id, &id, &spec)
+        .await
+        .map_err(session_error)?;
+    Ok(Json(WaitResponse {
+        waited_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureFormatBody {
+    Png,
+    Jpeg,
+    Webp,
+    Pdf,
+    Html,
+    Text,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequest {
+    pub format: CaptureFormatBody,
+    /// The whole page rather than the viewport (images only).
+    pub full_page: Option<bool>,
+    /// Only this element (images only).
+    pub selector: Option<String>,
+    /// 0–100, for `jpeg` and `webp`.
+    pub quality: Option<u8>,
+    /// 100–120000 ms, default 30000.
+    pub timeout_ms: Option<u64>,
+}
+
+impl Validate for CaptureRequest {
+    fn validate(&self, v: &mut Violations) {
+        let image = matches!(
+            self.format,
+            CaptureFormatBody::Png | CaptureFormatBody::Jpeg | CaptureFormatBody::Webp
+        );
+        if let Some(q) = self.quality {
+            v.check(q <= 100, "quality", "must be between 0 and 100");
+            v.check(
+                matches!(
+                    self.format,
+                    CaptureFormatBody::Jpeg | CaptureFormatBody::Webp
+                ),
+                "quality",
+                "applies to jpeg and webp only",
+            );
+        }
+        if let Some(s) = &self.selector {
+            check_selector(v, "selector".into(), s);
+            v.check(image, "selector", "applies to png, jpeg and webp only");
+        }
+        if self.full_page == Some(true) {
+            v.check(image, "full_page", "applies to png, jpeg and webp only");
+            v.check(
+                self.selector.is_none(),
+                "full_page",
+                "cannot be combined with selector",
+            );
+        }
+        check_timeout(v, "timeout_ms", self.timeout_ms);
+    }
+}
+
+/// Captures the page as an image (`png`, `jpeg`, `webp`), a `pdf`, its `html` or its visible
+/// `text`. The answer is the bytes with the matching `Content-Type`.
+///
+/// Requires `sessions:write`.
+#[utoipa::path(post, path = "/v1/sessions/{id}/capture", tag = "sessions",
+    params(("id" = String, Path, description = "`ses_…`")),
+    request_body = CaptureRequest,
+    responses((status = 421, description = "The session runs on another node (`session_on_another_node`)", body = Problem, content_type = "application/problem+json"),
+              (status = 200, description = "The capture",
+               content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"),
+                       (Vec<u8> = "application/pdf"), (String = "text/html"), (String = "text/plain"))),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn capture(
+    State(state): State<AppState>,
+    auth: Require<SessionsWrite>,
+    Path(id): Path<String>,
+    ValidatedJson(body): ValidatedJson<CaptureRequest>,
+) -> Result<Response, ApiError> {
+    let id = session_id(&id)?;
+    let format = match body.format {
+        CaptureFormatBody::Png => CaptureFormat::Png,
+        CaptureFormatBody::Jpeg => CaptureFormat::Jpeg,
+        CaptureFormatBody::Webp => CaptureFormat::Webp,
+        CaptureFormatBody::Pdf => CaptureFormat::Pdf,
+        CaptureFormatBody::Html => CaptureFormat::Html,
+        CaptureFormatBody::Text => CaptureFormat::Text,
+    };
+    let spec = CaptureSpec {
+        format,
+        full_page: body.full_page.unwrap_or(false),
+        selector: body.selector,
+        quality: body.quality,
+    };
+    let timeout = Duration::from_millis(body.timeout_ms.unwrap_or(30_000));
+    let bytes = runner(&state)?
+        .capture(&auth.principal.account_id, &id, &spec, timeout)
+        .await
+        .map_err(session_error)?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], bytes).into_response())
+}
+
