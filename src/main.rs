@@ -201,9 +201,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     password,
                     tier,
                 } => {
-                    let tier = tier.unwrap_or_else(|| api::service::accounts::default_tier(&state).to_owned());
-                    let id = api::service::accounts::create_account(&state, &email, password.as_deref(), &tier)
-                        .await?;
+                    let tier = tier
+                        .unwrap_or_else(|| api::service::accounts::default_tier(&state).to_owned());
+                    let id = api::service::accounts::create_account(
+                        &state,
+                        &email,
+                        password.as_deref(),
+                        &tier,
+                    )
+                    .await?;
                     println!("{id}");
                     Ok(())
                 }
@@ -252,7 +258,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 ),
             };
             let state = api::build_state(config, String::new(), false).await?;
-            let result = api::service::accounts::create_key(&state, &email, &name, mode, scopes).await;
+            let result =
+                api::service::accounts::create_key(&state, &email, &name, mode, scopes).await;
             state.db.close().await;
             println!("{}", result?);
             Ok(())

@@ -9,9 +9,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_scalar::{Scalar, Servable};
 
-use crate::{
-    dashboard, error::problem_for_status, middleware, openapi, routes, state::AppState,
-};
+use crate::{dashboard, error::problem_for_status, middleware, openapi, routes, state::AppState};
 
 /// The routes with their OpenAPI description, before state and layers are applied.
 pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {

@@ -256,8 +256,13 @@ impl Config {
             parse_number(&var, "DRIFTSTACK_WEBHOOK_CONCURRENCY", 64, 1, 4096)?;
         let webhook_per_endpoint =
             parse_number(&var, "DRIFTSTACK_WEBHOOK_PER_ENDPOINT", 16, 1, 1024)?;
-        let webhook_disable_after_hours =
-            parse_number(&var, "DRIFTSTACK_WEBHOOK_DISABLE_AFTER_HOURS", 120, 1, 24 * 90)?;
+        let webhook_disable_after_hours = parse_number(
+            &var,
+            "DRIFTSTACK_WEBHOOK_DISABLE_AFTER_HOURS",
+            120,
+            1,
+            24 * 90,
+        )?;
         let embedded_runner = match var("DRIFTSTACK_EMBEDDED_RUNNER").as_deref().map(str::trim) {
             None | Some("true") | Some("1") => true,
             Some("false") | Some("0") => false,

@@ -6,8 +6,8 @@
 //!
 //! Domain crates (`runner`, `profiles`, `webhooks`) never see HTTP types; this crate converts.
 
-pub mod app;
 pub mod apikey;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod background;

@@ -10,7 +10,10 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    app::app, background, cluster_keys, config::Config, secrets, service,
+    app::app,
+    background, cluster_keys,
+    config::Config,
+    secrets, service,
     state::{AppState, Start},
     tiers::Tiers,
 };
@@ -119,7 +122,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let tracker = TaskTracker::new();
     tracker.spawn(dispatcher.clone().run(shutdown.clone()));
-    tracker.spawn(background::purge_idempotency_keys(state.clone(), shutdown.clone()));
+    tracker.spawn(background::purge_idempotency_keys(
+        state.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(cluster_keys::heartbeat(
         state.db.clone(),
         state.master_keys.clone(),

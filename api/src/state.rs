@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use common::{Clock, Db};
+use common::{crypto::SecretBox, egress::EgressPolicy};
 use metrics_exporter_prometheus::PrometheusHandle;
 use profiles::Profiles;
-use runner::{Runner, store::SessionStore};
-use common::{crypto::SecretBox, egress::EgressPolicy};
 use runner::registry::RunnerRegistry;
+use runner::{Runner, store::SessionStore};
 use webhooks::{Dispatcher, WebhookStore};
 
 use crate::{
@@ -124,12 +124,7 @@ impl AppState {
         let runner = match start.embedded_runner_at {
             Some(node_url) => Some(
                 crate::node::start_embedded_runner(
-                    &config,
-                    node_url,
-                    &sessions,
-                    &profiles,
-                    &registry,
-                    &clock,
+                    &config, node_url, &sessions, &profiles, &registry, &clock,
                 )
                 .await?,
             ),

@@ -121,12 +121,13 @@ pub async fn resolve_allowed(
     host: &str,
     port: u16,
 ) -> Result<Vec<SocketAddr>, Refusal> {
-    let allowed = common::egress::resolve(policy, host, port)
-        .await
-        .map_err(|refusal| match refusal {
-            common::egress::Refusal::Denied { host } => Refusal::Denied { host },
-            common::egress::Refusal::Unresolvable { host } => Refusal::Unresolvable { host },
-        })?;
+    let allowed =
+        common::egress::resolve(policy, host, port)
+            .await
+            .map_err(|refusal| match refusal {
+                common::egress::Refusal::Denied { host } => Refusal::Denied { host },
+                common::egress::Refusal::Unresolvable { host } => Refusal::Unresolvable { host },
+            })?;
     let reachable: Vec<SocketAddr> = allowed
         .into_iter()
         .filter(|a| !(is_this_host(a.ip()) && devtools.contains(a.port())))

@@ -35,7 +35,6 @@ impl From<&runner::ActionOutcome> for ActionResult {
     }
 }
 
-
 pub fn session_error(err: RunnerError) -> ApiError {
     match err {
         RunnerError::NotFound => ApiError::not_found("session"),
@@ -97,7 +96,6 @@ pub fn session_error(err: RunnerError) -> ApiError {
         RunnerError::Internal(e) => ApiError::internal(e),
     }
 }
-
 
 /// How a profile failure reads to the caller (`what` names the missing object).
 pub fn profile_error(what: &'static str) -> impl Fn(ProfileError) -> ApiError {

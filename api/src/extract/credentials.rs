@@ -48,7 +48,6 @@ impl<P: Permission> FromRequestParts<AppState> for Require<P> {
     }
 }
 
-
 /// A 403 naming the permission a credential lacks.
 pub fn missing(scope: Scope) -> ApiError {
     ApiError::forbidden(

@@ -6,6 +6,7 @@
 //! the 2FA part of `routes::account`; API keys are resolved elsewhere (`auth`) but dashboard
 //! tokens reach the same [`crate::auth::Principal`].
 
+pub mod guards;
 pub mod store;
 
 use std::{
@@ -16,10 +17,10 @@ use std::{
 };
 
 use base64::Engine;
+use common::crypto::SecretBox;
 use common::{Clock, StoreError, clock::Millis, ids::UserId};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::{TryRngCore, rngs::OsRng};
-use common::crypto::SecretBox;
 
 use crate::apikey;
 pub use store::{IdentityStore, TokenSession, UserAuth};

@@ -108,7 +108,7 @@ async fn me(state: &AppState, p: &Principal) -> Result<AccountMeResponse, ApiErr
     let settings = state.accounts.settings(&p.account_id).await?;
     let user = match (&p.actor, &p.dashboard) {
         (Actor::User(id), Some(d)) => {
-            let u = state.identity.store.user(id).await?;
+            let u = state.identity.user(id).await?;
             Some(MeUser {
                 id: u.id.clone(),
                 email: u.email.clone(),
@@ -352,7 +352,7 @@ pub async fn enrol_totp(
 ) -> Result<Json<TotpEnrolment>, ApiError> {
     let (user_id, _) = principal.user()?;
     principal.require_step_up(&state.auth)?;
-    let user = state.identity.store.user(user_id).await?;
+    let user = state.identity.user(user_id).await?;
     if user.mfa_enabled() {
         return Err(ApiError::conflict(
             "mfa_already_enabled",
@@ -384,7 +384,7 @@ pub async fn activate_totp(
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let (user_id, _) = principal.user()?;
     principal.require_step_up(&state.auth)?;
-    let user = state.identity.store.user(user_id).await?;
+    let user = state.identity.user(user_id).await?;
     if user.totp_pending_enc.is_none() {
         return Err(ApiError::conflict(
             "no_enrolment",
@@ -435,7 +435,7 @@ pub async fn regenerate_recovery_codes(
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let (user_id, _) = principal.user()?;
     principal.require_step_up(&state.auth)?;
-    let user = state.identity.store.user(user_id).await?;
+    let user = state.identity.user(user_id).await?;
     if !user.mfa_enabled() {
         return Err(ApiError::conflict(
             "mfa_not_enabled",

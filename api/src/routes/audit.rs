@@ -12,7 +12,7 @@ use crate::{
     audit::{Filter, Row},
     error::{ApiError, Problem},
     extract::{ListParams, Validate, ValidatedQuery, Violations},
-    permissions::{AuditRead},
+    permissions::AuditRead,
     routes::Page,
     state::AppState,
 };

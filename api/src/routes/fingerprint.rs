@@ -20,7 +20,6 @@ pub struct ViewportBody {
     pub height: u32,
 }
 
-
 fn valid_locale(s: &str) -> bool {
     let mut parts = s.split('-');
     let first = parts.next().unwrap_or("");
@@ -114,4 +113,3 @@ pub fn validate_identity(v: &mut Violations, prefix: &str, identity: Identity<'_
         }
     }
 }
-

@@ -189,7 +189,10 @@ pub async fn create_key(
         service::keys::KeyRequest {
             name: body.name.as_deref().unwrap_or("API key"),
             mode: body.mode,
-            scopes: body.scopes.as_ref().map(|list| list.iter().copied().collect()),
+            scopes: body
+                .scopes
+                .as_ref()
+                .map(|list| list.iter().copied().collect()),
             expires_at: body
                 .expires_in_days
                 .map(|d| now + i64::from(d) * 86_400_000),

@@ -267,7 +267,11 @@ pub async fn create_invite(
     let link = format!("{}/accept-invite?token={token}", state.public_url);
     state.mailer.send(Template::Invite.render(
         &email,
-        &[("account", &account.name), ("role", &body.role), ("link", &link)],
+        &[
+            ("account", &account.name),
+            ("role", &body.role),
+            ("link", &link),
+        ],
     ));
     let action = if resent {
         "team.invite.resent"
@@ -370,7 +374,7 @@ pub async fn accept_invite(
     ValidatedJson(body): ValidatedJson<AcceptInviteRequest>,
 ) -> Result<Json<AcceptedInvite>, ApiError> {
     let (user_id, _) = principal.user()?;
-    let user = state.identity.store.user(user_id).await?;
+    let user = state.identity.user(user_id).await?;
     let invite = state
         .team
         .invite_by_token(&crate::apikey::hash(&body.token))

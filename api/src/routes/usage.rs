@@ -13,7 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::extract::Require;
 use crate::{
     error::{ApiError, Problem},
-    permissions::{UsageRead},
+    permissions::UsageRead,
     state::AppState,
     usage::Reading,
 };

@@ -109,8 +109,7 @@ pub(crate) async fn place_new_session(state: &AppState, req: Request) -> Respons
         }
     }
     last.unwrap_or_else(|| {
-        ApiError::unavailable("No runner has room for a new session right now.", 5)
-            .into_response()
+        ApiError::unavailable("No runner has room for a new session right now.", 5).into_response()
     })
 }
 
@@ -123,8 +122,7 @@ pub(crate) async fn relay_socket(
     parts: &Parts,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let owner = match connect_owner(state, address, &path_and_query(parts), &parts.headers).await
-    {
+    let owner = match connect_owner(state, address, &path_and_query(parts), &parts.headers).await {
         Ok(owner) => owner,
         Err(answer) => return answer,
     };
@@ -227,9 +225,7 @@ async fn connect_owner(
     use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest};
 
     let url = format!("{}{path_and_query}", address.replacen("http", "ws", 1));
-    let mut request = url
-        .into_client_request()
-        .map_err(|_| unreachable_owner())?;
+    let mut request = url.into_client_request().map_err(|_| unreachable_owner())?;
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         request
             .headers_mut()
@@ -249,7 +245,9 @@ async fn connect_owner(
             let (head, body) = refused.into_parts();
             let mut answer = (head.status, body.unwrap_or_default()).into_response();
             if let Some(kind) = head.headers.get(header::CONTENT_TYPE) {
-                answer.headers_mut().insert(header::CONTENT_TYPE, kind.clone());
+                answer
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, kind.clone());
             }
             Err(answer)
         }
@@ -322,4 +320,3 @@ async fn pump(client: axum::extract::ws::WebSocket, owner: OwnerSocket) {
         }
     }
 }
-

@@ -253,7 +253,6 @@ impl Validate for ActionsRequest {
     }
 }
 
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActionsResponse {
     pub results: Vec<ActionResult>,

@@ -10,16 +10,16 @@ use utoipa::ToSchema;
 
 use runner::{BlockedResource, UpstreamProxy, Viewport};
 
-use crate::{
-    routes::fingerprint::{Identity, ViewportBody, validate_identity},
-    service::{self, sessions::Admission},
-};
 use crate::extract::Require;
 use crate::{
     error::{ApiError, Problem},
     extract::{Validate, ValidatedJson, Violations},
     permissions::SessionsWrite,
     state::AppState,
+};
+use crate::{
+    routes::fingerprint::{Identity, ViewportBody, validate_identity},
+    service::{self, sessions::Admission},
 };
 
 use super::SessionResponse;
@@ -74,7 +74,6 @@ pub struct ProxyBody {
     pub username: Option<String>,
     pub password: Option<String>,
 }
-
 
 impl Validate for CreateSessionRequest {
     fn validate(&self, v: &mut Violations) {
@@ -136,7 +135,6 @@ impl Validate for CreateSessionRequest {
     }
 }
 
-
 /// Creates a session: a fresh browser context in a warm Chromium process, ready in milliseconds.
 ///
 /// Over the account's concurrency limit: 429 `concurrency_limit_exceeded` with `retry-after`.
@@ -163,7 +161,6 @@ pub async fn create_session(
         Json(SessionResponse::new(&state, record, None, true)),
     ))
 }
-
 
 impl From<CreateSessionRequest> for Admission {
     fn from(body: CreateSessionRequest) -> Self {

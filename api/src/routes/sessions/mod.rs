@@ -22,12 +22,8 @@ pub use read::*;
 pub use waits::*;
 
 use crate::{
-    auth::Principal,
-    error::ApiError,
-    extract::parse_path_id,
-    permissions::Scope,
-    secrets::connect_token,
-    state::AppState,
+    auth::Principal, error::ApiError, extract::parse_path_id, permissions::Scope,
+    secrets::connect_token, state::AppState,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {

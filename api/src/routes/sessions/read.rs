@@ -139,4 +139,3 @@ pub async fn release_session(
         .await;
     Ok(Json(load(&state, &auth.principal, &id).await?))
 }
-

@@ -217,4 +217,3 @@ pub async fn capture(
         .map_err(session_error)?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], bytes).into_response())
 }
-

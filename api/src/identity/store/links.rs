@@ -1,0 +1,105 @@
+//! One-time links (verification, magic sign-in, reset; digests only).
+
+use common::{StoreError, clock::Millis, ids::UserId, on_db};
+
+use super::*;
+
+impl IdentityStore {
+    pub async fn create_link(
+        &self,
+        hash: &str,
+        kind: &'static str,
+        user: &UserId,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO auth_links (token_hash, kind, user_id, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(hash)
+            .bind(kind)
+            .bind(user.as_str())
+            .bind(expires_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Uses a link of `kind` once: the user it names, if it is valid, unexpired and unused.
+    pub async fn consume_link(
+        &self,
+        hash: &str,
+        kind: &'static str,
+        now: Millis,
+    ) -> Result<Option<UserId>, StoreError> {
+        let user: Option<String> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "UPDATE auth_links SET used_at = $3 WHERE token_hash = $1 AND kind = $2 \
+                 AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
+            )
+            .bind(hash)
+            .bind(kind)
+            .bind(now)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(user.map(UserId::from_trusted))
+    }
+
+    /// The user a valid, unused link of `kind` names, without using it.
+    pub async fn find_link(
+        &self,
+        hash: &str,
+        kind: &'static str,
+        now: Millis,
+    ) -> Result<Option<UserId>, StoreError> {
+        let user: Option<String> = on_db!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT user_id FROM auth_links WHERE token_hash = $1 AND kind = $2 \
+                 AND used_at IS NULL AND expires_at > $3",
+            )
+            .bind(hash)
+            .bind(kind)
+            .bind(now)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(user.map(UserId::from_trusted))
+    }
+
+    /// When a sign-in session ends at the latest.
+    pub async fn session_expires_at(&self, id: &str) -> Result<Millis, StoreError> {
+        Ok(on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT expires_at FROM auth_sessions WHERE id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    /// Voids a user's unused links of `kind` (a new reset link voids the old ones).
+    pub async fn void_links(
+        &self,
+        user: &UserId,
+        kind: &'static str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE auth_links SET used_at = $3 WHERE user_id = $1 AND kind = $2 AND used_at IS NULL",
+            )
+            .bind(user.as_str())
+            .bind(kind)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+}

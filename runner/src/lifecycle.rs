@@ -1,0 +1,232 @@
+//! How sessions end (release, timeouts, crashes, shutdown), saving a persisting session's state
+//! into its profile, and the runner's heartbeat in the registry.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use common::{
+    clock::Millis,
+    ids::{AccountId, SessionId},
+};
+use profiles::ProfileError;
+
+use crate::{pool::WarmBrowser, *};
+
+impl Runner {
+    /// Ends a session of `account` at the client's request.
+    pub async fn release(&self, account: &AccountId, id: &SessionId) -> Result<(), RunnerError> {
+        if self.live(account, id).is_none() {
+            return Err(self.not_live_error(account, id).await);
+        }
+        self.end(id, EndReason::Released).await;
+        Ok(())
+    }
+
+    /// Ends a session for `reason`: stops its commands, returns or kills its browser, frees its
+    /// slot and writes its final state. Safe to call more than once; the first call wins.
+    pub async fn end(&self, id: &SessionId, reason: EndReason) {
+        let Some(live) = self.map().remove(id) else {
+            return;
+        };
+        if let Ok(mut r) = live.end_reason.lock() {
+            *r = Some(reason);
+        }
+        live.cancel.cancel();
+        if let Err(err) = self.store.mark_closing(id).await {
+            tracing::warn!(session.id = %id, error = %err, "could not mark the session closing");
+        }
+        let browser = live.browser.lock().await.take();
+        let counters = live.counters(browser.as_ref().map(|b| &b.page));
+        if let (Some(p), Some(b)) = (&live.profile, &browser)
+            && p.persist
+            && reason != EndReason::BrowserCrashed
+            // Declared dead elsewhere: the session is already failed and its profile free.
+            && reason != EndReason::RunnerLost
+            && b.process.is_alive()
+        {
+            self.save_profile(&live.account_id, id, p, b).await;
+        }
+        if let Some(browser) = browser {
+            let reusable = reason == EndReason::Released
+                && !live.dirty.load(Ordering::SeqCst)
+                && browser.process.is_alive();
+            self.pool.give_back(browser, reusable);
+        }
+        let permit = match live.permit.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        drop(permit);
+        if let Err(err) = self
+            .store
+            .finish(id, reason, self.clock.now_ms(), &counters)
+            .await
+        {
+            tracing::error!(session.id = %id, error = %err, "could not record the end of a session");
+        }
+        if let Some(p) = &live.profile {
+            self.release_profile(&p.id, id).await;
+        }
+        self.events_recorded();
+        tracing::info!(session.id = %id, reason = reason.as_str(), "session ended");
+    }
+
+    /// Saves a session's final state into its profile. A failure is logged and recorded on the
+    /// profile, which keeps its previous state.
+    pub(crate) async fn save_profile(
+        &self,
+        account: &AccountId,
+        session: &SessionId,
+        p: &ProfileRequest,
+        browser: &WarmBrowser,
+    ) {
+        let started = Instant::now();
+        let state = match tokio::time::timeout(Duration::from_secs(15), read_state(browser)).await {
+            Ok(Ok(state)) => state,
+            Ok(Err(e)) => {
+                let err = ProfileError::Storage(format!("reading the browser's state failed: {e}"));
+                tracing::error!(session.id = %session, profile.id = %p.id, error = %err, "profile not saved");
+                self.profiles.note_save_failure(&p.id, &err).await;
+                return;
+            }
+            Err(_) => {
+                let err = ProfileError::Storage("reading the browser's state timed out".into());
+                tracing::error!(session.id = %session, profile.id = %p.id, error = %err, "profile not saved");
+                self.profiles.note_save_failure(&p.id, &err).await;
+                return;
+            }
+        };
+        let read_ms = started.elapsed().as_millis();
+        match self
+            .profiles
+            .save(account, &p.id, &state, p.max_state_bytes)
+            .await
+        {
+            Ok(summary) => tracing::info!(
+                session.id = %session, profile.id = %p.id, cookies = summary.cookies,
+                origins = summary.origins, bytes = summary.bytes, read_ms,
+                save_ms = started.elapsed().as_millis() - read_ms, "profile saved"
+            ),
+            Err(err) => {
+                tracing::error!(session.id = %session, profile.id = %p.id, error = %err, "profile not saved");
+                self.profiles.note_save_failure(&p.id, &err).await;
+            }
+        }
+    }
+
+    pub(crate) async fn reap_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = self.clock.now_ms();
+            let due: Vec<(SessionId, EndReason)> = self
+                .map()
+                .values()
+                .filter_map(|s| {
+                    if now >= s.expires_at {
+                        Some((s.id.clone(), EndReason::MaxDuration))
+                    } else if s.busy.load(Ordering::SeqCst) == 0
+                        && now - s.last_activity.load(Ordering::SeqCst) >= s.idle_timeout_ms
+                    {
+                        Some((s.id.clone(), EndReason::IdleTimeout))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            for (id, reason) in due {
+                self.end(&id, reason).await;
+            }
+        }
+    }
+
+    /// Ends every session, kills every browser and removes their files. Returns when no
+    /// Chromium process of this runner is left.
+    pub async fn shutdown(&self) {
+        if !self.shutdown.is_cancelled()
+            && let Err(err) = self
+                .registry
+                .set_state(&self.config.id, registry::RunnerState::Draining)
+                .await
+        {
+            tracing::warn!(error = %err, "could not mark the runner draining");
+        }
+        self.shutdown.cancel();
+        let ids: Vec<SessionId> = self.map().keys().cloned().collect();
+        for id in ids {
+            self.end(&id, EndReason::Shutdown).await;
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.pool.shutdown().await;
+        // A backstop for anything a crash left behind.
+        chromium::kill_strays(&self.config.temp_root);
+        chromium::remove_dir_retrying(&self.config.temp_root).await;
+        if let Err(err) = self
+            .registry
+            .set_state(&self.config.id, registry::RunnerState::Stopped)
+            .await
+        {
+            tracing::warn!(error = %err, "could not mark the runner stopped");
+        }
+    }
+
+    /// Tells the registry every `heartbeat_interval` that this runner is alive. If another node
+    /// declared it dead meanwhile (it was silent too long: a pause, a partition), its sessions
+    /// are already failed there, so they are ended here too and the runner registers afresh.
+    pub(crate) async fn heartbeat_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let live = i64::try_from(self.live_sessions()).unwrap_or(i64::MAX);
+            match self
+                .registry
+                .heartbeat(&self.config.id, live, self.clock.now_ms())
+                .await
+            {
+                Ok(registry::Beat::Alive) => {}
+                Ok(registry::Beat::DeclaredDead) => {
+                    tracing::error!(
+                        runner.id = %self.config.id,
+                        "this runner was declared dead by another node; ending its sessions and registering again"
+                    );
+                    let ids: Vec<SessionId> = self.map().keys().cloned().collect();
+                    for id in ids {
+                        self.end(&id, EndReason::RunnerLost).await;
+                    }
+                    if let Err(err) =
+                        register(&self.registry, &self.config, self.clock.now_ms()).await
+                    {
+                        tracing::warn!(error = %err, "could not register the runner again");
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "runner heartbeat failed"),
+            }
+        }
+    }
+}
+
+pub(crate) async fn register(
+    registry: &registry::RunnerRegistry,
+    config: &RunnerConfig,
+    now: Millis,
+) -> Result<(), common::StoreError> {
+    registry
+        .register(
+            &config.id,
+            config.address.as_deref(),
+            i64::try_from(config.max_sessions).unwrap_or(i64::MAX),
+            env!("CARGO_PKG_VERSION"),
+            now,
+        )
+        .await
+}

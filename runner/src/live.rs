@@ -1,0 +1,131 @@
+//! A session hosted here: its browser, counters and cancellation; and the handles the API
+//! holds on it (a CDP attachment, a live-view watch).
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+};
+
+use common::{
+    Clock,
+    clock::Millis,
+    ids::{AccountId, SessionId},
+};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use crate::{pool::WarmBrowser, *};
+
+pub(crate) struct LiveSession {
+    pub(crate) id: SessionId,
+    pub(crate) account_id: AccountId,
+    pub(crate) browser: tokio::sync::Mutex<Option<WarmBrowser>>,
+    pub(crate) permit: Mutex<Option<OwnedSemaphorePermit>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) expires_at: Millis,
+    pub(crate) idle_timeout_ms: i64,
+    pub(crate) last_activity: AtomicI64,
+    pub(crate) busy: AtomicU64,
+    pub(crate) navigations: AtomicU64,
+    pub(crate) actions: AtomicU64,
+    pub(crate) captures: AtomicU64,
+    pub(crate) load_mark: AtomicU64,
+    /// Raw CDP was used: the process must never be reused.
+    pub(crate) dirty: AtomicBool,
+    pub(crate) egress: Arc<proxy::EgressCounters>,
+    /// The session goes out through its own upstream proxy, which resolves destinations.
+    pub(crate) has_upstream: bool,
+    /// The browser's DevTools WebSocket, for raw CDP.
+    pub(crate) devtools_url: String,
+    /// The session's page, for the screencast.
+    pub(crate) target_id: String,
+    /// What the session's raw CDP connections share (contained dirs, contexts, limits).
+    pub(crate) cdp: Arc<cdp::SessionCdp>,
+    /// Why it ended, once it has.
+    pub(crate) end_reason: Mutex<Option<EndReason>>,
+    /// The profile this session runs on, if any.
+    pub(crate) profile: Option<ProfileRequest>,
+}
+
+impl LiveSession {
+    pub(crate) fn counters(&self, page: Option<&chromium::SessionPage>) -> Counters {
+        let base = page
+            .map(chromium::SessionPage::counters)
+            .unwrap_or_default();
+        Counters {
+            navigations: self.navigations.load(Ordering::Relaxed),
+            actions: self.actions.load(Ordering::Relaxed),
+            captures: self.captures.load(Ordering::Relaxed),
+            bytes_received: self.egress.bytes_received.load(Ordering::Relaxed),
+            bytes_sent: self.egress.bytes_sent.load(Ordering::Relaxed),
+            egress_denied: self.egress.denied.load(Ordering::Relaxed),
+            ..base
+        }
+    }
+}
+
+/// A raw CDP connection's hold on a live session.
+pub struct CdpAttachment {
+    pub(crate) live: Arc<LiveSession>,
+    pub(crate) clock: Clock,
+}
+
+impl CdpAttachment {
+    pub fn session_id(&self) -> &SessionId {
+        &self.live.id
+    }
+
+    /// The browser's DevTools WebSocket URL (loopback; never handed to clients).
+    pub fn devtools_url(&self) -> &str {
+        &self.live.devtools_url
+    }
+
+    /// The filter for this connection's messages.
+    pub fn filter(&self) -> cdp::CdpFilter {
+        cdp::CdpFilter::new(self.live.cdp.clone())
+    }
+
+    /// Records client activity, so a session driven over CDP does not idle out.
+    pub fn touch(&self) {
+        self.live
+            .last_activity
+            .store(self.clock.now_ms(), Ordering::SeqCst);
+    }
+
+    /// Resolves when the session ends, with the reason.
+    pub async fn ended(&self) -> EndReason {
+        ended(&self.live).await
+    }
+}
+
+/// A read-only view of a live session's page (the dashboard's screencast). Unlike raw CDP it
+/// leaves the browser reusable: only `Page.startScreencast` and its acks are ever sent.
+pub struct Watch {
+    pub(crate) live: Arc<LiveSession>,
+}
+
+impl Watch {
+    /// The browser's DevTools WebSocket URL (loopback; never handed to clients).
+    pub fn devtools_url(&self) -> &str {
+        &self.live.devtools_url
+    }
+
+    /// The page target to attach to.
+    pub fn target_id(&self) -> &str {
+        &self.live.target_id
+    }
+
+    /// Resolves when the session ends, with the reason.
+    pub async fn ended(&self) -> EndReason {
+        ended(&self.live).await
+    }
+}
+
+pub(crate) async fn ended(live: &LiveSession) -> EndReason {
+    live.cancel.cancelled().await;
+    live.end_reason
+        .lock()
+        .ok()
+        .and_then(|r| *r)
+        .unwrap_or(EndReason::Released)
+}
