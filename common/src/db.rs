@@ -65,6 +65,23 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// A row type both backends can read (`#[derive(sqlx::FromRow)]` gives both).
+pub trait AnyRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    + Send
+    + Unpin
+{
+}
+
+impl<T> AnyRow for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin
+{
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -159,6 +176,40 @@ impl Db {
     }
 
     /// A cheap round trip, for readiness checks.
+    /// The row of `account` with `id`: `sql` binds `$1` to the account and `$2` to the id.
+    /// Another account's row is `NotFound`, exactly like a missing one.
+    pub async fn fetch_owned<R: AnyRow>(
+        &self,
+        sql: &'static str,
+        account: &str,
+        id: &str,
+    ) -> Result<R, StoreError> {
+        Ok(on_db!(self, pool => {
+            sqlx::query_as::<_, R>(sql).bind(account).bind(id).fetch_one(pool).await
+        })?)
+    }
+
+    /// One page of `account`'s rows, newest first, and whether more follow: `sql` binds `$1`
+    /// to the account, `$2` to the cursor (rows with smaller ids follow it) and `$3` to the
+    /// limit plus one.
+    pub async fn fetch_page<R: AnyRow>(
+        &self,
+        sql: &'static str,
+        account: &str,
+        cursor: &str,
+        limit: i64,
+    ) -> Result<(Vec<R>, bool), StoreError> {
+        let rows = on_db!(self, pool => {
+            sqlx::query_as::<_, R>(sql)
+                .bind(account)
+                .bind(cursor)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(split_page(rows, limit))
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(())

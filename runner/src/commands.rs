@@ -120,7 +120,7 @@ impl Runner {
             // Refuse a private destination before the browser even tries (the proxy would too;
             // this gives a clear answer naming the host).
             if !live.has_upstream
-                && let Err(proxy::Refusal::Denied { host }) =
+                && let Err(proxy::Refusal::Policy(common::egress::Refusal::Denied { host })) =
                     proxy::resolve_allowed(&self.policy, &self.devtools, &host, port).await
             {
                 live.egress.denied.fetch_add(1, Ordering::Relaxed);

@@ -18,7 +18,7 @@ use std::{
 };
 
 use base64::Engine;
-use common::egress::EgressPolicy;
+use common::egress::{EgressPolicy, Refusal as Policy};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -103,10 +103,9 @@ impl Shared {
 /// Why a destination was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("{host} resolves only to addresses the egress policy refuses")]
-    Denied { host: String },
-    #[error("{host} cannot be resolved")]
-    Unresolvable { host: String },
+    /// Refused by the egress policy, or not resolvable.
+    #[error(transparent)]
+    Policy(#[from] common::egress::Refusal),
     /// Only a local DevTools port: answered like a closed port, so a page cannot tell the two
     /// apart (no port-scan oracle), and not counted as a denial the tenant could read.
     #[error("connection failed")]
@@ -121,13 +120,7 @@ pub async fn resolve_allowed(
     host: &str,
     port: u16,
 ) -> Result<Vec<SocketAddr>, Refusal> {
-    let allowed =
-        common::egress::resolve(policy, host, port)
-            .await
-            .map_err(|refusal| match refusal {
-                common::egress::Refusal::Denied { host } => Refusal::Denied { host },
-                common::egress::Refusal::Unresolvable { host } => Refusal::Unresolvable { host },
-            })?;
+    let allowed = common::egress::resolve(policy, host, port).await?;
     let reachable: Vec<SocketAddr> = allowed
         .into_iter()
         .filter(|a| !(is_this_host(a.ip()) && devtools.contains(a.port())))
@@ -380,14 +373,14 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream) {
                     return;
                 }
             },
-            Err(Refusal::Denied { host }) => {
+            Err(Refusal::Policy(Policy::Denied { host })) => {
                 tracing::info!(%host, port, "egress denied");
                 counters.deny(&host);
                 let body = format!("Driftstack's egress guard refused {host}");
                 respond(&mut client, "403 Forbidden", Some("denied"), &body).await;
                 return;
             }
-            Err(Refusal::Unresolvable { host }) => {
+            Err(Refusal::Policy(Policy::Unresolvable { host })) => {
                 respond(
                     &mut client,
                     "502 Bad Gateway",
@@ -556,13 +549,7 @@ mod tests {
             "169.254.169.254",
         ] {
             let r = resolve_allowed(&policy, &ports, host, 80).await;
-            assert!(
-                matches!(
-                    r,
-                    Err(Refusal::Denied { .. }) | Err(Refusal::Unresolvable { .. })
-                ),
-                "{host}: {r:?}"
-            );
+            assert!(matches!(r, Err(Refusal::Policy(_))), "{host}: {r:?}");
         }
     }
 

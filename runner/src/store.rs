@@ -311,13 +311,14 @@ impl SessionStore {
         account: &AccountId,
         id: &SessionId,
     ) -> Result<SessionRecord, StoreError> {
-        let row: Row = on_db!(&self.db, pool => {
-            sqlx::query_as(select_sessions!("WHERE account_id = $1 AND id = $2"))
-                .bind(account.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?;
+        let row: Row = self
+            .db
+            .fetch_owned(
+                select_sessions!("WHERE account_id = $1 AND id = $2"),
+                account.as_str(),
+                id.as_str(),
+            )
+            .await?;
         Ok(row.into())
     }
 
@@ -341,31 +342,18 @@ impl SessionStore {
         limit: i64,
     ) -> Result<(Vec<SessionRecord>, bool), StoreError> {
         let cursor = starting_after.map(SessionId::as_str).unwrap_or("ses_~");
-        let rows: Vec<Row> = if live_only {
-            on_db!(&self.db, pool => {
-                sqlx::query_as(select_sessions!(
-                    "WHERE account_id = $1 AND id < $2 \
-                     AND status IN ('starting', 'active', 'closing') ORDER BY id DESC LIMIT $3"
-                ))
-                .bind(account.as_str())
-                .bind(cursor)
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await
-            })?
+        let sql = if live_only {
+            select_sessions!(
+                "WHERE account_id = $1 AND id < $2 \
+                 AND status IN ('starting', 'active', 'closing') ORDER BY id DESC LIMIT $3"
+            )
         } else {
-            on_db!(&self.db, pool => {
-                sqlx::query_as(select_sessions!(
-                    "WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
-                ))
-                .bind(account.as_str())
-                .bind(cursor)
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await
-            })?
+            select_sessions!("WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3")
         };
-        let (rows, has_more) = common::db::split_page(rows, limit);
+        let (rows, has_more) = self
+            .db
+            .fetch_page::<Row>(sql, account.as_str(), cursor, limit)
+            .await?;
         Ok((rows.into_iter().map(Into::into).collect(), has_more))
     }
 

@@ -20,7 +20,7 @@ use axum::{
 use common::ids::SessionId;
 use futures::{SinkExt, StreamExt};
 use runner::{
-    CdpAttachment, EndReason, RunnerError,
+    CdpAttachment, EndReason,
     cdp::{Verdict, empty_reply, error_reply},
 };
 use serde::Deserialize;
@@ -32,7 +32,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::parse_path_id,
     permissions::Scope,
-    service::connect::authorize,
+    routes::socket::{self, SocketRequest},
     state::AppState,
 };
 
@@ -69,29 +69,15 @@ pub async fn cdp(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let id: SessionId = parse_path_id(&id)?;
-    authorize(
-        &state,
-        &id,
-        params.token.as_deref(),
-        &headers,
-        Scope::SessionsWrite,
-    )
-    .await?;
-    let upgrade = upgrade.map_err(|_| {
-        ApiError::new(
-            axum::http::StatusCode::UPGRADE_REQUIRED,
-            "websocket_required",
-            "Connect with a WebSocket client (Playwright, Puppeteer or any CDP client).",
-        )
-    })?;
-    let runner = state
-        .runner
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("This node runs no browsers.", 5))?;
-    let attachment = runner.attach_cdp(&id).map_err(|e| match e {
-        RunnerError::NotFound => ApiError::conflict("session_ended", "The session has ended."),
-        other => ApiError::internal(anyhow::anyhow!("{other}")),
-    })?;
+    let request = SocketRequest {
+        id: &id,
+        token: params.token.as_deref(),
+        headers: &headers,
+        scope: Scope::SessionsWrite,
+        client_hint: "Connect with a WebSocket client (Playwright, Puppeteer or any CDP client).",
+    };
+    let (upgrade, runner) = socket::open(&state, request, upgrade).await?;
+    let attachment = runner.attach_cdp(&id).map_err(socket::attach_error)?;
     Ok(upgrade
         .max_message_size(runner::cdp::MAX_MESSAGE_BYTES)
         .max_frame_size(runner::cdp::MAX_MESSAGE_BYTES)

@@ -21,7 +21,7 @@ use axum::{
 use base64::Engine;
 use common::ids::SessionId;
 use futures::{SinkExt, StreamExt};
-use runner::{RunnerError, Watch};
+use runner::Watch;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as BrowserMessage;
@@ -32,7 +32,7 @@ use crate::{
     error::{ApiError, Problem},
     extract::parse_path_id,
     permissions::Scope,
-    service::connect::authorize,
+    routes::socket::{self, SocketRequest},
     state::AppState,
 };
 
@@ -90,29 +90,15 @@ pub async fn live(
     if !(100..=2160).contains(&max_height) {
         return Err(ApiError::invalid("max_height", "Must be 100–2160."));
     }
-    authorize(
-        &state,
-        &id,
-        params.token.as_deref(),
-        &headers,
-        Scope::SessionsRead,
-    )
-    .await?;
-    let upgrade = upgrade.map_err(|_| {
-        ApiError::new(
-            axum::http::StatusCode::UPGRADE_REQUIRED,
-            "websocket_required",
-            "Connect with a WebSocket client.",
-        )
-    })?;
-    let runner = state
-        .runner
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("This node runs no browsers.", 5))?;
-    let watch = runner.watch(&id).map_err(|e| match e {
-        RunnerError::NotFound => ApiError::conflict("session_ended", "The session has ended."),
-        other => ApiError::internal(anyhow::anyhow!("{other}")),
-    })?;
+    let request = SocketRequest {
+        id: &id,
+        token: params.token.as_deref(),
+        headers: &headers,
+        scope: Scope::SessionsRead,
+        client_hint: "Connect with a WebSocket client.",
+    };
+    let (upgrade, runner) = socket::open(&state, request, upgrade).await?;
+    let watch = runner.watch(&id).map_err(socket::attach_error)?;
     let settings = json!({
         "format": "jpeg",
         "quality": quality,

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod live;
 pub mod profiles;
 pub mod sessions;
+pub mod socket;
 pub mod system;
 pub mod team;
 pub mod usage;

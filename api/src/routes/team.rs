@@ -438,6 +438,23 @@ pub async fn list_members(
     }))
 }
 
+/// The member a sensitive change is about (after a fresh step-up); another account's member,
+/// or a non-member, is a 404.
+async fn member_to_change(
+    state: &AppState,
+    p: &Principal,
+    raw_id: &str,
+) -> Result<(UserId, Member), ApiError> {
+    p.require_step_up(&state.auth)?;
+    let user: UserId = parse_path_id(raw_id)?;
+    let member = state
+        .team
+        .member(&p.account_id, &user)
+        .await
+        .map_err(|_| ApiError::not_found("member"))?;
+    Ok((user, member))
+}
+
 /// Changes a member's role. The last owner cannot be demoted (409 `last_owner`); only owners
 /// grant or take away the owner role, signed in to the dashboard (API keys never act as owners:
 /// 403 `owner_required`). Needs a fresh step-up.
@@ -458,13 +475,7 @@ pub async fn update_member(
     ValidatedJson(body): ValidatedJson<UpdateMemberRequest>,
 ) -> Result<Json<MemberResponse>, ApiError> {
     let p = auth.principal;
-    p.require_step_up(&state.auth)?;
-    let user: UserId = parse_path_id(&user_id)?;
-    let member = state
-        .team
-        .member(&p.account_id, &user)
-        .await
-        .map_err(|_| ApiError::not_found("member"))?;
+    let (user, member) = member_to_change(&state, &p, &user_id).await?;
     if member.role == "owner" || body.role == "owner" {
         require_owner(&state, &p)?;
     }
@@ -505,13 +516,7 @@ pub async fn remove_member(
     ValidatedQuery(params): ValidatedQuery<RemoveMemberParams>,
 ) -> Result<Json<RemovedMember>, ApiError> {
     let p = auth.principal;
-    p.require_step_up(&state.auth)?;
-    let user: UserId = parse_path_id(&user_id)?;
-    let member = state
-        .team
-        .member(&p.account_id, &user)
-        .await
-        .map_err(|_| ApiError::not_found("member"))?;
+    let (user, member) = member_to_change(&state, &p, &user_id).await?;
     if member.role == "owner" {
         require_owner(&state, &p)?;
     }

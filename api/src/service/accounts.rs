@@ -134,9 +134,13 @@ pub async fn create_key(
         scopes,
         expires_at: None,
     };
+    let tier = principal.tier.clone();
     let (_, secret) = service::keys::issue(state, &principal, request)
         .await
-        .map_err(|e| anyhow::anyhow!("could not create the key: {}", e.detail))?;
+        .map_err(|e| match e.code {
+            "live_keys_require_paid_tier" => anyhow::anyhow!("tier `{tier}` allows only test keys"),
+            _ => anyhow::anyhow!("could not create the key: {}", e.detail),
+        })?;
     Ok(secret)
 }
 

@@ -156,13 +156,14 @@ impl KeyStore {
     }
 
     pub async fn get(&self, account: &AccountId, id: &ApiKeyId) -> Result<ApiKey, StoreError> {
-        let row: KeyRow = on_db!(&self.db, pool => {
-            sqlx::query_as(select_keys!("WHERE account_id = $1 AND id = $2"))
-                .bind(account.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?;
+        let row: KeyRow = self
+            .db
+            .fetch_owned(
+                select_keys!("WHERE account_id = $1 AND id = $2"),
+                account.as_str(),
+                id.as_str(),
+            )
+            .await?;
         Ok(row.into())
     }
 
@@ -175,17 +176,15 @@ impl KeyStore {
     ) -> Result<(Vec<ApiKey>, bool), StoreError> {
         // Ids sort by creation time; "newest first" pages move towards smaller ids.
         let cursor = starting_after.map(ApiKeyId::as_str).unwrap_or("key_~");
-        let rows: Vec<KeyRow> = on_db!(&self.db, pool => {
-            sqlx::query_as(select_keys!(
-                "WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
-            ))
-            .bind(account.as_str())
-            .bind(cursor)
-            .bind(limit + 1)
-            .fetch_all(pool)
-            .await
-        })?;
-        let (rows, more) = common::db::split_page(rows, limit);
+        let (rows, more) = self
+            .db
+            .fetch_page::<KeyRow>(
+                select_keys!("WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+                account.as_str(),
+                cursor,
+                limit,
+            )
+            .await?;
         Ok((rows.into_iter().map(Into::into).collect(), more))
     }
 

@@ -210,15 +210,14 @@ impl TeamStore {
         const Q: &str = "SELECT id, account_id, email, role, invited_by, created_at, \
              expires_at, accepted_at, accepted_by, revoked_at FROM team_invites \
              WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
-        let rows: Vec<Invite> = on_db!(&self.db, pool => {
-            sqlx::query_as(Q)
-                .bind(account.as_str())
-                .bind(starting_after.unwrap_or("inv_~"))
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await
-        })?;
-        Ok(common::db::split_page(rows, limit))
+        self.db
+            .fetch_page(
+                Q,
+                account.as_str(),
+                starting_after.unwrap_or("inv_~"),
+                limit,
+            )
+            .await
     }
 
     /// Revokes a pending invite.

@@ -130,13 +130,14 @@ impl ProfileStore {
         account: &AccountId,
         id: &ProfileId,
     ) -> Result<ProfileRecord, StoreError> {
-        let row: ProfileRow = on_db!(&self.db, pool => {
-            sqlx::query_as(select_profiles!("WHERE account_id = $1 AND id = $2"))
-                .bind(account.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?;
+        let row: ProfileRow = self
+            .db
+            .fetch_owned(
+                select_profiles!("WHERE account_id = $1 AND id = $2"),
+                account.as_str(),
+                id.as_str(),
+            )
+            .await?;
         Ok(row.into())
     }
 
@@ -148,17 +149,15 @@ impl ProfileStore {
         limit: i64,
     ) -> Result<(Vec<ProfileRecord>, bool), StoreError> {
         let cursor = starting_after.map(ProfileId::as_str).unwrap_or("prof_~");
-        let rows: Vec<ProfileRow> = on_db!(&self.db, pool => {
-            sqlx::query_as(select_profiles!(
-                "WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
-            ))
-            .bind(account.as_str())
-            .bind(cursor)
-            .bind(limit + 1)
-            .fetch_all(pool)
-            .await
-        })?;
-        let (rows, more) = common::db::split_page(rows, limit);
+        let (rows, more) = self
+            .db
+            .fetch_page::<ProfileRow>(
+                select_profiles!("WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+                account.as_str(),
+                cursor,
+                limit,
+            )
+            .await?;
         Ok((rows.into_iter().map(Into::into).collect(), more))
     }
 

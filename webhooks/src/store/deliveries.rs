@@ -126,13 +126,14 @@ impl WebhookStore {
         account: &AccountId,
         id: &DeliveryId,
     ) -> Result<(DeliveryRow, Vec<AttemptRow>), StoreError> {
-        let row: DeliveryRow = on_db!(&self.db, pool => {
-            sqlx::query_as(select_deliveries!("WHERE account_id = $1 AND id = $2"))
-                .bind(account.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?;
+        let row: DeliveryRow = self
+            .db
+            .fetch_owned(
+                select_deliveries!("WHERE account_id = $1 AND id = $2"),
+                account.as_str(),
+                id.as_str(),
+            )
+            .await?;
         let attempts: Vec<AttemptRow> = on_db!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT attempt, started_at, duration_ms, status_code, error, response_headers, \

@@ -132,13 +132,14 @@ impl WebhookStore {
         account: &AccountId,
         id: &WebhookEndpointId,
     ) -> Result<Endpoint, StoreError> {
-        let row: EndpointRow = on_db!(&self.db, pool => {
-            sqlx::query_as(select_endpoints!("WHERE account_id = $1 AND id = $2"))
-                .bind(account.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?;
+        let row: EndpointRow = self
+            .db
+            .fetch_owned(
+                select_endpoints!("WHERE account_id = $1 AND id = $2"),
+                account.as_str(),
+                id.as_str(),
+            )
+            .await?;
         Ok(row.into())
     }
 
@@ -151,18 +152,16 @@ impl WebhookStore {
         let cursor = starting_after
             .map(WebhookEndpointId::as_str)
             .unwrap_or("whe_~");
-        let rows: Vec<EndpointRow> = on_db!(&self.db, pool => {
-            sqlx::query_as(select_endpoints!("WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"))
-                .bind(account.as_str())
-                .bind(cursor)
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await
-        })?;
-        Ok(common::db::split_page(
-            rows.into_iter().map(Into::into).collect(),
-            limit,
-        ))
+        let (rows, more) = self
+            .db
+            .fetch_page::<EndpointRow>(
+                select_endpoints!("WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+                account.as_str(),
+                cursor,
+                limit,
+            )
+            .await?;
+        Ok((rows.into_iter().map(Into::into).collect(), more))
     }
 
     /// Changes the given fields; `enabled: true` also clears a failure streak.

@@ -34,27 +34,7 @@ pub async fn magic_link(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     ValidatedJson(body): ValidatedJson<EmailRequest>,
 ) -> Result<Json<AcceptedResponse>, ApiError> {
-    gate(&state, addr)?;
-    let email = email_of(&body.email);
-    match state.identity.link_decision(&email, addr.ip()).await? {
-        LinkDecision::Cooldown(s) => return Err(cooldown(s)),
-        LinkDecision::Silent => return Ok(Json(LINK_SENT)),
-        LinkDecision::Send => {}
-    }
-    if let Some(user) = state.identity.user_by_email(&email).await? {
-        let token = state
-            .identity
-            .issue_link(LinkKind::Magic, &user.user_id(), LinkKind::Magic.ttl())
-            .await?;
-        send(
-            &state,
-            &email,
-            Template::MagicLink,
-            &[("link", &link(&state, "/magic-link", &token))],
-        );
-        audit(&state, Some(&user), "auth.magic_link_sent", addr, json!({})).await;
-    }
-    Ok(Json(LINK_SENT))
+    mail_link(&state, addr, &body.email, &MAGIC).await
 }
 
 /// Signs in with a magic link's token (or asks for the second factor when MFA is on).
@@ -103,40 +83,7 @@ pub async fn password_reset(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     ValidatedJson(body): ValidatedJson<EmailRequest>,
 ) -> Result<Json<AcceptedResponse>, ApiError> {
-    gate(&state, addr)?;
-    let email = email_of(&body.email);
-    match state.identity.link_decision(&email, addr.ip()).await? {
-        LinkDecision::Cooldown(s) => return Err(cooldown(s)),
-        LinkDecision::Silent => return Ok(Json(LINK_SENT)),
-        LinkDecision::Send => {}
-    }
-    if let Some(user) = state.identity.user_by_email(&email).await? {
-        let now = state.clock.now_ms();
-        state
-            .identity
-            .store
-            .void_links(&user.user_id(), "reset", now)
-            .await?;
-        let token = state
-            .identity
-            .issue_link(LinkKind::Reset, &user.user_id(), LinkKind::Reset.ttl())
-            .await?;
-        send(
-            &state,
-            &email,
-            Template::PasswordReset,
-            &[("link", &link(&state, "/password-reset", &token))],
-        );
-        audit(
-            &state,
-            Some(&user),
-            "auth.password_reset_requested",
-            addr,
-            json!({}),
-        )
-        .await;
-    }
-    Ok(Json(LINK_SENT))
+    mail_link(&state, addr, &body.email, &RESET).await
 }
 
 /// Sets a new password with a reset token. Every sign-in session of the user is revoked, the
@@ -184,4 +131,65 @@ pub async fn password_reset_confirm(
     Ok(Json(StatusResponse {
         status: "password_changed",
     }))
+}
+
+/// A one-time link sent by mail, and how its request is recorded.
+struct MailedLink {
+    kind: LinkKind,
+    /// Earlier unused links of this kind stop working when a new one is sent.
+    voids_earlier: Option<&'static str>,
+    template: Template,
+    path: &'static str,
+    action: &'static str,
+}
+
+const MAGIC: MailedLink = MailedLink {
+    kind: LinkKind::Magic,
+    voids_earlier: None,
+    template: Template::MagicLink,
+    path: "/magic-link",
+    action: "auth.magic_link_sent",
+};
+
+const RESET: MailedLink = MailedLink {
+    kind: LinkKind::Reset,
+    voids_earlier: Some("reset"),
+    template: Template::PasswordReset,
+    path: "/password-reset",
+    action: "auth.password_reset_requested",
+};
+
+/// Mails a one-time link to the account with this email, if there is one, within the limits;
+/// the answer is the same whether there is an account or not.
+async fn mail_link(
+    state: &AppState,
+    addr: SocketAddr,
+    raw_email: &str,
+    what: &MailedLink,
+) -> Result<Json<AcceptedResponse>, ApiError> {
+    gate(state, addr)?;
+    let email = email_of(raw_email);
+    match state.identity.link_decision(&email, addr.ip()).await? {
+        LinkDecision::Cooldown(s) => return Err(cooldown(s)),
+        LinkDecision::Silent => return Ok(Json(LINK_SENT)),
+        LinkDecision::Send => {}
+    }
+    if let Some(user) = state.identity.user_by_email(&email).await? {
+        if let Some(purpose) = what.voids_earlier {
+            let now = state.clock.now_ms();
+            state
+                .identity
+                .store
+                .void_links(&user.user_id(), purpose, now)
+                .await?;
+        }
+        let token = state
+            .identity
+            .issue_link(what.kind, &user.user_id(), what.kind.ttl())
+            .await?;
+        let url = link(state, what.path, &token);
+        send(state, &email, what.template, &[("link", &url)]);
+        audit(state, Some(&user), what.action, addr, json!({})).await;
+    }
+    Ok(Json(LINK_SENT))
 }
