@@ -223,45 +223,34 @@ impl ChecksStore {
         value: &str,
         now: Millis,
     ) -> Result<String, StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "INSERT INTO cluster_checks (name, value, updated_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO NOTHING",
+                &common::args![name, value, now],
             )
-            .bind(name)
-            .bind(value)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         self.get(name).await?.ok_or(StoreError::NotFound)
     }
 
     async fn report(&self, node: &str, check: &str, now: Millis) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "INSERT INTO node_keys (node_id, key_check, seen_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (node_id) DO UPDATE SET key_check = $2, seen_at = $3",
+                &common::args![node, check, now],
             )
-            .bind(node)
-            .bind(check)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(())
     }
 
     async fn forget(&self, node: &str) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("DELETE FROM node_keys WHERE node_id = $1")
-                .bind(node)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "DELETE FROM node_keys WHERE node_id = $1",
+                &common::args![node],
+            )
+            .await?;
         Ok(())
     }
 

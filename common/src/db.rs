@@ -65,6 +65,83 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// A value bound to a statement by [`Db::execute`] (see [`args!`](crate::args)).
+#[derive(Clone, Copy, Debug)]
+pub enum Arg<'a> {
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+    Bytes(&'a [u8]),
+    OptBytes(Option<&'a [u8]>),
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(v)
+    }
+}
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::OptText(v)
+    }
+}
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<i32> for Arg<'_> {
+    fn from(v: i32) -> Self {
+        Arg::Int(i64::from(v))
+    }
+}
+impl From<u32> for Arg<'_> {
+    fn from(v: u32) -> Self {
+        Arg::Int(i64::from(v))
+    }
+}
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::OptInt(v)
+    }
+}
+impl From<bool> for Arg<'_> {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        Arg::Bytes(v)
+    }
+}
+impl<'a> From<&'a Vec<u8>> for Arg<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        Arg::Bytes(v)
+    }
+}
+impl<'a> From<Option<&'a [u8]>> for Arg<'a> {
+    fn from(v: Option<&'a [u8]>) -> Self {
+        Arg::OptBytes(v)
+    }
+}
+
+/// The arguments of a [`Db::execute`] statement, in `$n` order:
+/// `db.execute("UPDATE t SET a = $2 WHERE id = $1", &args![id.as_str(), now])`.
+#[macro_export]
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {
+        [$($crate::db::Arg::from($value)),*]
+    };
+}
+
 /// A row type both backends can read (`#[derive(sqlx::FromRow)]` gives both).
 pub trait AnyRow:
     for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
@@ -176,6 +253,32 @@ impl Db {
     }
 
     /// A cheap round trip, for readiness checks.
+    /// Runs one statement with `args` bound to `$1`, `$2`, … in order; returns the rows it
+    /// touched. For the many single-statement writes of the stores.
+    pub async fn execute(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut query = sqlx::query(sql);
+                for arg in args {
+                    query = match arg {
+                        Arg::Text(v) => query.bind(*v),
+                        Arg::OptText(v) => query.bind(*v),
+                        Arg::Int(v) => query.bind(*v),
+                        Arg::OptInt(v) => query.bind(*v),
+                        Arg::Bool(v) => query.bind(*v),
+                        Arg::Bytes(v) => query.bind(*v),
+                        Arg::OptBytes(v) => query.bind(*v),
+                    };
+                }
+                query.execute($pool).await.map(|r| r.rows_affected())
+            }};
+        }
+        Ok(match self {
+            Db::Sqlite(pool) => run!(pool),
+            Db::Postgres(pool) => run!(pool),
+        }?)
+    }
+
     /// The row of `account` with `id`: `sql` binds `$1` to the account and `$2` to the id.
     /// Another account's row is `NotFound`, exactly like a missing one.
     pub async fn fetch_owned<R: AnyRow>(

@@ -104,22 +104,10 @@ impl RunnerRegistry {
         version: &str,
         now: Millis,
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO runners (id, address, capacity, version, state, started_at, heartbeat_at, live_sessions) \
+        self.db.execute("INSERT INTO runners (id, address, capacity, version, state, started_at, heartbeat_at, live_sessions) \
                  VALUES ($1, $2, $3, $4, 'active', $5, $5, 0) \
                  ON CONFLICT (id) DO UPDATE SET address = $2, capacity = $3, version = $4, \
-                 state = 'active', started_at = $5, heartbeat_at = $5, live_sessions = 0",
-            )
-            .bind(id.as_str())
-            .bind(address)
-            .bind(capacity)
-            .bind(version)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+                 state = 'active', started_at = $5, heartbeat_at = $5, live_sessions = 0", &common::args![id.as_str(), address, capacity, version, now]).await?;
         Ok(())
     }
 
@@ -130,18 +118,14 @@ impl RunnerRegistry {
         live: i64,
         now: Millis,
     ) -> Result<Beat, StoreError> {
-        let updated = on_db!(&self.db, pool => {
-            sqlx::query(
+        let updated = self
+            .db
+            .execute(
                 "UPDATE runners SET heartbeat_at = $2, live_sessions = $3 \
                  WHERE id = $1 AND state IN ('active', 'draining')",
+                &common::args![id.as_str(), now, live],
             )
-            .bind(id.as_str())
-            .bind(now)
-            .bind(live)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(if updated == 1 {
             Beat::Alive
         } else {
@@ -150,14 +134,12 @@ impl RunnerRegistry {
     }
 
     pub async fn set_state(&self, id: &RunnerId, state: RunnerState) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("UPDATE runners SET state = $2 WHERE id = $1 AND state <> 'dead'")
-                .bind(id.as_str())
-                .bind(state.as_str())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "UPDATE runners SET state = $2 WHERE id = $1 AND state <> 'dead'",
+                &common::args![id.as_str(), state.as_str()],
+            )
+            .await?;
         Ok(())
     }
 

@@ -222,13 +222,12 @@ impl SessionStore {
     }
 
     pub async fn mark_closing(&self, id: &SessionId) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("UPDATE sessions SET status = 'closing' WHERE id = $1 AND status = 'active'")
-                .bind(id.as_str())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "UPDATE sessions SET status = 'closing' WHERE id = $1 AND status = 'active'",
+                &common::args![id.as_str()],
+            )
+            .await?;
         Ok(())
     }
 
@@ -296,13 +295,12 @@ impl SessionStore {
 
     /// Forgets a session that never started (no browser slot became free in time).
     pub async fn delete_unstarted(&self, id: &SessionId) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("DELETE FROM sessions WHERE id = $1 AND status = 'starting'")
-                .bind(id.as_str())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "DELETE FROM sessions WHERE id = $1 AND status = 'starting'",
+                &common::args![id.as_str()],
+            )
+            .await?;
         Ok(())
     }
 

@@ -174,34 +174,32 @@ impl AccountStore {
         name: Option<&str>,
         s: &AccountSettings,
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "UPDATE accounts SET name = COALESCE($2, name), slug = COALESCE($3, slug), \
                  timezone = COALESCE($4, timezone), region = COALESCE($5, region), \
                  avatar_url = COALESCE($6, avatar_url) WHERE id = $1",
+                &common::args![
+                    id.as_str(),
+                    name,
+                    s.slug.as_deref(),
+                    s.timezone.as_deref(),
+                    s.region.as_deref(),
+                    s.avatar_url.as_deref()
+                ],
             )
-            .bind(id.as_str())
-            .bind(name)
-            .bind(&s.slug)
-            .bind(&s.timezone)
-            .bind(&s.region)
-            .bind(&s.avatar_url)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(())
     }
 
     pub async fn set_tier(&self, id: &AccountId, tier: &str) -> Result<(), StoreError> {
-        let n = on_db!(&self.db, pool => {
-            sqlx::query("UPDATE accounts SET tier = $2 WHERE id = $1")
-                .bind(id.as_str())
-                .bind(tier)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        let n = self
+            .db
+            .execute(
+                "UPDATE accounts SET tier = $2 WHERE id = $1",
+                &common::args![id.as_str(), tier],
+            )
+            .await?;
         if n == 0 {
             return Err(StoreError::NotFound);
         }

@@ -66,16 +66,7 @@ impl BillingStore {
         account: &AccountId,
         customer: &str,
     ) -> Result<String, StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE accounts SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL",
-            )
-            .bind(account.as_str())
-            .bind(customer)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        self.db.execute("UPDATE accounts SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL", &common::args![account.as_str(), customer]).await?;
         self.get(account)
             .await?
             .stripe_customer_id

@@ -52,19 +52,14 @@ impl IdempotencyStore {
     ) -> Result<Begin, StoreError> {
         // Two rounds at most: the second follows the removal of an expired or abandoned record.
         for _ in 0..2 {
-            let inserted = on_db!(&self.db, pool => {
-                sqlx::query(
+            let inserted = self
+                .db
+                .execute(
                     "INSERT INTO idempotency_keys (account_id, idem_key, request_hash, created_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, idem_key) DO NOTHING",
+                    &common::args![account.as_str(), key, request_hash, now],
                 )
-                .bind(account.as_str())
-                .bind(key)
-                .bind(request_hash)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-            })?;
+                .await?;
             if inserted == 1 {
                 return Ok(Begin::Started);
             }
@@ -110,36 +105,25 @@ impl IdempotencyStore {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "UPDATE idempotency_keys SET response_status = $3, response_type = $4, \
                  response_body = $5 WHERE account_id = $1 AND idem_key = $2",
+                &common::args![account.as_str(), key, i32::from(status), content_type, body],
             )
-            .bind(account.as_str())
-            .bind(key)
-            .bind(i32::from(status))
-            .bind(content_type)
-            .bind(body)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(())
     }
 
     /// Forgets an in-flight record so that a retry runs the request again (after a server error).
     pub async fn abandon(&self, account: &AccountId, key: &str) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "DELETE FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2 \
                  AND response_status IS NULL",
+                &common::args![account.as_str(), key],
             )
-            .bind(account.as_str())
-            .bind(key)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(())
     }
 
@@ -149,30 +133,25 @@ impl IdempotencyStore {
         key: &str,
         created_at: Millis,
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "DELETE FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2 \
                  AND created_at = $3",
+                &common::args![account.as_str(), key, created_at],
             )
-            .bind(account.as_str())
-            .bind(key)
-            .bind(created_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(())
     }
 
     /// Removes records past their retention; returns how many.
     pub async fn purge(&self, now: Millis) -> Result<u64, StoreError> {
-        let n = on_db!(&self.db, pool => {
-            sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1")
-                .bind(now - RETENTION_MS)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        let n = self
+            .db
+            .execute(
+                "DELETE FROM idempotency_keys WHERE created_at <= $1",
+                &common::args![now - RETENTION_MS],
+            )
+            .await?;
         Ok(n)
     }
 }

@@ -211,14 +211,12 @@ impl KeyStore {
     }
 
     pub async fn touch(&self, id: &ApiKeyId, now: Millis) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
-                .bind(id.as_str())
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "UPDATE api_keys SET last_used_at = $2 WHERE id = $1",
+                &common::args![id.as_str(), now],
+            )
+            .await?;
         Ok(())
     }
 

@@ -227,18 +227,14 @@ impl TeamStore {
         id: &str,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let n = on_db!(&self.db, pool => {
-            sqlx::query(
+        let n = self
+            .db
+            .execute(
                 "UPDATE team_invites SET revoked_at = $3 WHERE account_id = $1 AND id = $2 \
                  AND accepted_at IS NULL AND revoked_at IS NULL",
+                &common::args![account.as_str(), id, now],
             )
-            .bind(account.as_str())
-            .bind(id)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         if n == 0 {
             return Err(StoreError::NotFound);
         }

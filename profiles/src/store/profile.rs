@@ -258,14 +258,12 @@ impl ProfileStore {
 
     /// Releases the lock if `session` still holds it.
     pub async fn unlock(&self, id: &ProfileId, session: &SessionId) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("UPDATE profiles SET locked_by = NULL WHERE id = $1 AND locked_by = $2")
-                .bind(id.as_str())
-                .bind(session.as_str())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "UPDATE profiles SET locked_by = NULL WHERE id = $1 AND locked_by = $2",
+                &common::args![id.as_str(), session.as_str()],
+            )
+            .await?;
         Ok(())
     }
 
@@ -308,15 +306,12 @@ impl ProfileStore {
         message: &str,
         now: Millis,
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("UPDATE profiles SET last_save_error = $2, updated_at = $3 WHERE id = $1")
-                .bind(id.as_str())
-                .bind(message)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "UPDATE profiles SET last_save_error = $2, updated_at = $3 WHERE id = $1",
+                &common::args![id.as_str(), message, now],
+            )
+            .await?;
         Ok(())
     }
 }

@@ -69,16 +69,12 @@ pub enum Next {
 impl WebhookStore {
     /// Gives a leased delivery back: claimable again from `at`, its attempts untouched.
     pub async fn release(&self, id: &str, at: Millis) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "UPDATE webhook_deliveries SET lease_until = $2, lease_token = NULL WHERE id = $1",
+                &common::args![id, at],
             )
-            .bind(id)
-            .bind(at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(())
     }
 
@@ -111,16 +107,9 @@ impl WebhookStore {
             Backend::Postgres => claim_sql!("FOR UPDATE OF d SKIP LOCKED"),
             Backend::Sqlite => claim_sql!(""),
         };
-        on_db!(&self.db, pool => {
-            sqlx::query(sql)
-                .bind(now)
-                .bind(lease_until)
-                .bind(limit)
-                .bind(&token)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(sql, &common::args![now, lease_until, limit, &token])
+            .await?;
         let claimed: Vec<Claimed> = on_db!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT d.id, d.attempts, d.base_attempt, d.event_id, d.event_type, d.account_id, \

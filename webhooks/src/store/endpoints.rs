@@ -5,7 +5,6 @@ use common::{
     StoreError,
     clock::Millis,
     ids::{AccountId, WebhookEndpointId},
-    on_db,
 };
 
 use super::WebhookStore;
@@ -108,22 +107,8 @@ impl WebhookStore {
         now: Millis,
     ) -> Result<Endpoint, StoreError> {
         let id = WebhookEndpointId::generate();
-        on_db!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO webhook_endpoints (id, account_id, url, description, event_types, \
-                 enabled, secret_enc, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $7)",
-            )
-            .bind(id.as_str())
-            .bind(account.as_str())
-            .bind(url)
-            .bind(description)
-            .bind(event_types.join(" "))
-            .bind(secret_enc)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        self.db.execute("INSERT INTO webhook_endpoints (id, account_id, url, description, event_types, \
+                 enabled, secret_enc, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $7)", &common::args![id.as_str(), account.as_str(), url, description, event_types.join(" ").as_str(), secret_enc, now]).await?;
         self.endpoint(account, &id).await
     }
 
@@ -196,25 +181,24 @@ impl WebhookStore {
         } else {
             current.failing_since
         };
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5, \
                  enabled = $6, disabled_reason = $7, failing_since = $8, updated_at = $9 \
                  WHERE account_id = $1 AND id = $2",
+                &common::args![
+                    account.as_str(),
+                    id.as_str(),
+                    url.unwrap_or(&current.url),
+                    description.unwrap_or(&current.description),
+                    types.as_str(),
+                    enabled_now,
+                    reason.as_deref(),
+                    failing,
+                    now
+                ],
             )
-            .bind(account.as_str())
-            .bind(id.as_str())
-            .bind(url.unwrap_or(&current.url))
-            .bind(description.unwrap_or(&current.description))
-            .bind(types)
-            .bind(enabled_now)
-            .bind(reason)
-            .bind(failing)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         self.endpoint(account, id).await
     }
 
@@ -223,14 +207,13 @@ impl WebhookStore {
         account: &AccountId,
         id: &WebhookEndpointId,
     ) -> Result<(), StoreError> {
-        let n = on_db!(&self.db, pool => {
-            sqlx::query("DELETE FROM webhook_endpoints WHERE account_id = $1 AND id = $2")
-                .bind(account.as_str())
-                .bind(id.as_str())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        let n = self
+            .db
+            .execute(
+                "DELETE FROM webhook_endpoints WHERE account_id = $1 AND id = $2",
+                &common::args![account.as_str(), id.as_str()],
+            )
+            .await?;
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -246,20 +229,8 @@ impl WebhookStore {
         old_expires_at: Millis,
         now: Millis,
     ) -> Result<Endpoint, StoreError> {
-        let n = on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE webhook_endpoints SET old_secret_enc = secret_enc, old_secret_expires_at = $4, \
-                 secret_enc = $3, updated_at = $5 WHERE account_id = $1 AND id = $2",
-            )
-            .bind(account.as_str())
-            .bind(id.as_str())
-            .bind(new_secret_enc)
-            .bind(old_expires_at)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        let n = self.db.execute("UPDATE webhook_endpoints SET old_secret_enc = secret_enc, old_secret_expires_at = $4, \
+                 secret_enc = $3, updated_at = $5 WHERE account_id = $1 AND id = $2", &common::args![account.as_str(), id.as_str(), new_secret_enc, old_expires_at, now]).await?;
         if n == 0 {
             return Err(StoreError::NotFound);
         }

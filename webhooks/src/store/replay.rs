@@ -5,7 +5,6 @@ use common::{
     StoreError,
     clock::Millis,
     ids::{AccountId, DeliveryId, WebhookEndpointId},
-    on_db,
 };
 
 use super::WebhookStore;
@@ -19,19 +18,15 @@ impl WebhookStore {
         id: &DeliveryId,
         now: Millis,
     ) -> Result<DeliveryRow, StoreError> {
-        let n = on_db!(&self.db, pool => {
-            sqlx::query(
+        let n = self
+            .db
+            .execute(
                 "UPDATE webhook_deliveries SET status = 'pending', base_attempt = attempts, \
                  next_attempt_at = $3, lease_until = NULL, lease_token = NULL, updated_at = $3 \
                  WHERE account_id = $1 AND id = $2",
+                &common::args![account.as_str(), id.as_str(), now],
             )
-            .bind(account.as_str())
-            .bind(id.as_str())
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -51,25 +46,25 @@ impl WebhookStore {
     ) -> Result<u64, StoreError> {
         let failed = statuses.contains(&DeliveryStatus::Failed);
         let dead = statuses.contains(&DeliveryStatus::Dead);
-        let n = on_db!(&self.db, pool => {
-            sqlx::query(
+        let n = self
+            .db
+            .execute(
                 "UPDATE webhook_deliveries SET status = 'pending', base_attempt = attempts, \
                  next_attempt_at = $6, lease_until = NULL, lease_token = NULL, updated_at = $6 \
                  WHERE account_id = $1 AND ($2 IS NULL OR endpoint_id = $2) \
                  AND ((status = 'failed' AND $3) OR (status = 'dead' AND $4)) \
                  AND created_at >= $5 AND created_at < $7",
+                &common::args![
+                    account.as_str(),
+                    endpoint.map(WebhookEndpointId::as_str),
+                    failed,
+                    dead,
+                    since,
+                    now,
+                    until
+                ],
             )
-            .bind(account.as_str())
-            .bind(endpoint.map(WebhookEndpointId::as_str))
-            .bind(failed)
-            .bind(dead)
-            .bind(since)
-            .bind(now)
-            .bind(until)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(n)
     }
 }

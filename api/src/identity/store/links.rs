@@ -13,20 +13,13 @@ impl IdentityStore {
         expires_at: Millis,
         now: Millis,
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "INSERT INTO auth_links (token_hash, kind, user_id, expires_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
+                &common::args![hash, kind, user.as_str(), expires_at, now],
             )
-            .bind(hash)
-            .bind(kind)
-            .bind(user.as_str())
-            .bind(expires_at)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(())
     }
 
@@ -89,17 +82,7 @@ impl IdentityStore {
         kind: &'static str,
         now: Millis,
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE auth_links SET used_at = $3 WHERE user_id = $1 AND kind = $2 AND used_at IS NULL",
-            )
-            .bind(user.as_str())
-            .bind(kind)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        self.db.execute("UPDATE auth_links SET used_at = $3 WHERE user_id = $1 AND kind = $2 AND used_at IS NULL", &common::args![user.as_str(), kind, now]).await?;
         Ok(())
     }
 }

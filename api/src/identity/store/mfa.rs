@@ -6,30 +6,25 @@ use super::*;
 
 impl IdentityStore {
     pub async fn set_pending_totp(&self, user: &UserId, sealed: &[u8]) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("UPDATE users SET totp_pending_enc = $2 WHERE id = $1")
-                .bind(user.as_str())
-                .bind(sealed)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "UPDATE users SET totp_pending_enc = $2 WHERE id = $1",
+                &common::args![user.as_str(), sealed],
+            )
+            .await?;
         Ok(())
     }
 
     /// Accepts TOTP step `step` for the user unless it is at or before the last one accepted.
     pub async fn accept_step(&self, user: &UserId, step: i64) -> Result<bool, StoreError> {
-        let n = on_db!(&self.db, pool => {
-            sqlx::query(
+        let n = self
+            .db
+            .execute(
                 "UPDATE users SET totp_last_step = $2 WHERE id = $1 \
                  AND (totp_last_step IS NULL OR totp_last_step < $2)",
+                &common::args![user.as_str(), step],
             )
-            .bind(user.as_str())
-            .bind(step)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(n == 1)
     }
 
@@ -97,18 +92,14 @@ impl IdentityStore {
         hash: &str,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let n = on_db!(&self.db, pool => {
-            sqlx::query(
+        let n = self
+            .db
+            .execute(
                 "UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 \
                  AND used_at IS NULL",
+                &common::args![user.as_str(), hash, now],
             )
-            .bind(user.as_str())
-            .bind(hash)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(n == 1)
     }
 }

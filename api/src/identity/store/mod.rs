@@ -160,40 +160,28 @@ impl IdentityStore {
     }
 
     pub async fn mark_verified(&self, user: &UserId, now: Millis) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
-                "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1",
-            )
-            .bind(user.as_str())
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        self.db.execute("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1", &common::args![user.as_str(), now]).await?;
         Ok(())
     }
 
     pub async fn set_password(&self, user: &UserId, hash: &str) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                .bind(user.as_str())
-                .bind(hash)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "UPDATE users SET password_hash = $2 WHERE id = $1",
+                &common::args![user.as_str(), hash],
+            )
+            .await?;
         Ok(())
     }
 
     /// Removes a user's password (they sign in by magic link until they set one by reset link).
     pub async fn clear_password(&self, user: &UserId) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("UPDATE users SET password_hash = NULL WHERE id = $1")
-                .bind(user.as_str())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "UPDATE users SET password_hash = NULL WHERE id = $1",
+                &common::args![user.as_str()],
+            )
+            .await?;
         Ok(())
     }
 

@@ -58,14 +58,13 @@ impl IdentityStore {
 
     /// Marks a refresh token used, if it was not yet: false means it was (reuse).
     pub async fn use_token(&self, hash: &str, now: Millis) -> Result<bool, StoreError> {
-        let n = on_db!(&self.db, pool => {
-            sqlx::query("UPDATE auth_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
-                .bind(hash)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        let n = self
+            .db
+            .execute(
+                "UPDATE auth_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
+                &common::args![hash, now],
+            )
+            .await?;
         Ok(n == 1)
     }
 
@@ -120,14 +119,12 @@ impl IdentityStore {
     }
 
     pub async fn touch_session(&self, session: &str, now: Millis) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query("UPDATE auth_sessions SET last_active_at = $2 WHERE id = $1")
-                .bind(session)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        self.db
+            .execute(
+                "UPDATE auth_sessions SET last_active_at = $2 WHERE id = $1",
+                &common::args![session, now],
+            )
+            .await?;
         Ok(())
     }
 
@@ -137,18 +134,13 @@ impl IdentityStore {
         reason: &str,
         now: Millis,
     ) -> Result<(), StoreError> {
-        on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "UPDATE auth_sessions SET revoked_at = $2, revoke_reason = $3 \
                  WHERE id = $1 AND revoked_at IS NULL",
+                &common::args![session, now, reason],
             )
-            .bind(session)
-            .bind(now)
-            .bind(reason)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+            .await?;
         Ok(())
     }
 
@@ -159,17 +151,12 @@ impl IdentityStore {
         reason: &str,
         now: Millis,
     ) -> Result<u64, StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query(
+        self.db
+            .execute(
                 "UPDATE auth_sessions SET revoked_at = $2, revoke_reason = $3 \
                  WHERE user_id = $1 AND revoked_at IS NULL",
+                &common::args![user.as_str(), now, reason],
             )
-            .bind(user.as_str())
-            .bind(now)
-            .bind(reason)
-            .execute(pool)
             .await
-            .map(|r| r.rows_affected())
-        })?)
     }
 }
