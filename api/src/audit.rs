@@ -230,8 +230,9 @@ impl Audit {
         limit: i64,
     ) -> Result<(Vec<Row>, bool), StoreError> {
         let prefix = f.action_prefix.as_ref().map(|p| format!("{p}%"));
-        let rows: Vec<Row> = on_db!(&self.db, pool => {
-            sqlx::query_as(
+        let rows: Vec<Row> = self
+            .db
+            .fetch_all(
                 "SELECT seq, id, account_id, actor, action, target, ip, user_agent, request_id, \
                  data, created_at, prev_hash, hash FROM audit_log WHERE account_id = $1 \
                  AND (CAST($2 AS TEXT) IS NULL OR action = $2) \
@@ -243,33 +244,33 @@ impl Audit {
                  AND (CAST($8 AS TEXT) IS NULL OR seq < \
                       (SELECT seq FROM audit_log WHERE id = $8 AND account_id = $1)) \
                  ORDER BY seq DESC LIMIT $9",
+                &common::args![
+                    account.as_str(),
+                    &f.action,
+                    &prefix,
+                    &f.actor,
+                    &f.target,
+                    f.since,
+                    f.until,
+                    starting_after,
+                    limit + 1
+                ],
             )
-            .bind(account.as_str())
-            .bind(&f.action)
-            .bind(&prefix)
-            .bind(&f.actor)
-            .bind(&f.target)
-            .bind(f.since)
-            .bind(f.until)
-            .bind(starting_after)
-            .bind(limit + 1)
-            .fetch_all(pool)
-            .await
-        })?;
+            .await?;
         Ok(common::db::split_page(rows, limit))
     }
 
     /// Recomputes every chain (each account's, and the one of entries without an account) and
     /// returns the first break of each broken chain, and how many entries were checked.
     pub async fn verify(&self) -> Result<(u64, Vec<Break>), StoreError> {
-        let rows: Vec<Row> = on_db!(&self.db, pool => {
-            sqlx::query_as(
+        let rows: Vec<Row> = self
+            .db
+            .fetch_all(
                 "SELECT seq, id, account_id, actor, action, target, ip, user_agent, request_id, \
                  data, created_at, prev_hash, hash FROM audit_log ORDER BY seq",
+                &common::args![],
             )
-            .fetch_all(pool)
-            .await
-        })?;
+            .await?;
         let mut last: std::collections::HashMap<String, String> = Default::default();
         let mut broken: std::collections::HashMap<String, Break> = Default::default();
         for r in &rows {

@@ -208,12 +208,12 @@ struct ChecksStore {
 
 impl ChecksStore {
     async fn get(&self, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_scalar("SELECT value FROM cluster_checks WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await
-        })?)
+        self.db
+            .scalar_optional(
+                "SELECT value FROM cluster_checks WHERE name = $1",
+                &common::args![name],
+            )
+            .await
     }
 
     /// Records `value` under `name` unless something is recorded already; answers what is.

@@ -157,9 +157,7 @@ impl Usage {
     ) -> Result<Report, StoreError> {
         let now = self.clock.now_ms();
         let (start, end) = month_of(now);
-        let totals: SessionTotals = on_db!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT \
+        let totals: SessionTotals = self.db.fetch_one("SELECT \
                    COUNT(CASE WHEN started_at >= $2 THEN 1 END) AS started, \
                    CAST(SUM(CASE WHEN COALESCE(ended_at, $4) < $3 THEN COALESCE(ended_at, $4) ELSE $3 END \
                        - CASE WHEN started_at > $2 THEN started_at ELSE $2 END) AS BIGINT) AS ms, \
@@ -167,24 +165,14 @@ impl Usage {
                        AS BIGINT) AS bytes, \
                    COUNT(CASE WHEN status IN ('starting', 'active', 'closing') THEN 1 END) AS active \
                  FROM sessions WHERE account_id = $1 AND started_at IS NOT NULL \
-                 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)",
-            )
-            .bind(account.as_str())
-            .bind(start)
-            .bind(end)
-            .bind(now)
-            .fetch_one(pool)
-            .await
-        })?;
-        let stored: Option<i64> = on_db!(&self.db, pool => {
-            sqlx::query_scalar(
+                 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)", &common::args![account.as_str(), start, end, now]).await?;
+        let stored: Option<i64> = self
+            .db
+            .scalar_optional(
                 "SELECT api_calls FROM usage_counters WHERE account_id = $1 AND period_start = $2",
+                &common::args![account.as_str(), start],
             )
-            .bind(account.as_str())
-            .bind(start)
-            .fetch_optional(pool)
-            .await
-        })?;
+            .await?;
         let pending = Self::lock(&self.pending).get(account).copied().unwrap_or(0);
         let api_calls = u64::try_from(stored.unwrap_or(0)).unwrap_or(0) + pending;
         let seconds = (totals.ms.unwrap_or(0).max(0) / 1000) as f64;

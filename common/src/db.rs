@@ -65,6 +65,46 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// Binds each of `args` in order to a query of either backend.
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(v) => query.bind(*v),
+                Arg::OptText(v) => query.bind(*v),
+                Arg::Int(v) => query.bind(*v),
+                Arg::OptInt(v) => query.bind(*v),
+                Arg::Bool(v) => query.bind(*v),
+                Arg::Bytes(v) => query.bind(*v),
+                Arg::OptBytes(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+
+/// A single column value both backends can read.
+pub trait AnyValue:
+    for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+    + sqlx::Type<sqlx::Sqlite>
+    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+    + sqlx::Type<sqlx::Postgres>
+    + Send
+    + Unpin
+{
+}
+
+impl<T> AnyValue for T where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + Send
+        + Unpin
+{
+}
+
 /// A value bound to a statement by [`Db::execute`] (see [`args!`](crate::args)).
 #[derive(Clone, Copy, Debug)]
 pub enum Arg<'a> {
@@ -90,6 +130,11 @@ impl<'a> From<&'a String> for Arg<'a> {
 impl<'a> From<Option<&'a str>> for Arg<'a> {
     fn from(v: Option<&'a str>) -> Self {
         Arg::OptText(v)
+    }
+}
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        Arg::OptText(v.as_deref())
     }
 }
 impl From<i64> for Arg<'_> {
@@ -253,30 +298,81 @@ impl Db {
     }
 
     /// A cheap round trip, for readiness checks.
+    /// The one row `sql` selects with `args` (`NotFound` when there is none).
+    pub async fn fetch_one<R: AnyRow>(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<R, StoreError> {
+        Ok(
+            on_db!(self, pool => bind_all!(sqlx::query_as::<_, R>(sql), args).fetch_one(pool).await)?,
+        )
+    }
+
+    /// The row `sql` selects with `args`, if there is one.
+    pub async fn fetch_optional<R: AnyRow>(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<R>, StoreError> {
+        Ok(on_db!(self, pool => {
+            bind_all!(sqlx::query_as::<_, R>(sql), args).fetch_optional(pool).await
+        })?)
+    }
+
+    /// Every row `sql` selects with `args`.
+    pub async fn fetch_all<R: AnyRow>(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<R>, StoreError> {
+        Ok(
+            on_db!(self, pool => bind_all!(sqlx::query_as::<_, R>(sql), args).fetch_all(pool).await)?,
+        )
+    }
+
+    /// The single value `sql` selects with `args` (`NotFound` when there is no row).
+    pub async fn scalar<T: AnyValue>(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<T, StoreError> {
+        Ok(on_db!(self, pool => {
+            bind_all!(sqlx::query_scalar::<_, T>(sql), args).fetch_one(pool).await
+        })?)
+    }
+
+    /// The single value `sql` selects with `args`, if there is a row.
+    pub async fn scalar_optional<T: AnyValue>(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, StoreError> {
+        Ok(on_db!(self, pool => {
+            bind_all!(sqlx::query_scalar::<_, T>(sql), args).fetch_optional(pool).await
+        })?)
+    }
+
+    /// The values of every row `sql` selects with `args`.
+    pub async fn scalar_all<T: AnyValue>(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(on_db!(self, pool => {
+            bind_all!(sqlx::query_scalar::<_, T>(sql), args).fetch_all(pool).await
+        })?)
+    }
+
     /// Runs one statement with `args` bound to `$1`, `$2`, … in order; returns the rows it
     /// touched. For the many single-statement writes of the stores.
     pub async fn execute(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        macro_rules! run {
-            ($pool:expr) => {{
-                let mut query = sqlx::query(sql);
-                for arg in args {
-                    query = match arg {
-                        Arg::Text(v) => query.bind(*v),
-                        Arg::OptText(v) => query.bind(*v),
-                        Arg::Int(v) => query.bind(*v),
-                        Arg::OptInt(v) => query.bind(*v),
-                        Arg::Bool(v) => query.bind(*v),
-                        Arg::Bytes(v) => query.bind(*v),
-                        Arg::OptBytes(v) => query.bind(*v),
-                    };
-                }
-                query.execute($pool).await.map(|r| r.rows_affected())
-            }};
-        }
-        Ok(match self {
-            Db::Sqlite(pool) => run!(pool),
-            Db::Postgres(pool) => run!(pool),
-        }?)
+        Ok(on_db!(self, pool => {
+            bind_all!(sqlx::query(sql), args)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?)
     }
 
     /// The row of `account` with `id`: `sql` binds `$1` to the account and `$2` to the id.

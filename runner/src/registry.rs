@@ -3,7 +3,7 @@
 //! node reaps runners whose heartbeat is older than the timeout (one UPDATE decides, so two
 //! nodes never both reap the same runner), after which their live sessions are failed.
 
-use common::{Db, StoreError, clock::Millis, ids::RunnerId, on_db};
+use common::{Db, StoreError, clock::Millis, ids::RunnerId};
 
 /// A runner's lifecycle state as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,15 +146,14 @@ impl RunnerRegistry {
     /// Marks every active or draining runner silent since before `silent_since` as dead and
     /// returns them. Each runner is returned by exactly one caller.
     pub async fn reap(&self, silent_since: Millis) -> Result<Vec<RunnerId>, StoreError> {
-        let rows: Vec<(String,)> = on_db!(&self.db, pool => {
-            sqlx::query_as(
+        let rows: Vec<(String,)> = self
+            .db
+            .fetch_all(
                 "UPDATE runners SET state = 'dead' \
                  WHERE state IN ('active', 'draining') AND heartbeat_at < $1 RETURNING id",
+                &common::args![silent_since],
             )
-            .bind(silent_since)
-            .fetch_all(pool)
-            .await
-        })?;
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id,)| RunnerId::from_trusted(id))
@@ -162,15 +161,8 @@ impl RunnerRegistry {
     }
 
     pub async fn get(&self, id: &RunnerId) -> Result<RunnerRecord, StoreError> {
-        let row: Row = on_db!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT id, address, capacity, version, state, started_at, heartbeat_at, live_sessions \
-                 FROM runners WHERE id = $1",
-            )
-            .bind(id.as_str())
-            .fetch_one(pool)
-            .await
-        })?;
+        let row: Row = self.db.fetch_one("SELECT id, address, capacity, version, state, started_at, heartbeat_at, live_sessions \
+                 FROM runners WHERE id = $1", &common::args![id.as_str()]).await?;
         Ok(row.into())
     }
 
@@ -183,17 +175,17 @@ impl RunnerRegistry {
             runner: Row,
             live: i64,
         }
-        let rows: Vec<Loaded> = on_db!(&self.db, pool => {
-            sqlx::query_as(
+        let rows: Vec<Loaded> = self
+            .db
+            .fetch_all(
                 "SELECT r.id, r.address, r.capacity, r.version, r.state, r.started_at, \
                  r.heartbeat_at, r.live_sessions, \
                  (SELECT COUNT(*) FROM sessions s WHERE s.runner_id = r.id \
                   AND s.status IN ('starting', 'active', 'closing')) AS live \
                  FROM runners r WHERE r.state = 'active' AND r.address IS NOT NULL",
+                &common::args![],
             )
-            .fetch_all(pool)
-            .await
-        })?;
+            .await?;
         Ok(rows
             .into_iter()
             .map(|l| (l.runner.into(), l.live))
@@ -202,14 +194,8 @@ impl RunnerRegistry {
 
     /// Every registered runner, newest first.
     pub async fn list(&self) -> Result<Vec<RunnerRecord>, StoreError> {
-        let rows: Vec<Row> = on_db!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT id, address, capacity, version, state, started_at, heartbeat_at, live_sessions \
-                 FROM runners ORDER BY started_at DESC, id",
-            )
-            .fetch_all(pool)
-            .await
-        })?;
+        let rows: Vec<Row> = self.db.fetch_all("SELECT id, address, capacity, version, state, started_at, heartbeat_at, live_sessions \
+                 FROM runners ORDER BY started_at DESC, id", &common::args![]).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }

@@ -322,12 +322,13 @@ impl SessionStore {
 
     /// A session by id alone, for routing (which runner holds it); never for answering a client.
     pub async fn locate(&self, id: &SessionId) -> Result<SessionRecord, StoreError> {
-        let row: Row = on_db!(&self.db, pool => {
-            sqlx::query_as(select_sessions!("WHERE id = $1"))
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?;
+        let row: Row = self
+            .db
+            .fetch_one(
+                select_sessions!("WHERE id = $1"),
+                &common::args![id.as_str()],
+            )
+            .await?;
         Ok(row.into())
     }
 

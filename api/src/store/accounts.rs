@@ -127,12 +127,13 @@ impl AccountStore {
     }
 
     pub async fn get(&self, id: &AccountId) -> Result<Account, StoreError> {
-        let row: AccountRow = on_db!(&self.db, pool => {
-            sqlx::query_as("SELECT id, name, tier, created_at FROM accounts WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?;
+        let row: AccountRow = self
+            .db
+            .fetch_one(
+                "SELECT id, name, tier, created_at FROM accounts WHERE id = $1",
+                &common::args![id.as_str()],
+            )
+            .await?;
         Ok(row.into())
     }
 
@@ -144,27 +145,26 @@ impl AccountStore {
             #[sqlx(flatten)]
             account: AccountRow,
         }
-        let row: Row = on_db!(&self.db, pool => {
-            sqlx::query_as(
+        let row: Row = self
+            .db
+            .fetch_one(
                 "SELECT u.id AS user_id, a.id, a.name, a.tier, a.created_at \
                  FROM users u JOIN memberships m ON m.user_id = u.id \
                  JOIN accounts a ON a.id = m.account_id \
                  WHERE u.email = $1 ORDER BY m.created_at, a.id LIMIT 1",
+                &common::args![email],
             )
-            .bind(email)
-            .fetch_one(pool)
-            .await
-        })?;
+            .await?;
         Ok((row.account.into(), UserId::from_trusted(row.user_id)))
     }
 
     pub async fn settings(&self, id: &AccountId) -> Result<AccountSettings, StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_as("SELECT slug, timezone, region, avatar_url FROM accounts WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?)
+        self.db
+            .fetch_one(
+                "SELECT slug, timezone, region, avatar_url FROM accounts WHERE id = $1",
+                &common::args![id.as_str()],
+            )
+            .await
     }
 
     /// Changes the given fields (`None` leaves a field as it is); a taken slug is a `Conflict`.
@@ -207,38 +207,37 @@ impl AccountStore {
     }
 
     pub async fn count(&self) -> Result<i64, StoreError> {
-        let n: i64 = on_db!(&self.db, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(pool).await
-        })?;
+        let n: i64 = self
+            .db
+            .scalar("SELECT COUNT(*) FROM accounts", &common::args![])
+            .await?;
         Ok(n)
     }
 
     /// The emails of the account's owners.
     pub async fn owner_emails(&self, account: &AccountId) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<String> = on_db!(&self.db, pool => {
-            sqlx::query_scalar(
+        let rows: Vec<String> = self
+            .db
+            .scalar_all(
                 "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id \
                  WHERE m.account_id = $1 AND m.role = 'owner' ORDER BY u.email",
+                &common::args![account.as_str()],
             )
-            .bind(account.as_str())
-            .fetch_all(pool)
-            .await
-        })?;
+            .await?;
         Ok(rows)
     }
 
     /// The accounts a user belongs to, oldest membership first.
     pub async fn memberships(&self, user_id: &UserId) -> Result<Vec<Membership>, StoreError> {
-        let rows: Vec<MembershipRow> = on_db!(&self.db, pool => {
-            sqlx::query_as(
+        let rows: Vec<MembershipRow> = self
+            .db
+            .fetch_all(
                 "SELECT m.account_id, a.name AS account_name, m.role \
                  FROM memberships m JOIN accounts a ON a.id = m.account_id \
                  WHERE m.user_id = $1 ORDER BY m.created_at, m.account_id",
+                &common::args![user_id.as_str()],
             )
-            .bind(user_id.as_str())
-            .fetch_all(pool)
-            .await
-        })?;
+            .await?;
         Ok(rows
             .into_iter()
             .map(|r| Membership {

@@ -49,15 +49,13 @@ impl BillingStore {
     }
 
     pub async fn get(&self, account: &AccountId) -> Result<BillingRow, StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_as(
+        self.db
+            .fetch_one(
                 "SELECT tier, stripe_customer_id, stripe_subscription_id, billing_status, \
                  billing_plan, billing_period_end FROM accounts WHERE id = $1",
+                &common::args![account.as_str()],
             )
-            .bind(account.as_str())
-            .fetch_one(pool)
             .await
-        })?)
     }
 
     /// Stores the account's customer id unless one is already there; returns the one kept.
@@ -77,12 +75,13 @@ impl BillingStore {
         &self,
         customer: &str,
     ) -> Result<Option<AccountId>, StoreError> {
-        let id: Option<String> = on_db!(&self.db, pool => {
-            sqlx::query_scalar("SELECT id FROM accounts WHERE stripe_customer_id = $1")
-                .bind(customer)
-                .fetch_optional(pool)
-                .await
-        })?;
+        let id: Option<String> = self
+            .db
+            .scalar_optional(
+                "SELECT id FROM accounts WHERE stripe_customer_id = $1",
+                &common::args![customer],
+            )
+            .await?;
         Ok(id.map(AccountId::from_trusted))
     }
 

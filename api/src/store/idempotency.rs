@@ -1,6 +1,6 @@
 //! Idempotency records: the first response to a `(account, Idempotency-Key)` pair, kept 24 hours.
 
-use common::{Db, StoreError, clock::Millis, ids::AccountId, on_db};
+use common::{Db, StoreError, clock::Millis, ids::AccountId};
 
 /// How long a stored response is replayed.
 pub const RETENTION_MS: Millis = 24 * 60 * 60 * 1000;
@@ -63,16 +63,8 @@ impl IdempotencyStore {
             if inserted == 1 {
                 return Ok(Begin::Started);
             }
-            let row: Option<Row> = on_db!(&self.db, pool => {
-                sqlx::query_as(
-                    "SELECT request_hash, response_status, response_type, response_body, created_at \
-                     FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2",
-                )
-                .bind(account.as_str())
-                .bind(key)
-                .fetch_optional(pool)
-                .await
-            })?;
+            let row: Option<Row> = self.db.fetch_optional("SELECT request_hash, response_status, response_type, response_body, created_at \
+                     FROM idempotency_keys WHERE account_id = $1 AND idem_key = $2", &common::args![account.as_str(), key]).await?;
             let Some(row) = row else { continue };
             let expired = row.created_at + RETENTION_MS <= now;
             let abandoned =

@@ -196,17 +196,16 @@ impl KeyStore {
             #[sqlx(flatten)]
             key: KeyRow,
         }
-        let row: Option<Row> = on_db!(&self.db, pool => {
-            sqlx::query_as(
+        let row: Option<Row> = self
+            .db
+            .fetch_optional(
                 "SELECT a.tier, k.id, k.account_id, k.name, k.mode, k.last4, k.scopes, \
                  k.created_by, k.created_at, k.expires_at, k.revoked_at, k.rotated_to, \
                  k.last_used_at FROM api_keys k JOIN accounts a ON a.id = k.account_id \
                  WHERE k.key_hash = $1",
+                &common::args![hash],
             )
-            .bind(hash)
-            .fetch_optional(pool)
-            .await
-        })?;
+            .await?;
         Ok(row.map(|r| (r.key.into(), r.tier)))
     }
 

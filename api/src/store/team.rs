@@ -186,18 +186,16 @@ impl TeamStore {
         const Q: &str = "SELECT id, account_id, email, role, invited_by, created_at, \
              expires_at, accepted_at, accepted_by, revoked_at FROM team_invites \
              WHERE account_id = $1 AND id = $2";
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_as(Q).bind(account.as_str()).bind(id).fetch_one(pool).await
-        })?)
+        self.db
+            .fetch_one(Q, &common::args![account.as_str(), id])
+            .await
     }
 
     pub async fn invite_by_token(&self, token_hash: &str) -> Result<Option<Invite>, StoreError> {
         const Q: &str = "SELECT id, account_id, email, role, invited_by, created_at, \
              expires_at, accepted_at, accepted_by, revoked_at FROM team_invites \
              WHERE token_hash = $1";
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_as(Q).bind(token_hash).fetch_optional(pool).await
-        })?)
+        self.db.fetch_optional(Q, &common::args![token_hash]).await
     }
 
     /// One page of the account's invites, newest first.
@@ -283,17 +281,15 @@ impl TeamStore {
     }
 
     pub async fn members(&self, account: &AccountId) -> Result<Vec<Member>, StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_as(
+        self.db
+            .fetch_all(
                 "SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at AS joined_at, \
                  (u.totp_secret_enc IS NOT NULL) AS mfa_enabled \
                  FROM memberships m JOIN users u ON u.id = m.user_id \
                  WHERE m.account_id = $1 ORDER BY m.created_at, u.id",
+                &common::args![account.as_str()],
             )
-            .bind(account.as_str())
-            .fetch_all(pool)
             .await
-        })?)
     }
 
     pub async fn member(&self, account: &AccountId, user: &UserId) -> Result<Member, StoreError> {
@@ -390,15 +386,12 @@ impl TeamStore {
         account: &AccountId,
         user: &UserId,
     ) -> Result<Vec<String>, StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_scalar(
+        self.db
+            .scalar_all(
                 "SELECT id FROM api_keys WHERE account_id = $1 AND created_by = $2 \
                  AND revoked_at IS NULL ORDER BY id",
+                &common::args![account.as_str(), user.as_str()],
             )
-            .bind(account.as_str())
-            .bind(user.as_str())
-            .fetch_all(pool)
             .await
-        })?)
     }
 }

@@ -78,10 +78,11 @@ impl ProfileStore {
 
     /// Addresses of blobs nothing references (left by an interrupted collection).
     pub async fn unreferenced(&self) -> Result<Vec<String>, StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_scalar("SELECT address FROM profile_blobs WHERE refs <= 0")
-                .fetch_all(pool)
-                .await
-        })?)
+        self.db
+            .scalar_all(
+                "SELECT address FROM profile_blobs WHERE refs <= 0",
+                &common::args![],
+            )
+            .await
     }
 }

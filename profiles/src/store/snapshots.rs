@@ -127,16 +127,13 @@ impl ProfileStore {
         profile: &ProfileId,
         id: &SnapshotId,
     ) -> Result<SnapshotRecord, StoreError> {
-        let row: SnapshotRow = on_db!(&self.db, pool => {
-            sqlx::query_as(select_snapshots!(
-                "WHERE account_id = $1 AND profile_id = $2 AND id = $3"
-            ))
-            .bind(account.as_str())
-            .bind(profile.as_str())
-            .bind(id.as_str())
-            .fetch_one(pool)
-            .await
-        })?;
+        let row: SnapshotRow = self
+            .db
+            .fetch_one(
+                select_snapshots!("WHERE account_id = $1 AND profile_id = $2 AND id = $3"),
+                &common::args![account.as_str(), profile.as_str(), id.as_str()],
+            )
+            .await?;
         Ok(row.into())
     }
 
@@ -149,17 +146,9 @@ impl ProfileStore {
         limit: i64,
     ) -> Result<(Vec<SnapshotRecord>, bool), StoreError> {
         let cursor = starting_after.map(SnapshotId::as_str).unwrap_or("snap_~");
-        let rows: Vec<SnapshotRow> = on_db!(&self.db, pool => {
-            sqlx::query_as(select_snapshots!(
+        let rows: Vec<SnapshotRow> = self.db.fetch_all(select_snapshots!(
                 "WHERE account_id = $1 AND profile_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4"
-            ))
-            .bind(account.as_str())
-            .bind(profile.as_str())
-            .bind(cursor)
-            .bind(limit + 1)
-            .fetch_all(pool)
-            .await
-        })?;
+            ), &common::args![account.as_str(), profile.as_str(), cursor, limit + 1]).await?;
         let (rows, more) = common::db::split_page(rows, limit);
         Ok((rows.into_iter().map(Into::into).collect(), more))
     }

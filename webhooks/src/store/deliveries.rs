@@ -5,7 +5,6 @@ use common::{
     StoreError,
     clock::Millis,
     ids::{AccountId, DeliveryId, WebhookEndpointId},
-    on_db,
 };
 
 use super::WebhookStore;
@@ -100,24 +99,27 @@ impl WebhookStore {
     ) -> Result<(Vec<DeliveryRow>, bool), StoreError> {
         let cursor = starting_after.map(DeliveryId::as_str).unwrap_or("dlv_~");
         // Optional filters as `($n IS NULL OR column = $n)` keep one static SQL text.
-        let rows: Vec<DeliveryRow> = on_db!(&self.db, pool => {
-            sqlx::query_as(select_deliveries!(
-                "WHERE account_id = $1 AND id < $2 \
+        let rows: Vec<DeliveryRow> = self
+            .db
+            .fetch_all(
+                select_deliveries!(
+                    "WHERE account_id = $1 AND id < $2 \
                  AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR endpoint_id = $4) \
                  AND ($5 IS NULL OR event_type = $5) AND ($6 IS NULL OR created_at >= $6) \
                  AND ($7 IS NULL OR created_at < $7) ORDER BY id DESC LIMIT $8"
-            ))
-            .bind(account.as_str())
-            .bind(cursor)
-            .bind(filter.status.map(DeliveryStatus::as_str))
-            .bind(filter.endpoint_id.as_ref().map(WebhookEndpointId::as_str))
-            .bind(filter.event_type.as_deref())
-            .bind(filter.since)
-            .bind(filter.until)
-            .bind(limit + 1)
-            .fetch_all(pool)
-            .await
-        })?;
+                ),
+                &common::args![
+                    account.as_str(),
+                    cursor,
+                    filter.status.map(DeliveryStatus::as_str),
+                    filter.endpoint_id.as_ref().map(WebhookEndpointId::as_str),
+                    filter.event_type.as_deref(),
+                    filter.since,
+                    filter.until,
+                    limit + 1
+                ],
+            )
+            .await?;
         Ok(common::db::split_page(rows, limit))
     }
 
@@ -134,29 +136,21 @@ impl WebhookStore {
                 id.as_str(),
             )
             .await?;
-        let attempts: Vec<AttemptRow> = on_db!(&self.db, pool => {
-            sqlx::query_as(
+        let attempts: Vec<AttemptRow> = self
+            .db
+            .fetch_all(
                 "SELECT attempt, started_at, duration_ms, status_code, error, response_headers, \
                  response_excerpt \
                  FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt",
+                &common::args![id.as_str()],
             )
-            .bind(id.as_str())
-            .fetch_all(pool)
-            .await
-        })?;
+            .await?;
         Ok((row, attempts))
     }
 
     /// Counts by status, for the invariant events in = delivered + dead + pending (+ failed).
     pub async fn counts(&self, account: &AccountId) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows: Vec<(String, i64)> = on_db!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT status, COUNT(*) FROM webhook_deliveries WHERE account_id = $1 GROUP BY status",
-            )
-            .bind(account.as_str())
-            .fetch_all(pool)
-            .await
-        })?;
+        let rows: Vec<(String, i64)> = self.db.fetch_all("SELECT status, COUNT(*) FROM webhook_deliveries WHERE account_id = $1 GROUP BY status", &common::args![account.as_str()]).await?;
         Ok(rows)
     }
 }

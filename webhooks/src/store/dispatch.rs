@@ -110,18 +110,17 @@ impl WebhookStore {
         self.db
             .execute(sql, &common::args![now, lease_until, limit, &token])
             .await?;
-        let claimed: Vec<Claimed> = on_db!(&self.db, pool => {
-            sqlx::query_as(
+        let claimed: Vec<Claimed> = self
+            .db
+            .fetch_all(
                 "SELECT d.id, d.attempts, d.base_attempt, d.event_id, d.event_type, d.account_id, \
                  v.data, v.created_at AS event_created_at, d.endpoint_id, e.url, e.secret_enc, \
                  e.old_secret_enc, e.old_secret_expires_at, e.failing_since \
                  FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id \
                  JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.lease_token = $1",
+                &common::args![&token],
             )
-            .bind(&token)
-            .fetch_all(pool)
-            .await
-        })?;
+            .await?;
         Ok(claimed)
     }
 

@@ -1,6 +1,6 @@
 //! One-time links (verification, magic sign-in, reset; digests only).
 
-use common::{StoreError, clock::Millis, ids::UserId, on_db};
+use common::{StoreError, clock::Millis, ids::UserId};
 
 use super::*;
 
@@ -30,17 +30,14 @@ impl IdentityStore {
         kind: &'static str,
         now: Millis,
     ) -> Result<Option<UserId>, StoreError> {
-        let user: Option<String> = on_db!(&self.db, pool => {
-            sqlx::query_scalar(
+        let user: Option<String> = self
+            .db
+            .scalar_optional(
                 "UPDATE auth_links SET used_at = $3 WHERE token_hash = $1 AND kind = $2 \
                  AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
+                &common::args![hash, kind, now],
             )
-            .bind(hash)
-            .bind(kind)
-            .bind(now)
-            .fetch_optional(pool)
-            .await
-        })?;
+            .await?;
         Ok(user.map(UserId::from_trusted))
     }
 
@@ -51,28 +48,25 @@ impl IdentityStore {
         kind: &'static str,
         now: Millis,
     ) -> Result<Option<UserId>, StoreError> {
-        let user: Option<String> = on_db!(&self.db, pool => {
-            sqlx::query_scalar(
+        let user: Option<String> = self
+            .db
+            .scalar_optional(
                 "SELECT user_id FROM auth_links WHERE token_hash = $1 AND kind = $2 \
                  AND used_at IS NULL AND expires_at > $3",
+                &common::args![hash, kind, now],
             )
-            .bind(hash)
-            .bind(kind)
-            .bind(now)
-            .fetch_optional(pool)
-            .await
-        })?;
+            .await?;
         Ok(user.map(UserId::from_trusted))
     }
 
     /// When a sign-in session ends at the latest.
     pub async fn session_expires_at(&self, id: &str) -> Result<Millis, StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_scalar("SELECT expires_at FROM auth_sessions WHERE id = $1")
-                .bind(id)
-                .fetch_one(pool)
-                .await
-        })?)
+        self.db
+            .scalar(
+                "SELECT expires_at FROM auth_sessions WHERE id = $1",
+                &common::args![id],
+            )
+            .await
     }
 
     /// Voids a user's unused links of `kind` (a new reset link voids the old ones).

@@ -99,18 +99,14 @@ impl IdentityStore {
         const Q: &str = "SELECT id, email, name, password_hash, email_verified_at, \
              totp_secret_enc, totp_pending_enc, totp_last_step, failed_logins, \
              last_failed_login_at FROM users WHERE email = $1";
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_as(Q).bind(email).fetch_optional(pool).await
-        })?)
+        self.db.fetch_optional(Q, &common::args![email]).await
     }
 
     pub async fn user(&self, id: &UserId) -> Result<UserAuth, StoreError> {
         const Q: &str = "SELECT id, email, name, password_hash, email_verified_at, \
              totp_secret_enc, totp_pending_enc, totp_last_step, failed_logins, \
              last_failed_login_at FROM users WHERE id = $1";
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_as(Q).bind(id.as_str()).fetch_one(pool).await
-        })?)
+        self.db.fetch_one(Q, &common::args![id.as_str()]).await
     }
 
     /// Creates an account (tier `tier`), its unverified owner and the membership.

@@ -43,17 +43,10 @@ impl IdentityStore {
     }
 
     pub async fn find_token(&self, hash: &str) -> Result<Option<TokenSession>, StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT t.session_id, s.user_id, t.kind, t.expires_at AS token_expires_at, t.used_at, \
+        self.db.fetch_optional("SELECT t.session_id, s.user_id, t.kind, t.expires_at AS token_expires_at, t.used_at, \
                  s.last_active_at, s.expires_at AS session_expires_at, s.step_up_at, s.revoked_at \
                  FROM auth_tokens t JOIN auth_sessions s ON s.id = t.session_id \
-                 WHERE t.token_hash = $1",
-            )
-            .bind(hash)
-            .fetch_optional(pool)
-            .await
-        })?)
+                 WHERE t.token_hash = $1", &common::args![hash]).await
     }
 
     /// Marks a refresh token used, if it was not yet: false means it was (reuse).

@@ -11,13 +11,12 @@ impl IdentityStore {
         bucket: &str,
         since: Millis,
     ) -> Result<(i64, Option<i64>), StoreError> {
-        Ok(on_db!(&self.db, pool => {
-            sqlx::query_as("SELECT COUNT(*), MAX(at) FROM auth_throttle WHERE bucket = $1 AND at > $2")
-                .bind(bucket)
-                .bind(since)
-                .fetch_one(pool)
-                .await
-        })?)
+        self.db
+            .fetch_one(
+                "SELECT COUNT(*), MAX(at) FROM auth_throttle WHERE bucket = $1 AND at > $2",
+                &common::args![bucket, since],
+            )
+            .await
     }
 
     /// Takes one attempt from `bucket` if fewer than `limit` were taken since `since`: the count
