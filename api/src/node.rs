@@ -9,16 +9,29 @@ use runner::{registry::RunnerRegistry, store::SessionStore};
 
 use crate::config::Config;
 
+/// What the runner shares with the rest of the node.
+pub struct Parts<'a> {
+    pub sessions: &'a SessionStore,
+    pub profiles: &'a Profiles,
+    pub registry: &'a RunnerRegistry,
+    pub files: &'a runner::files::Files,
+    pub clock: &'a common::Clock,
+}
+
 /// Starts the in-process runner. Its id is kept in the data dir so that a restart recognises the
 /// sessions the previous run left behind.
 pub async fn start_embedded_runner(
     config: &Config,
     node_url: String,
-    sessions: &SessionStore,
-    profiles: &Profiles,
-    registry: &RunnerRegistry,
-    clock: &common::Clock,
+    parts: Parts<'_>,
 ) -> anyhow::Result<Arc<runner::Runner>> {
+    let Parts {
+        sessions,
+        profiles,
+        registry,
+        files,
+        clock,
+    } = parts;
     let id_file = config.data_dir.join("runner-id");
     let id = match std::fs::read_to_string(&id_file)
         .ok()
@@ -57,6 +70,7 @@ pub async fn start_embedded_runner(
         sessions.clone(),
         profiles.clone(),
         registry.clone(),
+        files.clone(),
         clock.clone(),
     )
     .await

@@ -34,6 +34,8 @@ pub struct AppState {
     pub sessions: SessionStore,
     /// Profiles, snapshots and their encrypted state blobs.
     pub profiles: Profiles,
+    /// Sessions' downloads (sealed in the blob store) and uploads.
+    pub files: runner::files::Files,
     /// Dashboard sign-in: sessions, tokens, MFA, one-time links, throttles.
     pub identity: crate::identity::Identity,
     pub audit: crate::audit::Audit,
@@ -103,6 +105,12 @@ impl AppState {
             None => profiles::BlobStore::local(&config.data_dir.join("profiles")),
         }
         .map_err(|e| anyhow::anyhow!("profile storage: {e}"))?;
+        let files = runner::files::Files::new(
+            runner::files::FileStore::new(db.clone()),
+            blobs.clone(),
+            SecretBox::new(&master_key.derive("session-files"))
+                .with_previous(&MasterKey::derive_all(previous, "session-files")),
+        );
         let profiles = Profiles::new(
             profiles::ProfileStore::new(db.clone()),
             master_key.profile_codec(previous),
@@ -124,7 +132,15 @@ impl AppState {
         let runner = match start.embedded_runner_at {
             Some(node_url) => Some(
                 crate::node::start_embedded_runner(
-                    &config, node_url, &sessions, &profiles, &registry, &clock,
+                    &config,
+                    node_url,
+                    crate::node::Parts {
+                        sessions: &sessions,
+                        profiles: &profiles,
+                        registry: &registry,
+                        files: &files,
+                        clock: &clock,
+                    },
                 )
                 .await?,
             ),
@@ -148,6 +164,7 @@ impl AppState {
         Ok(Self {
             identity: identity.clone(),
             profiles,
+            files,
             audit: crate::audit::Audit::new(db.clone()),
             team: crate::store::team::TeamStore::new(db.clone()),
             usage: Arc::new(crate::usage::Usage::new(db.clone(), clock.clone())),

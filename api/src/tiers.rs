@@ -32,6 +32,27 @@ pub struct Tier {
     pub max_profiles: Option<u32>,
     /// The largest profile state blob, after compression.
     pub max_profile_state_bytes: u64,
+    /// The largest file a session may download; a larger one is cancelled (`too_large`).
+    #[serde(default = "default_download_bytes")]
+    pub max_download_bytes: u64,
+    /// All the downloads of one session together.
+    #[serde(default = "default_session_download_bytes")]
+    pub max_session_download_bytes: u64,
+    /// The largest file one upload may carry.
+    #[serde(default = "default_upload_bytes")]
+    pub max_upload_bytes: u64,
+}
+
+/// Download and upload limits of a tier that does not name them (the blob store reads back at
+/// most 256 MiB).
+fn default_download_bytes() -> u64 {
+    100 << 20
+}
+fn default_session_download_bytes() -> u64 {
+    256 << 20
+}
+fn default_upload_bytes() -> u64 {
+    50 << 20
 }
 
 impl Tier {
@@ -71,6 +92,9 @@ impl Default for Tiers {
                 rate_limit_burst: 20,
                 max_profiles: Some(5),
                 max_profile_state_bytes: 1 << 20,
+                max_download_bytes: 10 << 20,
+                max_session_download_bytes: 25 << 20,
+                max_upload_bytes: 10 << 20,
             },
         );
         map.insert(
@@ -89,6 +113,9 @@ impl Default for Tiers {
                 rate_limit_burst: 60,
                 max_profiles: Some(100),
                 max_profile_state_bytes: 5 << 20,
+                max_download_bytes: 100 << 20,
+                max_session_download_bytes: 256 << 20,
+                max_upload_bytes: 50 << 20,
             },
         );
         map.insert(
@@ -107,6 +134,9 @@ impl Default for Tiers {
                 rate_limit_burst: 300,
                 max_profiles: Some(2_000),
                 max_profile_state_bytes: 20 << 20,
+                max_download_bytes: 256 << 20,
+                max_session_download_bytes: 256 << 20,
+                max_upload_bytes: 100 << 20,
             },
         );
         map.insert(
@@ -125,6 +155,9 @@ impl Default for Tiers {
                 rate_limit_burst: 2_000,
                 max_profiles: None,
                 max_profile_state_bytes: 50 << 20,
+                max_download_bytes: 256 << 20,
+                max_session_download_bytes: 256 << 20,
+                max_upload_bytes: 100 << 20,
             },
         );
         Tiers(map)

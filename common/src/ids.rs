@@ -96,6 +96,8 @@ define_id!(/** An event in the events outbox. */ EventId, "evt_");
 define_id!(/** One delivery of an event to one endpoint. */ DeliveryId, "dlv_");
 define_id!(/** An audit log entry. */ AuditId, "aud_");
 define_id!(/** A team invitation. */ InviteId, "inv_");
+define_id!(/** A file a session downloaded. */ DownloadId, "dl_");
+define_id!(/** A file uploaded into a session for its file inputs. */ UploadId, "upl_");
 
 #[cfg(test)]
 mod tests {

@@ -104,6 +104,26 @@ impl Runner {
             browser.page.context_id(),
         ));
         let egress = browser.proxy.bind(req.spec.proxy.clone());
+        let downloads_dir = browser.process.downloads_dir();
+        let uploads_dir = browser.process.uploads_dir();
+        let downloads = match files::follow(files::Follow {
+            files: self.files.clone(),
+            process: process.clone(),
+            context: browser.page.context_id(),
+            dir: downloads_dir.clone(),
+            account: req.account_id.clone(),
+            session: req.id.clone(),
+            limits: req.download_limits,
+            clock: self.clock.clone(),
+        })
+        .await
+        {
+            Ok(d) => Some(d),
+            Err(err) => {
+                tracing::warn!(session.id = %req.id, error = %err, "downloads cannot be followed in this session");
+                None
+            }
+        };
         let live = Arc::new(LiveSession {
             id: req.id.clone(),
             account_id: req.account_id.clone(),
@@ -126,6 +146,9 @@ impl Runner {
             cdp,
             end_reason: Mutex::new(None),
             profile: req.profile.clone(),
+            downloads,
+            downloads_dir,
+            uploads_dir,
         });
         self.map().insert(req.id.clone(), live.clone());
         let create_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

@@ -152,10 +152,15 @@ impl Runner {
         actions: &[Action],
         timeout_per_action: Duration,
     ) -> Result<Vec<ActionOutcome>, RunnerError> {
+        let upload_paths = self.upload_paths(account, id, actions).await?;
         self.command(account, id, async |live, page| {
             remember_storage(&live, page).await;
             live.load_mark.store(page.load_mark(), Ordering::SeqCst);
-            let result = page.run_actions(actions, timeout_per_action).await;
+            let ctx = chromium::ActionContext {
+                upload_paths,
+                downloads: live.downloads.as_ref(),
+            };
+            let result = page.run_actions(actions, timeout_per_action, &ctx).await;
             let ran = match &result {
                 Ok(done) => done.len(),
                 Err(RunnerError::ActionFailed { completed, .. }) => completed.len() + 1,
@@ -165,6 +170,52 @@ impl Runner {
             result
         })
         .await
+    }
+
+    /// The paths of the uploads `set_files` actions name; an upload of another session (or
+    /// account) is unknown, naming the action.
+    async fn upload_paths(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+        actions: &[Action],
+    ) -> Result<std::collections::HashMap<String, String>, RunnerError> {
+        let mut paths = std::collections::HashMap::new();
+        for (index, action) in actions.iter().enumerate() {
+            let Action::SetFiles { uploads, .. } = action else {
+                continue;
+            };
+            for upload in uploads {
+                match self.files.store.upload(account, id, upload).await {
+                    Ok(u) => {
+                        paths.insert(upload.clone(), u.path);
+                    }
+                    Err(common::StoreError::NotFound) => {
+                        return Err(RunnerError::Invalid {
+                            field: format!("actions[{index}].uploads"),
+                            message: format!("{upload} is not an upload of this session"),
+                        });
+                    }
+                    Err(e) => return Err(RunnerError::Internal(e.into())),
+                }
+            }
+        }
+        Ok(paths)
+    }
+
+    /// Where a live session of `account` keeps its uploads (created, readable by its browser).
+    pub fn uploads_dir(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+    ) -> Result<std::path::PathBuf, RunnerError> {
+        let live = self.live(account, id).ok_or(RunnerError::NotFound)?;
+        Ok(live.uploads_dir.clone())
+    }
+
+    /// The files of this deployment's sessions.
+    pub fn files(&self) -> &files::Files {
+        &self.files
     }
 
     pub async fn wait(

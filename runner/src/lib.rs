@@ -12,6 +12,7 @@
 
 pub mod cdp;
 pub mod chromium;
+pub mod files;
 pub mod pool;
 pub mod proxy;
 pub mod registry;
@@ -81,6 +82,8 @@ pub struct StartRequest {
     pub cap: Option<u32>,
     /// The profile to load (and maybe save back).
     pub profile: Option<ProfileRequest>,
+    /// How much the session may download.
+    pub download_limits: files::DownloadLimits,
 }
 
 /// Why a session could not be admitted.
@@ -109,6 +112,7 @@ pub struct Runner {
     sessions: Mutex<HashMap<SessionId, Arc<LiveSession>>>,
     store: SessionStore,
     profiles: Profiles,
+    files: files::Files,
     clock: Clock,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -123,6 +127,7 @@ impl Runner {
         store: SessionStore,
         profiles: Profiles,
         registry: registry::RunnerRegistry,
+        files: files::Files,
         clock: Clock,
     ) -> anyhow::Result<Arc<Self>> {
         let policy = common::egress::EgressPolicy::new(config.egress_allow.clone());
@@ -160,6 +165,7 @@ impl Runner {
             sessions: Mutex::new(HashMap::new()),
             store,
             profiles,
+            files,
             clock,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),

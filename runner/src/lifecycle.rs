@@ -39,6 +39,7 @@ impl Runner {
         }
         let browser = live.browser.lock().await.take();
         let counters = live.counters(browser.as_ref().map(|b| &b.page));
+        self.forget_files(&live).await;
         if let (Some(p), Some(b)) = (&live.profile, &browser)
             && p.persist
             && reason != EndReason::BrowserCrashed
@@ -71,6 +72,27 @@ impl Runner {
         }
         self.events_recorded();
         tracing::info!(session.id = %id, reason = reason.as_str(), "session ended");
+    }
+
+    /// A session's downloads stop being followed, unfinished ones fail, and its download and
+    /// upload directories are emptied: the next session of this browser starts with none.
+    async fn forget_files(&self, live: &LiveSession) {
+        if let Some(downloads) = &live.downloads {
+            downloads.stop();
+        }
+        if let Err(err) = self
+            .files
+            .store
+            .fail_unfinished(&live.id, self.clock.now_ms())
+            .await
+        {
+            tracing::warn!(session.id = %live.id, error = %err, "unfinished downloads not marked failed");
+        }
+        for dir in [&live.downloads_dir, &live.uploads_dir] {
+            if let Err(err) = empty_dir(dir) {
+                tracing::warn!(session.id = %live.id, dir = %dir.display(), error = %err, "a session's files could not be removed");
+            }
+        }
     }
 
     /// Saves a session's final state into its profile. A failure is logged and recorded on the
@@ -229,4 +251,22 @@ pub(crate) async fn register(
             now,
         )
         .await
+}
+
+/// Removes everything inside `dir`, keeping `dir` itself (and its owner).
+fn empty_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }

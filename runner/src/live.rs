@@ -45,6 +45,11 @@ pub(crate) struct LiveSession {
     pub(crate) end_reason: Mutex<Option<EndReason>>,
     /// The profile this session runs on, if any.
     pub(crate) profile: Option<ProfileRequest>,
+    /// Its downloads, followed while it lives (`None` when following could not start).
+    pub(crate) downloads: Option<crate::files::SessionDownloads>,
+    /// Where its downloads land and its uploads are placed (emptied when it ends).
+    pub(crate) downloads_dir: std::path::PathBuf,
+    pub(crate) uploads_dir: std::path::PathBuf,
 }
 
 impl LiveSession {

@@ -114,6 +114,13 @@ pub enum Action {
     Evaluate {
         expression: String,
     },
+    /// Sets the files of an `<input type=file>` to uploads of this session (by id).
+    SetFiles {
+        selector: String,
+        uploads: Vec<String>,
+    },
+    /// Waits for the session's next download to finish; its value describes the download.
+    WaitForDownload,
 }
 
 impl Action {
@@ -126,6 +133,8 @@ impl Action {
             Action::Select { .. } => "select",
             Action::Hover { .. } => "hover",
             Action::Evaluate { .. } => "evaluate",
+            Action::SetFiles { .. } => "set_files",
+            Action::WaitForDownload => "wait_for_download",
         }
     }
 }

@@ -75,6 +75,10 @@ async fn cookies_carry_over_between_browsers() {
                     "localStorage.setItem('theme', 'dark'); localStorage.setItem('n', '42')".into(),
             }],
             Duration::from_secs(5),
+            &runner::chromium::ActionContext {
+                upload_paths: Default::default(),
+                downloads: None,
+            },
         )
         .await
         .expect("set localStorage");

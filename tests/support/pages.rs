@@ -109,6 +109,21 @@ pub async fn start_with(extra: Vec<(&'static str, String)>) -> Site {
         )
         .route("/status/{code}", get(status))
         .route(
+            "/bytes/{n}/{name}",
+            get(|Path((n, name)): Path<(usize, String)>| async move {
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                        (
+                            header::CONTENT_DISPOSITION,
+                            format!("attachment; filename=\"{name}\""),
+                        ),
+                    ],
+                    bytes_of(n),
+                )
+            }),
+        )
+        .route(
             "/set-cookie/{value}",
             get(|Path(value): Path<String>| async move {
                 (
@@ -238,4 +253,9 @@ pub fn png_size(bytes: &[u8]) -> (u32, u32) {
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     (be(16), be(20))
+}
+
+/// The `n` bytes `/bytes/{n}/{name}` serves (not all alike, so a wrong offset shows).
+pub fn bytes_of(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31 + 7) % 251) as u8).collect()
 }

@@ -33,6 +33,12 @@ fn billing() -> Value {
 fn team() -> Value {
     json!({"type": "object", "properties": {"user_id": {"type": "string"}, "role": {"type": "string"}}})
 }
+fn download() -> Value {
+    json!({"type": "object", "properties": {
+        "session_id": {"type": "string"}, "download_id": {"type": "string"},
+        "filename": {"type": "string"}, "size": {"type": "integer"}, "sha256": {"type": "string"}
+    }})
+}
 fn test() -> Value {
     json!({"type": "object", "properties": {"endpoint_id": {"type": "string"}, "message": {"type": "string"}}})
 }
@@ -57,6 +63,11 @@ pub const CATALOG: &[EventType] = &[
         name: "session.timed_out",
         description: "A session reached its idle timeout or maximum duration.",
         schema: session,
+    },
+    EventType {
+        name: "session.download.completed",
+        description: "A file a session downloaded is stored and can be fetched.",
+        schema: download,
     },
     EventType {
         name: "profile.created",

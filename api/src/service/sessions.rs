@@ -81,6 +81,10 @@ pub async fn admit(
                 persist,
                 max_state_bytes: tier.profile_state_limit(),
             }),
+            download_limits: runner::files::DownloadLimits {
+                per_file: tier.max_download_bytes,
+                per_session: tier.max_session_download_bytes,
+            },
         })
         .await
         .map_err(|e| start_error(e, tier))?;

@@ -1,12 +1,29 @@
 //! Running a session's actions (click, hover, type, press, scroll, select, evaluate) on a
 //! [`SessionPage`], each within its own deadline; the first failure stops the list.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
-use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType};
+use chromiumoxide::cdp::browser_protocol::{
+    dom::SetFileInputFilesParams,
+    input::{DispatchKeyEventParams, DispatchKeyEventType},
+};
 
 use super::SessionPage;
-use crate::spec::{Action, ActionOutcome, ElementState, RunnerError};
+use crate::{
+    files::{DownloadState, SessionDownloads},
+    spec::{Action, ActionOutcome, ElementState, RunnerError},
+};
+
+/// What actions need from their session beyond the page.
+pub struct ActionContext<'a> {
+    /// Upload id → its path inside the session's sandbox (for `set_files`).
+    pub upload_paths: HashMap<String, String>,
+    /// The session's downloads (for `wait_for_download`).
+    pub downloads: Option<&'a SessionDownloads>,
+}
 
 impl SessionPage {
     /// Runs actions in order; the first failure stops the list.
@@ -14,12 +31,22 @@ impl SessionPage {
         &self,
         actions: &[Action],
         timeout_per_action: Duration,
+        ctx: &ActionContext<'_>,
     ) -> Result<Vec<ActionOutcome>, RunnerError> {
         let mut done = Vec::with_capacity(actions.len());
+        // Downloads finished before this list are not waited for again.
+        let mut seen = ctx.downloads.map(|d| d.finished_count()).unwrap_or(0);
         for (index, action) in actions.iter().enumerate() {
             let started = Instant::now();
             let deadline = started + timeout_per_action;
-            match self.run_action(action, deadline).await {
+            let outcome = match action {
+                Action::WaitForDownload => wait_for_download(ctx, &mut seen, deadline).await,
+                Action::SetFiles { selector, uploads } => {
+                    self.set_files(selector, uploads, ctx, deadline).await
+                }
+                other => self.run_action(other, deadline).await,
+            };
+            match outcome {
                 Ok(value) => done.push(ActionOutcome {
                     index,
                     kind: action.kind(),
@@ -45,6 +72,10 @@ impl SessionPage {
         deadline: Instant,
     ) -> Result<Option<serde_json::Value>, String> {
         match action {
+            // Run by `run_actions`, which has the session's files.
+            Action::SetFiles { .. } | Action::WaitForDownload => {
+                Err("this action needs the session's files".to_owned())
+            }
             Action::Click { selector } => {
                 self.wait_for_element(selector, ElementState::Visible, deadline)
                     .await?;
@@ -178,5 +209,72 @@ fn cdp_reason(err: chromiumoxide::error::CdpError) -> String {
         CdpError::Chrome(e) => e.message,
         CdpError::Timeout => "timed out".to_owned(),
         other => other.to_string(),
+    }
+}
+
+impl SessionPage {
+    async fn set_files(
+        &self,
+        selector: &str,
+        uploads: &[String],
+        ctx: &ActionContext<'_>,
+        deadline: Instant,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let paths: Vec<String> = uploads
+            .iter()
+            .map(|id| {
+                ctx.upload_paths
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| format!("upload {id} is not an upload of this session"))
+            })
+            .collect::<Result<_, _>>()?;
+        self.wait_for_element(selector, ElementState::Attached, deadline)
+            .await?;
+        within(deadline, async {
+            let el = self.page.find_element(selector).await?;
+            let params = SetFileInputFilesParams {
+                files: paths,
+                node_id: None,
+                backend_node_id: Some(el.backend_node_id),
+                object_id: None,
+            };
+            self.page.execute(params).await?;
+            Ok(())
+        })
+        .await?;
+        Ok(None)
+    }
+}
+
+/// The session's next finished download after the `seen` first; a download that did not
+/// complete fails the action.
+async fn wait_for_download(
+    ctx: &ActionContext<'_>,
+    seen: &mut usize,
+    deadline: Instant,
+) -> Result<Option<serde_json::Value>, String> {
+    let downloads = ctx
+        .downloads
+        .ok_or_else(|| "downloads are not available in this session".to_owned())?;
+    let Some(done) = downloads.next_after(*seen, deadline).await else {
+        return Err("no download finished in time".to_owned());
+    };
+    *seen += 1;
+    match done.state {
+        DownloadState::Completed => Ok(Some(serde_json::json!({
+            "download_id": done.id,
+            "filename": done.filename,
+            "size": done.size,
+            "sha256": done.sha256,
+        }))),
+        DownloadState::TooLarge => Err(format!(
+            "the download {} ({}) was cancelled: it is larger than your plan allows",
+            done.id, done.filename
+        )),
+        _ => Err(format!(
+            "the download {} ({}) failed",
+            done.id, done.filename
+        )),
     }
 }

@@ -8,6 +8,7 @@
 
 mod actions;
 mod capture;
+mod downloads;
 mod monitor;
 mod navigate;
 mod page;
@@ -15,6 +16,8 @@ mod process;
 mod storage;
 mod stray;
 
+pub use actions::ActionContext;
+pub use downloads::{DownloadEvent, DownloadEvents};
 pub use page::SessionPage;
 pub use process::{BrowserProcess, LaunchOptions};
 pub use stray::{kill_strays, pids_mentioning, remove_dir_retrying, sweep_stale_roots};

@@ -476,12 +476,21 @@ pub struct Tier {
     pub live_keys: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_sessions: Option<i64>,
+    /// The largest file a session may download; a larger one is cancelled (`too_large`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_download_bytes: Option<i64>,
     /// The largest profile state blob, after compression.
     pub max_profile_state_bytes: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_profiles: Option<i64>,
+    /// All the downloads of one session together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_download_bytes: Option<i64>,
     /// The longest a session may live; a request may lower it, never raise it.
     pub max_session_seconds: i64,
+    /// The largest file one upload may carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_upload_bytes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monthly_session_minutes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -888,6 +897,18 @@ pub enum ActionBody {
     /// Evaluates a JavaScript expression (promises are awaited) and returns its JSON value.
     #[serde(rename = "evaluate")]
     Evaluate { expression: String },
+    /// Sets the files of the `<input type=file>` matching `selector` to uploads of this session
+    /// (`upl_…` ids from `POST /v1/sessions/{id}/uploads`), as if the user had chosen them.
+    #[serde(rename = "set_files")]
+    SetFiles {
+        selector: String,
+        uploads: Vec<String>,
+    },
+    /// Waits for the session's next download to finish (put it after the click that starts
+    /// one); its value is `{download_id, filename, size, sha256}`. A download over the plan's
+    /// limit fails it.
+    #[serde(rename = "wait_for_download")]
+    WaitForDownload {},
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -951,6 +972,42 @@ pub struct CaptureRequest {
     pub timeout_ms: Option<i64>,
 }
 
+/// Query of `list_downloads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ListDownloadsQuery {
+    /// How many items to return, 1–100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// Return items after this id (the last id of the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_after: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DownloadResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    pub created_at: String,
+    /// The name the page gave it, made safe (no path, no control characters).
+    pub filename: String,
+    /// `dl_…`
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// SHA-256 of the bytes, hex (once `completed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Bytes: the whole file once `completed`, what had arrived otherwise.
+    pub size: i64,
+    /// The address the page downloaded it from.
+    pub source_url: String,
+    /// `in_progress`, `completed`, `failed` or `too_large` (over the plan's limit: cancelled).
+    pub state: String,
+    /// Where to fetch the bytes, once `completed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum WaitUntilBody {
     #[serde(rename = "load")]
@@ -984,6 +1041,26 @@ pub struct NavigateResponse {
     pub title: String,
     /// The URL after redirects.
     pub url: String,
+}
+
+/// Query of `upload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UploadQuery {
+    /// The file's name as the page will see it (else `Content-Disposition`'s `filename`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UploadResponse {
+    pub created_at: String,
+    pub filename: String,
+    /// `upl_…`: name it in a `set_files` action.
+    pub id: String,
+    /// The file's path inside the session's browser: for Puppeteer's `uploadFile(path)` and
+    /// Playwright's `setInputFiles(path)` through `connect_url`.
+    pub path: String,
+    pub size: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -2192,6 +2269,55 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/sessions/{id}/downloads`
+    ///
+    /// The session's downloads, oldest first. Each `completed` one has a `url` to fetch its bytes;
+    /// they stay available after the session ends.
+    ///
+    /// Requires `sessions:read`.
+    pub async fn list_downloads(
+        &self,
+        id: &str,
+        query: &ListDownloadsQuery,
+    ) -> Result<Page<DownloadResponse>, Error> {
+        self.json(
+            Method::GET,
+            format!("/v1/sessions/{}/downloads", encode(id)),
+            Some(query),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Every item of `list_downloads`, fetching pages as the stream is read.
+    pub fn list_downloads_all<'a>(
+        &'a self,
+        id: &str,
+        query: ListDownloadsQuery,
+    ) -> impl futures::Stream<Item = Result<DownloadResponse, Error>> + 'a {
+        self.paginate(format!("/v1/sessions/{}/downloads", encode(id)), query)
+    }
+
+    /// `GET /v1/sessions/{id}/downloads/{download_id}`
+    ///
+    /// The bytes of a completed download, as an attachment with its file name. 409
+    /// `download_not_ready` while it is in progress (or when it failed or was too large).
+    ///
+    /// Requires `sessions:read`.
+    pub async fn get_download(&self, id: &str, download_id: &str) -> Result<Vec<u8>, Error> {
+        self.bytes(
+            Method::GET,
+            format!(
+                "/v1/sessions/{}/downloads/{}",
+                encode(id),
+                encode(download_id)
+            ),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
     /// `POST /v1/sessions/{id}/navigate`
     ///
     /// Opens a URL in the session's page and waits for it to load.
@@ -2210,6 +2336,22 @@ impl Client {
             format!("/v1/sessions/{}/navigate", encode(id)),
             None::<&()>,
             Some(body),
+        )
+        .await
+    }
+
+    /// `POST /v1/sessions/{id}/uploads`
+    ///
+    /// Places a file into the session's upload directory: the request body is the file (any content
+    /// type), streamed to disk up to the plan's `max_upload_bytes` (413 `upload_too_large` beyond).
+    ///
+    /// Requires `sessions:write`.
+    pub async fn upload(&self, id: &str, query: &UploadQuery) -> Result<UploadResponse, Error> {
+        self.json(
+            Method::POST,
+            format!("/v1/sessions/{}/uploads", encode(id)),
+            Some(query),
+            None::<&()>,
         )
         .await
     }

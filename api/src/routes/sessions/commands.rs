@@ -157,6 +157,18 @@ pub enum ActionBody {
     Hover { selector: String },
     /// Evaluates a JavaScript expression (promises are awaited) and returns its JSON value.
     Evaluate { expression: String },
+    /// Sets the files of the `<input type=file>` matching `selector` to uploads of this session
+    /// (`upl_…` ids from `POST /v1/sessions/{id}/uploads`), as if the user had chosen them.
+    #[serde(rename = "set_files")]
+    SetFiles {
+        selector: String,
+        uploads: Vec<String>,
+    },
+    /// Waits for the session's next download to finish (put it after the click that starts
+    /// one); its value is `{download_id, filename, size, sha256}`. A download over the plan's
+    /// limit fails it.
+    #[serde(rename = "wait_for_download")]
+    WaitForDownload,
 }
 
 impl From<ActionBody> for Action {
@@ -169,6 +181,8 @@ impl From<ActionBody> for Action {
             ActionBody::Select { selector, value } => Action::Select { selector, value },
             ActionBody::Hover { selector } => Action::Hover { selector },
             ActionBody::Evaluate { expression } => Action::Evaluate { expression },
+            ActionBody::SetFiles { selector, uploads } => Action::SetFiles { selector, uploads },
+            ActionBody::WaitForDownload => Action::WaitForDownload,
         }
     }
 }
@@ -248,6 +262,22 @@ impl Validate for ActionsRequest {
                         "must be 1 to 100000 characters",
                     );
                 }
+                ActionBody::SetFiles { selector, uploads } => {
+                    check_selector(v, f("selector"), selector);
+                    v.check(
+                        (1..=20).contains(&uploads.len()),
+                        &f("uploads"),
+                        "must name 1 to 20 uploads",
+                    );
+                    for (n, u) in uploads.iter().enumerate() {
+                        v.check(
+                            u.parse::<common::ids::UploadId>().is_ok(),
+                            &format!("{}[{n}]", f("uploads")),
+                            "is not an upload id (upl_…)",
+                        );
+                    }
+                }
+                ActionBody::WaitForDownload => {}
             }
         }
     }

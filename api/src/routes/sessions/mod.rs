@@ -5,6 +5,7 @@
 
 mod commands;
 mod create;
+mod files;
 mod read;
 mod waits;
 
@@ -18,6 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use commands::*;
 pub use create::*;
+pub use files::*;
 pub use read::*;
 pub use waits::*;
 
@@ -34,6 +36,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(commands::run_actions))
         .routes(routes!(waits::wait))
         .routes(routes!(waits::capture))
+        .routes(routes!(files::list_downloads))
+        .routes(routes!(files::get_download))
+        .routes(routes!(files::upload))
 }
 
 /// How long a `connect_url` token stays valid.

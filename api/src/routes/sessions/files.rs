@@ -1,0 +1,341 @@
+//! A session's files: its downloads (listed, fetched byte for byte, also after the session and
+//! its runner are gone) and uploads into it (streamed to its upload directory, for `set_files`
+//! and CDP's `DOM.setFileInputFiles`).
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use common::{
+    clock::rfc3339,
+    ids::{DownloadId, SessionId, UploadId},
+};
+use futures::StreamExt;
+use runner::files::{DownloadRecord, FileError, names};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::extract::Require;
+use crate::{
+    error::{ApiError, Problem, domain::session_error},
+    extract::{ListParams, ValidatedQuery, parse_path_id},
+    permissions::{SessionsRead, SessionsWrite},
+    routes::Page,
+    state::AppState,
+};
+
+use super::{runner, session_id};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DownloadResponse {
+    /// `dl_…`
+    pub id: String,
+    /// The name the page gave it, made safe (no path, no control characters).
+    pub filename: String,
+    /// Bytes: the whole file once `completed`, what had arrived otherwise.
+    pub size: i64,
+    pub mime_type: Option<String>,
+    /// SHA-256 of the bytes, hex (once `completed`).
+    pub sha256: Option<String>,
+    /// `in_progress`, `completed`, `failed` or `too_large` (over the plan's limit: cancelled).
+    pub state: String,
+    /// Where to fetch the bytes, once `completed`.
+    pub url: Option<String>,
+    /// The address the page downloaded it from.
+    pub source_url: String,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+}
+
+impl DownloadResponse {
+    fn new(state: &AppState, d: DownloadRecord) -> Self {
+        let completed = d.state == runner::files::DownloadState::Completed;
+        DownloadResponse {
+            url: completed.then(|| {
+                format!(
+                    "{}/v1/sessions/{}/downloads/{}",
+                    state.public_url, d.session_id, d.id
+                )
+            }),
+            id: d.id.to_string(),
+            filename: d.filename,
+            size: d.size,
+            mime_type: d.mime_type,
+            sha256: d.sha256,
+            state: d.state.as_str().to_owned(),
+            source_url: d.url,
+            created_at: rfc3339(d.created_at),
+            completed_at: d.completed_at.map(rfc3339),
+        }
+    }
+}
+
+/// The session must be the caller's (another account's reads as unknown).
+async fn own_session(
+    state: &AppState,
+    account: &common::ids::AccountId,
+    raw: &str,
+) -> Result<SessionId, ApiError> {
+    let id = session_id(raw)?;
+    state
+        .sessions
+        .get(account, &id)
+        .await
+        .map_err(|_| ApiError::not_found("session"))?;
+    Ok(id)
+}
+
+/// The session's downloads, oldest first. Each `completed` one has a `url` to fetch its bytes;
+/// they stay available after the session ends.
+///
+/// Requires `sessions:read`.
+#[utoipa::path(get, path = "/v1/sessions/{id}/downloads", tag = "sessions",
+    params(("id" = String, Path, description = "`ses_…`"), ListParams),
+    responses((status = 200, body = Page<DownloadResponse>),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list_downloads(
+    State(state): State<AppState>,
+    auth: Require<SessionsRead>,
+    Path(id): Path<String>,
+    ValidatedQuery(params): ValidatedQuery<ListParams>,
+) -> Result<Json<Page<DownloadResponse>>, ApiError> {
+    let account = &auth.principal.account_id;
+    let id = own_session(&state, account, &id).await?;
+    let cursor: Option<DownloadId> = params.cursor()?;
+    let (rows, has_more) = state
+        .files
+        .store
+        .downloads(account, &id, cursor.as_ref(), params.limit())
+        .await?;
+    Ok(Json(Page {
+        data: rows
+            .into_iter()
+            .map(|d| DownloadResponse::new(&state, d))
+            .collect(),
+        has_more,
+    }))
+}
+
+/// The bytes of a completed download, as an attachment with its file name. 409
+/// `download_not_ready` while it is in progress (or when it failed or was too large).
+///
+/// Requires `sessions:read`.
+#[utoipa::path(get, path = "/v1/sessions/{id}/downloads/{download_id}", tag = "sessions",
+    params(("id" = String, Path, description = "`ses_…`"),
+           ("download_id" = String, Path, description = "`dl_…`")),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_download(
+    State(state): State<AppState>,
+    auth: Require<SessionsRead>,
+    Path((id, download)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let account = &auth.principal.account_id;
+    let id = own_session(&state, account, &id).await?;
+    let download: DownloadId = parse_path_id(&download)?;
+    let (record, bytes) = state
+        .files
+        .read_download(account, &id, &download)
+        .await
+        .map_err(|e| match e {
+            FileError::NotFound => ApiError::not_found("download"),
+            FileError::NotReady => ApiError::conflict(
+                "download_not_ready",
+                "The download has not completed (see its `state`).",
+            ),
+            FileError::Store(e) => e.into(),
+            other => ApiError::internal(anyhow::anyhow!("{other}")),
+        })?;
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let headers = response.headers_mut();
+    let kind = record
+        .mime_type
+        .as_deref()
+        .and_then(|m| HeaderValue::from_str(m).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, kind);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&attachment(&record.filename)) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// `attachment` with an ASCII fallback name and the exact UTF-8 one (RFC 6266 / 5987).
+fn attachment(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadParams {
+    /// The file's name as the page will see it (else `Content-Disposition`'s `filename`).
+    pub filename: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadResponse {
+    /// `upl_…`: name it in a `set_files` action.
+    pub id: String,
+    pub filename: String,
+    pub size: i64,
+    /// The file's path inside the session's browser: for Puppeteer's `uploadFile(path)` and
+    /// Playwright's `setInputFiles(path)` through `connect_url`.
+    pub path: String,
+    pub created_at: String,
+}
+
+/// Places a file into the session's upload directory: the request body is the file (any content
+/// type), streamed to disk up to the plan's `max_upload_bytes` (413 `upload_too_large` beyond).
+///
+/// Requires `sessions:write`.
+#[utoipa::path(post, path = "/v1/sessions/{id}/uploads", tag = "sessions",
+    params(("id" = String, Path, description = "`ses_…`"), UploadParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = UploadResponse),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 413, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn upload(
+    State(state): State<AppState>,
+    auth: Require<SessionsWrite>,
+    Path(id): Path<String>,
+    Query(params): Query<UploadParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
+    let principal = auth.principal;
+    let id = session_id(&id)?;
+    let tier = state
+        .tiers
+        .get(&principal.tier)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown tier {}", principal.tier)))?;
+    let raw_name = params
+        .filename
+        .or_else(|| disposition_filename(&headers))
+        .unwrap_or_default();
+    let filename = names::sanitize(&raw_name, "upload");
+    let dir = runner(&state)?
+        .uploads_dir(&principal.account_id, &id)
+        .map_err(session_error)?;
+    let upload = UploadId::generate();
+    let folder = dir.join(upload.as_str());
+    tokio::fs::create_dir_all(&folder)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("upload dir: {e}")))?;
+    let path = folder.join(&filename);
+    let size = match write_limited(body, &path, tier.max_upload_bytes).await {
+        Ok(size) => size,
+        Err(refusal) => {
+            let _ = tokio::fs::remove_dir_all(&folder).await;
+            return Err(refusal);
+        }
+    };
+    let now = state.clock.now_ms();
+    let shown = path.display().to_string();
+    state
+        .files
+        .store
+        .add_upload(runner::files::store::NewUpload {
+            account: &principal.account_id,
+            session: &id,
+            id: &upload,
+            filename: &filename,
+            size,
+            path: &shown,
+            now,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UploadResponse {
+            id: upload.to_string(),
+            filename,
+            size,
+            path: shown,
+            created_at: rfc3339(now),
+        }),
+    ))
+}
+
+/// Streams `body` into a new file at `path`, refusing more than `limit` bytes.
+async fn write_limited(body: Body, path: &std::path::Path, limit: u64) -> Result<i64, ApiError> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("upload file: {e}")))?;
+    let mut stream = body.into_data_stream();
+    let mut size: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::bad_request("upload_interrupted", "The upload broke off; send it again.")
+        })?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "upload_too_large",
+                format!("Your plan allows uploads of up to {limit} bytes."),
+            )
+            .with("limit_bytes", serde_json::json!(limit)));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("upload write: {e}")))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("upload write: {e}")))?;
+    Ok(i64::try_from(size).unwrap_or(i64::MAX))
+}
+
+/// `filename="…"` of a `Content-Disposition` header.
+fn disposition_filename(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_DISPOSITION)?.to_str().ok()?;
+    let (_, rest) = value.split_once("filename=")?;
+    Some(rest.trim().trim_matches('"').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment;
+
+    #[test]
+    fn attachment_names_cannot_break_the_header() {
+        let h = attachment("a\"b;\r\nc.pdf");
+        assert!(!h.contains('\r') && !h.contains('\n'), "{h}");
+        assert!(h.starts_with("attachment; filename=\"a_b;__c.pdf\""), "{h}");
+        assert!(h.contains("filename*=UTF-8''a%22b%3B%0D%0Ac.pdf"), "{h}");
+    }
+}

@@ -1,0 +1,136 @@
+//! A browser's downloads as plain events: the session's browser context is told to save every
+//! download under its GUID in the session's downloads directory and to report progress, and the
+//! browser's `Browser.downloadWillBegin` / `downloadProgress` events are passed on as
+//! [`DownloadEvent`]s. Which download belongs to whom, and what to keep, is `files`' job.
+
+use std::path::Path;
+
+use chromiumoxide::cdp::browser_protocol::browser::{
+    BrowserContextId, CancelDownloadParams, DownloadProgressState, EventDownloadProgress,
+    EventDownloadWillBegin, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+};
+use futures::StreamExt;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::BrowserProcess;
+
+/// What the browser says about a download.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DownloadEvent {
+    Began {
+        guid: String,
+        url: String,
+        suggested_filename: String,
+    },
+    Progress {
+        guid: String,
+        received_bytes: u64,
+    },
+    Completed {
+        guid: String,
+        received_bytes: u64,
+    },
+    Canceled {
+        guid: String,
+    },
+}
+
+/// The browser's download events for one session, until dropped.
+pub struct DownloadEvents {
+    pub events: mpsc::Receiver<DownloadEvent>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for DownloadEvents {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Creates `dir` inside a browser's user-data dir, owned like that dir (the browser's uid when
+/// this server is root), so that the sandboxed browser can write into it.
+fn browser_writable_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::create_dir_all(dir)?;
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let (owner, own) = (std::fs::metadata(parent)?, std::fs::metadata(dir)?);
+    if own.uid() != owner.uid() {
+        std::os::unix::fs::chown(dir, Some(owner.uid()), Some(owner.gid()))?;
+    }
+    Ok(())
+}
+
+impl BrowserProcess {
+    /// Sends every download of browser context `context` to `dir` (named by GUID) and follows
+    /// their progress.
+    pub async fn follow_downloads(
+        &self,
+        context: &str,
+        dir: &Path,
+    ) -> anyhow::Result<DownloadEvents> {
+        browser_writable_dir(dir)?;
+        let browser = self.browser.lock().await;
+        let mut began = browser.event_listener::<EventDownloadWillBegin>().await?;
+        let mut progress = browser.event_listener::<EventDownloadProgress>().await?;
+        let behavior = SetDownloadBehaviorParams {
+            behavior: SetDownloadBehaviorBehavior::AllowAndName,
+            browser_context_id: Some(BrowserContextId::new(context.to_owned())),
+            download_path: Some(dir.display().to_string()),
+            events_enabled: Some(true),
+        };
+        browser.execute(behavior).await?;
+        drop(browser);
+        let (tx, events) = mpsc::channel(256);
+        let to_began = tx.clone();
+        let tasks = vec![
+            tokio::spawn(async move {
+                while let Some(ev) = began.next().await {
+                    let event = DownloadEvent::Began {
+                        guid: ev.guid.clone(),
+                        url: ev.url.clone(),
+                        suggested_filename: ev.suggested_filename.clone(),
+                    };
+                    if to_began.send(event).await.is_err() {
+                        break;
+                    }
+                }
+            }),
+            tokio::spawn(async move {
+                while let Some(ev) = progress.next().await {
+                    let guid = ev.guid.clone();
+                    let received_bytes = ev.received_bytes.max(0.0) as u64;
+                    let event = match ev.state {
+                        DownloadProgressState::InProgress => DownloadEvent::Progress {
+                            guid,
+                            received_bytes,
+                        },
+                        DownloadProgressState::Completed => DownloadEvent::Completed {
+                            guid,
+                            received_bytes,
+                        },
+                        DownloadProgressState::Canceled => DownloadEvent::Canceled { guid },
+                    };
+                    if tx.send(event).await.is_err() {
+                        break;
+                    }
+                }
+            }),
+        ];
+        Ok(DownloadEvents { events, tasks })
+    }
+
+    /// Cancels a download in progress.
+    pub async fn cancel_download(&self, context: &str, guid: &str) -> anyhow::Result<()> {
+        let browser = self.browser.lock().await;
+        let params = CancelDownloadParams {
+            guid: guid.to_owned(),
+            browser_context_id: Some(BrowserContextId::new(context.to_owned())),
+        };
+        browser.execute(params).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,309 @@
+//! Files in sessions, end to end against the real binary and real Chromium, on SQLite and
+//! PostgreSQL: a download started by a click is listed, fetched byte for byte, and still there
+//! after the session ended and after a restart; one over the plan's limit is cancelled and marked
+//! `too_large`; an upload reaches the page's file input through `set_files`; another account gets
+//! 404 for every file route.
+
+mod support;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use support::{Backend, Env, Server, pages};
+
+on_both_backends!(
+    a_clicked_download_is_kept_and_fetchable_after_the_session_and_a_restart,
+    a_download_over_the_plan_is_cancelled_and_marked_too_large,
+    an_upload_reaches_the_page_through_set_files,
+    another_account_gets_404_for_every_file_route,
+);
+
+const DOWNLOAD_PAGE: &str = r#"<title>files</title>
+<a id="report" href="/bytes/300000/report%20Q3.csv" download>report</a>
+<a id="big" href="/bytes/3000000/big.bin" download>big</a>
+<input id="pick" type="file" multiple>"#;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn session_on_page(s: &Server, key: &str, site: &pages::Site) -> String {
+    let r = s.post(key, "/v1/sessions", json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let sid = r.json()["id"].as_str().expect("id").to_owned();
+    let r = s
+        .post(
+            key,
+            &format!("/v1/sessions/{sid}/navigate"),
+            json!({"url": site.url("/files")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    sid
+}
+
+/// Clicks `selector` and waits for the download it starts.
+async fn click_and_wait(s: &Server, key: &str, sid: &str, selector: &str) -> support::Reply {
+    s.post(
+        key,
+        &format!("/v1/sessions/{sid}/actions"),
+        json!({"timeout_ms": 20000, "actions": [
+            {"type": "click", "selector": selector},
+            {"type": "wait_for_download"}
+        ]}),
+    )
+    .await
+}
+
+async fn a_clicked_download_is_kept_and_fetchable_after_the_session_and_a_restart(
+    backend: Backend,
+) {
+    let site = pages::start_with(vec![("/files", DOWNLOAD_PAGE.to_owned())]).await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let sid = session_on_page(&s, &key, &site).await;
+    let expected = pages::bytes_of(300_000);
+
+    let r = click_and_wait(&s, &key, &sid, "#report").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let done = r.json()["results"][1]["value"].clone();
+    assert_eq!(done["filename"], "report Q3.csv", "{done}");
+    assert_eq!(done["size"], 300_000);
+    assert_eq!(done["sha256"], hex(&Sha256::digest(&expected)));
+
+    let list = s.get(&key, &format!("/v1/sessions/{sid}/downloads")).await;
+    assert_eq!(list.status, 200, "{}", list.text());
+    let list = list.json();
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1), "{list}");
+    let d = &list["data"][0];
+    assert_eq!(d["state"], "completed");
+    assert_eq!(d["mime_type"], "text/csv");
+    assert_eq!(d["source_url"], site.url("/bytes/300000/report%20Q3.csv"));
+    let url = d["url"].as_str().expect("url").to_owned();
+    let path = url
+        .split_once("/v1/")
+        .map(|(_, p)| format!("/v1/{p}"))
+        .expect("path");
+
+    let r = s.get(&key, &path).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.bytes, expected, "the bytes are the page's");
+    let disposition = r
+        .header("content-disposition")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment;") && disposition.contains("report%20Q3.csv"),
+        "{disposition}"
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+
+    // The session ends: its file stays.
+    assert_eq!(
+        s.delete(&key, &format!("/v1/sessions/{sid}")).await.status,
+        200
+    );
+    assert_eq!(s.get(&key, &path).await.bytes, expected);
+    // A restart: still there (sealed in the blob store, not in the browser's directory).
+    s.terminate();
+    let s = env.start();
+    assert_eq!(s.get(&key, &path).await.bytes, expected);
+    assert!(!s.log().contains("panicked"));
+}
+
+async fn a_download_over_the_plan_is_cancelled_and_marked_too_large(backend: Backend) {
+    let site = pages::start_with(vec![("/files", DOWNLOAD_PAGE.to_owned())]).await;
+    let mut env = Env::new(backend);
+    let tiers = env.dir.path().join("tiers.json");
+    std::fs::write(
+        &tiers,
+        json!({"self_hosted": {
+            "display_name": "Self-hosted", "live_keys": true, "price_cents": null,
+            "billing": "none", "max_concurrent_sessions": null, "max_session_seconds": 3600,
+            "idle_timeout_seconds": 600, "monthly_sessions": null,
+            "monthly_session_minutes": null, "rate_limit_per_second": 100,
+            "rate_limit_burst": 100, "max_profiles": null, "max_profile_state_bytes": 1048576,
+            "max_download_bytes": 1000000, "max_session_download_bytes": 1000000,
+            "max_upload_bytes": 1000
+        }})
+        .to_string(),
+    )
+    .expect("tiers");
+    env.set("DRIFTSTACK_TIERS_FILE", &tiers.display().to_string());
+    let s = env.start();
+    let key = s.key().to_owned();
+    let sid = session_on_page(&s, &key, &site).await;
+
+    let r = click_and_wait(&s, &key, &sid, "#big").await;
+    let doc = r.assert_problem(422, "action_failed");
+    assert!(
+        doc["failed_action"]["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("larger than your plan allows")),
+        "{doc}"
+    );
+    let list = s
+        .get(&key, &format!("/v1/sessions/{sid}/downloads"))
+        .await
+        .json();
+    let d = &list["data"][0];
+    assert_eq!(d["state"], "too_large", "{list}");
+    assert!(d["url"].is_null());
+    let id = d["id"].as_str().expect("id");
+    s.get(&key, &format!("/v1/sessions/{sid}/downloads/{id}"))
+        .await
+        .assert_problem(409, "download_not_ready");
+    // Nothing of it is left in the session's directory.
+    let leftovers: Vec<_> = walk(&std::env::temp_dir())
+        .into_iter()
+        .filter(|p| p.contains(&format!("driftstack-{}", s.pid())) && p.contains("/downloads/"))
+        .collect();
+    assert!(
+        support::eventually(std::time::Duration::from_secs(5), async || {
+            walk(&std::env::temp_dir()).iter().all(|p| {
+                !(p.contains(&format!("driftstack-{}", s.pid())) && p.contains("/downloads/"))
+            })
+        })
+        .await,
+        "{leftovers:?}"
+    );
+
+    // Uploads over the plan's limit are refused and leave nothing behind.
+    let r = s
+        .send(
+            reqwest::Client::new()
+                .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename=x.bin")))
+                .bearer_auth(&key)
+                .body(vec![7u8; 5000]),
+        )
+        .await;
+    r.assert_problem(413, "upload_too_large");
+}
+
+/// Every file path below `root` (not following links), quietly skipping unreadable ones.
+fn walk(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => todo.push(path),
+                Ok(t) if t.is_file() => out.push(path.display().to_string()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+async fn an_upload_reaches_the_page_through_set_files(backend: Backend) {
+    let site = pages::start_with(vec![("/files", DOWNLOAD_PAGE.to_owned())]).await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let sid = session_on_page(&s, &key, &site).await;
+
+    let upload = |name: &str, body: &'static [u8]| {
+        s.send(
+            reqwest::Client::new()
+                .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename={name}")))
+                .bearer_auth(&key)
+                .body(body),
+        )
+    };
+    let a = upload("../../etc/notes.txt", b"hello from the client").await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    let a = a.json();
+    assert_eq!(a["filename"], "notes.txt", "path parts are dropped: {a}");
+    assert_eq!(a["size"], 21);
+    assert!(
+        a["path"].as_str().is_some_and(|p| p.contains("/uploads/")),
+        "{a}"
+    );
+    let b = upload("second.bin", b"\x00\x01\x02").await.json();
+
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{sid}/actions"),
+            json!({"actions": [
+                {"type": "set_files", "selector": "#pick", "uploads": [a["id"], b["id"]]},
+                {"type": "evaluate", "expression": "(async () => { const f = document.querySelector('#pick').files; return {n: f.length, name: f[0].name, text: await f[0].text(), size: f[1].size}; })()"}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["results"][1]["value"],
+        json!({"n": 2, "name": "notes.txt", "text": "hello from the client", "size": 3})
+    );
+
+    // An id that is not an upload of this session is refused before the page is touched.
+    let other = s.post(&key, "/v1/sessions", json!({})).await.json();
+    let other_sid = other["id"].as_str().expect("id");
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{other_sid}/actions"),
+            json!({"actions": [{"type": "set_files", "selector": "input", "uploads": [a["id"]]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.json()["errors"]["actions[0].uploads"].is_string(),
+        "{}",
+        r.text()
+    );
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{sid}/actions"),
+            json!({"actions": [{"type": "set_files", "selector": "#pick", "uploads": ["/etc/passwd"]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+}
+
+async fn another_account_gets_404_for_every_file_route(backend: Backend) {
+    let site = pages::start_with(vec![("/files", DOWNLOAD_PAGE.to_owned())]).await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let sid = session_on_page(&s, &key, &site).await;
+    let r = click_and_wait(&s, &key, &sid, "#report").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list: Value = s
+        .get(&key, &format!("/v1/sessions/{sid}/downloads"))
+        .await
+        .json();
+    let id = list["data"][0]["id"].as_str().expect("id").to_owned();
+
+    env.cli(&["accounts", "create", "--email", "intruder@example.com"]);
+    let other = env.cli(&["keys", "create", "--email", "intruder@example.com"]);
+    s.get(&other, &format!("/v1/sessions/{sid}/downloads"))
+        .await
+        .assert_problem(404, "not_found");
+    s.get(&other, &format!("/v1/sessions/{sid}/downloads/{id}"))
+        .await
+        .assert_problem(404, "not_found");
+    let r = s
+        .send(
+            reqwest::Client::new()
+                .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename=x.txt")))
+                .bearer_auth(&other)
+                .body("intruder"),
+        )
+        .await;
+    r.assert_problem(404, "not_found");
+    // The owner's own routes still answer.
+    assert_eq!(
+        s.get(&key, &format!("/v1/sessions/{sid}/downloads/{id}"))
+            .await
+            .status,
+        200
+    );
+}
