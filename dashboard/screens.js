@@ -85,8 +85,19 @@ async function sessionDetail(ctx) {
   const liveState = h("p", { class: "hint", role: "status" }, live ? "Connecting to the live view…" : "The session has ended.");
   const url = h("input", { name: "url", type: "url", required: true, placeholder: "https://example.com" });
   const format = select({ name: "format" }, [["png", "PNG"], ["jpeg", "JPEG"], ["pdf", "PDF"], ["html", "HTML"], ["text", "Text"]]);
+  const downloads = slot("Downloads");
+  const showDownloads = async () => {
+    const page = await api("GET", `/v1/sessions/${id}/downloads?limit=100`);
+    downloads.replaceChildren(table([
+      ["File", (d) => (d.state === "completed" ? action(d.filename, () => saveDownload(id, d)) : d.filename)],
+      ["State", (d) => badge(d.state)],
+      ["Size", (d) => bytes(d.size)],
+      ["When", (d) => when(d.created_at)],
+    ], page.data, "No downloads in this session."));
+  };
   main().append(
     info,
+    downloads,
     live ? section("Live view", liveState, screen) : liveState,
     live ? section("Navigate", form([field("URL", url)], "Go", async (v) => {
       const r = await api("POST", `/v1/sessions/${id}/navigate`, { url: v.url });
@@ -109,10 +120,23 @@ async function sessionDetail(ctx) {
     }, { class: "danger" })) : null,
   );
   if (live) watch(s, screen, liveState, ctx);
+  await showDownloads().catch(() => {});
   ctx.every(4000, async () => {
     const now = await api("GET", `/v1/sessions/${id}`).catch(() => null);
     if (now) showInfo(now);
+    await showDownloads().catch(() => {});
   });
+}
+
+/** Fetches a download with the signed-in credential and saves it under its own name. */
+async function saveDownload(id, d) {
+  const r = await api("GET", `/v1/sessions/${id}/downloads/${d.id}`, undefined, { raw: true });
+  const blob = await r.blob();
+  const a = h("a", { href: URL.createObjectURL(blob), download: d.filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  toast(`Saved ${d.filename} (${bytes(blob.size)}).`);
 }
 
 /** The screencast: JPEG frames over `GET /v1/sessions/{id}/live`. */

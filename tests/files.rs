@@ -2,7 +2,9 @@
 //! PostgreSQL: a download started by a click is listed, fetched byte for byte, and still there
 //! after the session ended and after a restart; one over the plan's limit is cancelled and marked
 //! `too_large`; an upload reaches the page's file input through `set_files`; another account gets
-//! 404 for every file route.
+//! 404 for every file route; and Playwright and Puppeteer, through `connect_url`, download (the
+//! file is listed and matches) and upload by the path an upload returned (any other path is
+//! refused).
 
 mod support;
 
@@ -15,11 +17,13 @@ on_both_backends!(
     a_download_over_the_plan_is_cancelled_and_marked_too_large,
     an_upload_reaches_the_page_through_set_files,
     another_account_gets_404_for_every_file_route,
+    stock_clients_download_and_upload_through_connect_url,
 );
 
 const DOWNLOAD_PAGE: &str = r#"<title>files</title>
 <a id="report" href="/bytes/300000/report%20Q3.csv" download>report</a>
 <a id="big" href="/bytes/3000000/big.bin" download>big</a>
+<a id="notes" href="/bytes/1000/notes.txt" download>notes</a>
 <input id="pick" type="file" multiple>"#;
 
 fn hex(bytes: &[u8]) -> String {
@@ -61,6 +65,15 @@ async fn a_clicked_download_is_kept_and_fetchable_after_the_session_and_a_restar
     let env = Env::new(backend);
     let s = env.start();
     let key = s.key().to_owned();
+    let (hook, seen) = support::hooks::receiver().await;
+    let r = s
+        .post(
+            &key,
+            "/v1/webhooks/endpoints",
+            json!({"url": hook, "event_types": ["session.download.completed"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
     let sid = session_on_page(&s, &key, &site).await;
     let expected = pages::bytes_of(300_000);
 
@@ -97,6 +110,58 @@ async fn a_clicked_download_is_kept_and_fetchable_after_the_session_and_a_restar
         "{disposition}"
     );
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+
+    // The webhook says so, with the same facts.
+    let arrived = support::eventually(std::time::Duration::from_secs(15), async || {
+        seen.events()
+            .iter()
+            .any(|e| e["type"] == "session.download.completed")
+    })
+    .await;
+    assert!(arrived, "session.download.completed delivered");
+    let event = seen
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "session.download.completed")
+        .expect("event");
+    assert_eq!(event["data"]["download_id"], d["id"], "{event}");
+    assert_eq!(event["data"]["sha256"], done["sha256"]);
+    assert_eq!(event["data"]["size"], 300_000);
+
+    // A second file, and both in one archive that a standard reader opens and checks.
+    let r = click_and_wait(&s, &key, &sid, "#notes").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let zip = s
+        .get(&key, &format!("/v1/sessions/{sid}/downloads.zip"))
+        .await;
+    assert_eq!(zip.status, 200, "{}", zip.text());
+    assert_eq!(zip.header("content-type"), Some("application/zip"));
+    let archive = env.dir.path().join("downloads.zip");
+    std::fs::write(&archive, &zip.bytes).expect("write zip");
+    let listing = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib, json, sys, zipfile\n\
+             z = zipfile.ZipFile(sys.argv[1])\n\
+             assert z.testzip() is None\n\
+             print(json.dumps({n: hashlib.sha256(z.read(n)).hexdigest() for n in z.namelist()}))",
+        ])
+        .arg(&archive)
+        .output()
+        .expect("python3");
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    let members: Value = serde_json::from_slice(&listing.stdout).expect("json");
+    assert_eq!(
+        members,
+        json!({
+            "report Q3.csv": hex(&Sha256::digest(&expected)),
+            "notes.txt": hex(&Sha256::digest(pages::bytes_of(1000))),
+        })
+    );
 
     // The session ends: its file stays.
     assert_eq!(
@@ -306,4 +371,120 @@ async fn another_account_gets_404_for_every_file_route(backend: Backend) {
             .status,
         200
     );
+}
+
+/// Runs tests/cdp/files.mjs with a stock client and returns its JSON line.
+fn node_files(args: &[&str]) -> Value {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cdp");
+    let out = std::process::Command::new("node")
+        .arg(format!("{dir}/files.mjs"))
+        .args(args)
+        .output()
+        .expect("node (tests/cdp needs `npm ci`; scripts/test runs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "files.mjs failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("JSON line");
+    serde_json::from_str(line).expect("JSON")
+}
+
+/// The session's completed downloads, once there are `n`.
+async fn completed_downloads(s: &Server, key: &str, sid: &str, n: usize) -> Vec<Value> {
+    let mut found = Vec::new();
+    let ok = support::eventually(std::time::Duration::from_secs(20), async || {
+        let list = s
+            .get(key, &format!("/v1/sessions/{sid}/downloads"))
+            .await
+            .json();
+        found = list["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d["state"] == "completed")
+            .collect();
+        found.len() >= n
+    })
+    .await;
+    assert!(ok, "{n} completed download(s): {found:?}");
+    found
+}
+
+async fn upload_to(s: &Server, key: &str, sid: &str, name: &str, body: &'static [u8]) -> Value {
+    let r = s
+        .send(
+            reqwest::Client::new()
+                .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename={name}")))
+                .bearer_auth(key)
+                .body(body),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()
+}
+
+async fn stock_clients_download_and_upload_through_connect_url(backend: Backend) {
+    let site = pages::start_with(vec![("/files", DOWNLOAD_PAGE.to_owned())]).await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let expected = pages::bytes_of(300_000);
+    // A session whose upload the others must not be able to name.
+    let bystander = session_on_page(&s, &key, &site).await;
+    let foreign = upload_to(&s, &key, &bystander, "secret.txt", b"not yours").await;
+    let foreign_path = foreign["path"].as_str().expect("path").to_owned();
+
+    for client in ["playwright", "puppeteer"] {
+        let created = s.post(&key, "/v1/sessions", json!({})).await.json();
+        let sid = created["id"].as_str().expect("id").to_owned();
+        let connect = created["connect_url"]
+            .as_str()
+            .expect("connect_url")
+            .to_owned();
+        let up = upload_to(&s, &key, &sid, "from-client.txt", b"uploaded by path").await;
+        let path = up["path"].as_str().expect("path");
+        // Puppeteer hands the path to the browser (`DOM.setFileInputFiles`), which may open
+        // only this session's uploads; Playwright reads a path on the client's own machine and
+        // sends the bytes, so the browser opens nothing (and a remote client has no such path).
+        let page_url = site.url("/files");
+        let mut args = vec![client, connect.as_str(), page_url.as_str(), path];
+        if client == "puppeteer" {
+            args.push(&foreign_path);
+        }
+        let seen = node_files(&args);
+        assert_eq!(
+            seen["picked"],
+            json!({"name": "from-client.txt", "text": "uploaded by path"}),
+            "{client}: {seen}"
+        );
+        if client == "puppeteer" {
+            assert!(
+                seen["foreign"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("refused")),
+                "the browser must not open another session's upload: {seen}"
+            );
+        } else {
+            assert_eq!(
+                seen["download_event"], true,
+                "Playwright sees the download: {seen}"
+            );
+        }
+        let done = completed_downloads(&s, &key, &sid, 1).await;
+        assert_eq!(done[0]["filename"], "report Q3.csv", "{client}");
+        let id = done[0]["id"].as_str().expect("id");
+        let bytes = s
+            .get(&key, &format!("/v1/sessions/{sid}/downloads/{id}"))
+            .await
+            .bytes;
+        assert_eq!(bytes, expected, "{client}: the bytes are the page's");
+    }
+    assert!(!s.log().contains("panicked"));
 }

@@ -221,7 +221,31 @@ export class Sessions {
   actions(id: string, actions: Action[], options?: { timeout_ms?: number }): Promise<ActionsResult>;
   wait(id: string, condition: WaitCondition): Promise<{ waited_ms: number }>;
   capture(id: string, options?: CaptureOptions): Promise<Uint8Array>;
+  downloads(id: string): AsyncIterable<Download>;
+  download(id: string, downloadId: string): Promise<Uint8Array>;
+  upload(id: string, filename: string, content: Uint8Array | string): Promise<Upload>;
   release(id: string): Promise<Session>;
+}
+
+export interface Download {
+  id: string;
+  filename: string;
+  size: number;
+  mime_type: string | null;
+  sha256: string | null;
+  state: "in_progress" | "completed" | "failed" | "too_large";
+  url: string | null;
+  source_url: string;
+  created_at: string;
+  completed_at: string | null;
+}
+
+export interface Upload {
+  id: string;
+  filename: string;
+  size: number;
+  path: string;
+  created_at: string;
 }
 
 export class Profiles {

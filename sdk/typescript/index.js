@@ -42,17 +42,22 @@ export class Client {
     this.webhooks = new Webhooks(this);
   }
 
-  /** Sends one request; resolves to the decoded JSON, or a Uint8Array with `{raw: true}`. */
-  async request(method, route, { body, query, raw = false } = {}) {
+  /**
+   * Sends one request; resolves to the decoded JSON, or a Uint8Array with `{raw: true}`.
+   * `content` sends raw bytes instead of a JSON body (file uploads; not idempotent).
+   */
+  async request(method, route, { body, query, raw = false, content } = {}) {
     const url = new URL(this.baseUrl + route);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
     const headers = { authorization: `Bearer ${this.apiKey}`, accept: "application/json" };
     if (body !== undefined) headers["content-type"] = "application/json";
-    if (method === "POST") headers["idempotency-key"] = crypto.randomUUID();
+    if (content !== undefined) headers["content-type"] = "application/octet-stream";
+    else if (method === "POST") headers["idempotency-key"] = crypto.randomUUID();
     for (let attempt = 1; ; attempt += 1) {
       let response;
       try {
-        response = await this.fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+        const payload = content !== undefined ? content : body === undefined ? undefined : JSON.stringify(body);
+        response = await this.fetch(url, { method, headers, body: payload });
       } catch (err) {
         if (attempt <= this.maxRetries) {
           await sleep(retryDelay(null, attempt));
@@ -122,6 +127,18 @@ export class Sessions {
   /** `POST /v1/sessions/{id}/capture` */
   capture(id, options = { format: "png" }) {
     return this.c.request("POST", path("/v1/sessions/{id}/capture", { id }), { body: compact({ format: "png", ...options }), raw: true });
+  }
+  /** `GET /v1/sessions/{id}/downloads`: the session's downloads, oldest first. */
+  downloads(id) {
+    return this.c.paginate(path("/v1/sessions/{id}/downloads", { id }));
+  }
+  /** `GET /v1/sessions/{id}/downloads/{download_id}`: a completed download's bytes. */
+  download(id, downloadId) {
+    return this.c.request("GET", path("/v1/sessions/{id}/downloads/{download_id}", { id, download_id: downloadId }), { raw: true });
+  }
+  /** `POST /v1/sessions/{id}/uploads`: places `content` (bytes) in the session as `filename`. */
+  upload(id, filename, content) {
+    return this.c.request("POST", path("/v1/sessions/{id}/uploads", { id }), { query: { filename }, content });
   }
   /** `DELETE /v1/sessions/{id}` */
   release(id) {

@@ -10,6 +10,7 @@
 pub mod names;
 pub mod store;
 mod tracker;
+pub mod zip;
 
 use std::path::Path;
 
@@ -89,6 +90,33 @@ impl Files {
             )));
         }
         Ok((record, bytes))
+    }
+
+    /// Every completed download of a session as one ZIP archive, oldest first.
+    pub async fn archive(
+        &self,
+        account: &AccountId,
+        session: &SessionId,
+    ) -> Result<Vec<u8>, FileError> {
+        let mut files = Vec::new();
+        let mut cursor: Option<DownloadId> = None;
+        loop {
+            let (page, more) = self
+                .store
+                .downloads(account, session, cursor.as_ref(), 100)
+                .await?;
+            cursor = page.last().map(|d| d.id.clone());
+            for d in page {
+                if d.state == DownloadState::Completed {
+                    let (record, bytes) = self.read_download(account, session, &d.id).await?;
+                    files.push((record.filename, bytes));
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        zip::archive(&files).ok_or(FileError::TooLarge)
     }
 
     /// Seals the finished file at `path` into the blob store and marks the download completed;

@@ -73,8 +73,10 @@ class Client:
         body: Optional[Mapping[str, Any]] = None,
         query: Optional[Mapping[str, Any]] = None,
         raw: bool = False,
+        content: Optional[bytes] = None,
     ) -> Any:
-        """Sends one request; returns the decoded JSON (or bytes with `raw`)."""
+        """Sends one request; returns the decoded JSON (or bytes with `raw`). `content` sends raw
+        bytes instead of a JSON body (file uploads; not idempotent)."""
         url = self.base_url + path
         if query:
             pairs = {k: v for k, v in query.items() if v is not None}
@@ -85,7 +87,10 @@ class Client:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        if method == "POST":
+        if content is not None:
+            data = content
+            headers["Content-Type"] = "application/octet-stream"
+        elif method == "POST":
             headers["Idempotency-Key"] = str(uuid.uuid4())
         attempt = 0
         while True:
@@ -186,6 +191,20 @@ class Sessions:
         """`POST /v1/sessions/{id}/capture`: the bytes (PNG, JPEG, WebP, PDF, HTML or text)."""
         return self._c.request("POST", _path("/v1/sessions/{id}/capture", id=session_id),
                                _body(format=format, **options), raw=True)
+
+    def downloads(self, session_id: str) -> Iterator[Dict[str, Any]]:
+        """`GET /v1/sessions/{id}/downloads`: the session's downloads, oldest first."""
+        return self._c.paginate(_path("/v1/sessions/{id}/downloads", id=session_id))
+
+    def download(self, session_id: str, download_id: str) -> bytes:
+        """`GET /v1/sessions/{id}/downloads/{download_id}`: a completed download's bytes."""
+        return self._c.request("GET", _path("/v1/sessions/{id}/downloads/{download_id}",
+                                            id=session_id, download_id=download_id), raw=True)
+
+    def upload(self, session_id: str, filename: str, content: bytes) -> Dict[str, Any]:
+        """`POST /v1/sessions/{id}/uploads`: places `content` in the session as `filename`."""
+        return self._c.request("POST", _path("/v1/sessions/{id}/uploads", id=session_id),
+                               query={"filename": filename}, content=content)
 
     def release(self, session_id: str) -> Dict[str, Any]:
         """`DELETE /v1/sessions/{id}`: ends the session (a persisted profile is saved)."""

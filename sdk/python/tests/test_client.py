@@ -24,6 +24,24 @@ def test_quickstart_gives_a_png(client, page_url):
     assert any(s["id"] == session["id"] for s in client.sessions.list())
 
 
+def test_an_upload_reaches_a_file_input(client, page_url):
+    session = client.sessions.create()
+    try:
+        client.sessions.navigate(session["id"], page_url)
+        client.sessions.actions(session["id"], [{"type": "evaluate", "expression":
+            "document.body.insertAdjacentHTML('beforeend', '<input id=f type=file>')"}])
+        up = client.sessions.upload(session["id"], "hello.txt", b"hi from python")
+        assert up["id"].startswith("upl_") and up["size"] == 14
+        done = client.sessions.actions(session["id"], [
+            {"type": "set_files", "selector": "#f", "uploads": [up["id"]]},
+            {"type": "evaluate", "expression": "document.querySelector('#f').files[0].text()"},
+        ])
+        assert done["results"][1]["value"] == "hi from python"
+        assert list(client.sessions.downloads(session["id"])) == []
+    finally:
+        client.sessions.release(session["id"])
+
+
 def test_problems_are_typed_errors(client):
     session = client.sessions.create()
     try:

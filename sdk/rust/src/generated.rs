@@ -2298,6 +2298,22 @@ impl Client {
         self.paginate(format!("/v1/sessions/{}/downloads", encode(id)), query)
     }
 
+    /// `GET /v1/sessions/{id}/downloads.zip`
+    ///
+    /// Every completed download of the session in one ZIP archive (stored, names made safe; a
+    /// repeated name is numbered).
+    ///
+    /// Requires `sessions:read`.
+    pub async fn downloads_zip(&self, id: &str) -> Result<Vec<u8>, Error> {
+        self.bytes(
+            Method::GET,
+            format!("/v1/sessions/{}/downloads.zip", encode(id)),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
     /// `GET /v1/sessions/{id}/downloads/{download_id}`
     ///
     /// The bytes of a completed download, as an attachment with its file name. 409

@@ -24,6 +24,30 @@ test("the quickstart gives a PNG", live, async () => {
   assert.equal(closed.status, "closed");
 });
 
+test("an upload reaches a file input", live, async () => {
+  const ds = client();
+  const session = await ds.sessions.create();
+  try {
+    await ds.sessions.navigate(session.id, page);
+    await ds.sessions.actions(session.id, [
+      { type: "evaluate", expression: "document.body.insertAdjacentHTML('beforeend', '<input id=f type=file>')" },
+    ]);
+    const up = await ds.sessions.upload(session.id, "hello.txt", new TextEncoder().encode("hi from js"));
+    assert.match(up.id, /^upl_/);
+    assert.equal(up.size, 10);
+    const done = await ds.sessions.actions(session.id, [
+      { type: "set_files", selector: "#f", uploads: [up.id] },
+      { type: "evaluate", expression: "document.querySelector('#f').files[0].text()" },
+    ]);
+    assert.equal(done.results[1].value, "hi from js");
+    const listed = [];
+    for await (const d of ds.sessions.downloads(session.id)) listed.push(d);
+    assert.deepEqual(listed, []);
+  } finally {
+    await ds.sessions.release(session.id);
+  }
+});
+
 test("problems are typed errors", live, async () => {
   const ds = client();
   await assert.rejects(ds.sessions.get("ses_00000000000000000000000000000000"), (err) => {

@@ -172,6 +172,43 @@ pub async fn get_download(
     Ok(response)
 }
 
+/// Every completed download of the session in one ZIP archive (stored, names made safe; a
+/// repeated name is numbered).
+///
+/// Requires `sessions:read`.
+#[utoipa::path(get, path = "/v1/sessions/{id}/downloads.zip", tag = "sessions",
+    params(("id" = String, Path, description = "`ses_…`")),
+    responses((status = 200, description = "The archive", content_type = "application/zip"),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn downloads_zip(
+    State(state): State<AppState>,
+    auth: Require<SessionsRead>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let account = &auth.principal.account_id;
+    let id = own_session(&state, account, &id).await?;
+    let zip = state
+        .files
+        .archive(account, &id)
+        .await
+        .map_err(|e| match e {
+            FileError::Store(e) => e.into(),
+            other => ApiError::internal(anyhow::anyhow!("{other}")),
+        })?;
+    let disposition = attachment(&format!("{id}-downloads.zip"));
+    let mut response = (StatusCode::OK, zip).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
 /// `attachment` with an ASCII fallback name and the exact UTF-8 one (RFC 6266 / 5987).
 fn attachment(name: &str) -> String {
     let ascii: String = name

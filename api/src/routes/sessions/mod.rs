@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(waits::capture))
         .routes(routes!(files::list_downloads))
         .routes(routes!(files::get_download))
+        .routes(routes!(files::downloads_zip))
         .routes(routes!(files::upload))
 }
 
