@@ -23,6 +23,7 @@ on_both_backends!(
 const DOWNLOAD_PAGE: &str = r#"<title>files</title>
 <a id="report" href="/bytes/300000/report%20Q3.csv" download>report</a>
 <a id="big" href="/bytes/3000000/big.bin" download>big</a>
+<a id="endless" href="/endless/stream.bin" download>endless</a>
 <a id="notes" href="/bytes/1000/notes.txt" download>notes</a>
 <input id="pick" type="file" multiple>"#;
 
@@ -199,6 +200,16 @@ async fn a_download_over_the_plan_is_cancelled_and_marked_too_large(backend: Bac
     let key = s.key().to_owned();
     let sid = session_on_page(&s, &key, &site).await;
 
+    // A download that never ends stops only if it is cancelled as it grows.
+    let r = click_and_wait(&s, &key, &sid, "#endless").await;
+    let doc = r.assert_problem(422, "action_failed");
+    assert!(
+        doc["failed_action"]["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("larger than your plan allows")),
+        "{doc}"
+    );
+    // And one that finishes before its size is seen is refused when it is kept.
     let r = click_and_wait(&s, &key, &sid, "#big").await;
     let doc = r.assert_problem(422, "action_failed");
     assert!(
@@ -211,6 +222,7 @@ async fn a_download_over_the_plan_is_cancelled_and_marked_too_large(backend: Bac
         .get(&key, &format!("/v1/sessions/{sid}/downloads"))
         .await
         .json();
+    assert_eq!(list["data"][1]["state"], "too_large", "{list}");
     let d = &list["data"][0];
     assert_eq!(d["state"], "too_large", "{list}");
     assert!(d["url"].is_null());
@@ -353,6 +365,9 @@ async fn another_account_gets_404_for_every_file_route(backend: Backend) {
         .await
         .assert_problem(404, "not_found");
     s.get(&other, &format!("/v1/sessions/{sid}/downloads/{id}"))
+        .await
+        .assert_problem(404, "not_found");
+    s.get(&other, &format!("/v1/sessions/{sid}/downloads.zip"))
         .await
         .assert_problem(404, "not_found");
     let r = s

@@ -41,6 +41,9 @@ pub struct Tier {
     /// The largest file one upload may carry.
     #[serde(default = "default_upload_bytes")]
     pub max_upload_bytes: u64,
+    /// All the uploads of one session together.
+    #[serde(default = "default_session_upload_bytes")]
+    pub max_session_upload_bytes: u64,
 }
 
 /// Download and upload limits of a tier that does not name them (the blob store reads back at
@@ -53,6 +56,9 @@ fn default_session_download_bytes() -> u64 {
 }
 fn default_upload_bytes() -> u64 {
     50 << 20
+}
+fn default_session_upload_bytes() -> u64 {
+    256 << 20
 }
 
 impl Tier {
@@ -95,6 +101,7 @@ impl Default for Tiers {
                 max_download_bytes: 10 << 20,
                 max_session_download_bytes: 25 << 20,
                 max_upload_bytes: 10 << 20,
+                max_session_upload_bytes: 25 << 20,
             },
         );
         map.insert(
@@ -116,6 +123,7 @@ impl Default for Tiers {
                 max_download_bytes: 100 << 20,
                 max_session_download_bytes: 256 << 20,
                 max_upload_bytes: 50 << 20,
+                max_session_upload_bytes: 256 << 20,
             },
         );
         map.insert(
@@ -137,6 +145,7 @@ impl Default for Tiers {
                 max_download_bytes: 256 << 20,
                 max_session_download_bytes: 256 << 20,
                 max_upload_bytes: 100 << 20,
+                max_session_upload_bytes: 256 << 20,
             },
         );
         map.insert(
@@ -158,6 +167,7 @@ impl Default for Tiers {
                 max_download_bytes: 256 << 20,
                 max_session_download_bytes: 256 << 20,
                 max_upload_bytes: 100 << 20,
+                max_session_upload_bytes: 256 << 20,
             },
         );
         Tiers(map)

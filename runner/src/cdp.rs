@@ -363,22 +363,31 @@ impl CdpFilter {
         Verdict::Forward
     }
 
-    /// Downloads go to the session's own directory, whatever path was asked for.
+    /// Downloads go to the session's own directory, named by GUID (so they are followed and
+    /// held to the plan's limits), whatever path or behaviour was asked for. Only the session's
+    /// own context downloads: other contexts a client created, and the page-level command
+    /// (which names no context), are set to `deny`.
     fn confine_downloads(&self, method: &str, mut msg: Value) -> Verdict {
-        let behavior = msg["params"]["behavior"].as_str().unwrap_or("").to_owned();
-        if behavior == "deny" {
-            if let Some(p) = msg["params"].as_object_mut() {
-                p.remove("downloadPath");
-            }
+        let session_context = self.session.context_id.clone();
+        let dir = self.session.downloads_dir.clone();
+        let Some(params) = msg.get_mut("params").and_then(Value::as_object_mut) else {
+            return Verdict::Refuse(format!("{method}: params must be an object"));
+        };
+        let behavior = params
+            .get("behavior")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let own_context = method == "Browser.setDownloadBehavior"
+            && params.get("browserContextId").and_then(Value::as_str)
+                == Some(session_context.as_str());
+        if behavior == "deny" || !own_context || dir.is_empty() {
+            params.remove("downloadPath");
+            params.insert("behavior".into(), Value::String("deny".into()));
             return Verdict::Rewrite(msg.to_string());
         }
-        if self.session.downloads_dir.is_empty() {
-            return Verdict::Refuse(format!("{method}: downloads are not available"));
-        }
-        msg["params"]["downloadPath"] = Value::String(self.session.downloads_dir.clone());
-        if behavior == "default" {
-            msg["params"]["behavior"] = Value::String("allow".into());
-        }
+        params.insert("downloadPath".into(), Value::String(dir));
+        params.insert("behavior".into(), Value::String("allowAndName".into()));
         Verdict::Rewrite(msg.to_string())
     }
 

@@ -78,7 +78,8 @@ impl Runner {
     /// upload directories are emptied: the next session of this browser starts with none.
     async fn forget_files(&self, live: &LiveSession) {
         if let Some(downloads) = &live.downloads {
-            downloads.stop();
+            // A file the browser finished just before the end is still kept.
+            downloads.finish(std::time::Duration::from_secs(5)).await;
         }
         if let Err(err) = self
             .files
@@ -261,11 +262,12 @@ fn empty_dir(dir: &std::path::Path) -> std::io::Result<()> {
         Err(e) => return Err(e),
     };
     for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path)?;
+        let entry = entry?;
+        // The entry's own type: a link is removed, never followed.
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
         } else {
-            std::fs::remove_file(&path)?;
+            std::fs::remove_file(entry.path())?;
         }
     }
     Ok(())

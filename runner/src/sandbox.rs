@@ -137,6 +137,29 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Creates the files dirs of the browser at `dir` ([`files_dir`]): downloads owned by the
+    /// browser's uid (when the server is root), mode 0700; uploads this server's, 0755 (the
+    /// browser only reads them).
+    pub fn prepare_files(&self, dir: &Path) -> anyhow::Result<()> {
+        let files = files_dir(dir);
+        std::fs::create_dir(&files)
+            .with_context(|| format!("cannot create {}", files.display()))?;
+        std::fs::set_permissions(&files, std::fs::Permissions::from_mode(0o711))?;
+        let downloads = files.join("downloads");
+        std::fs::create_dir(&downloads)?;
+        if self.setpriv.is_some() {
+            std::os::unix::fs::chown(&downloads, Some(BROWSER_UID), Some(BROWSER_UID))
+                .with_context(|| {
+                    format!("cannot hand {} to the browser's uid", downloads.display())
+                })?;
+        }
+        std::fs::set_permissions(&downloads, std::fs::Permissions::from_mode(0o700))?;
+        let uploads = files.join("uploads");
+        std::fs::create_dir(&uploads)?;
+        std::fs::set_permissions(&uploads, std::fs::Permissions::from_mode(0o755))?;
+        Ok(())
+    }
+
     /// The program that enters the sandbox.
     fn program(&self) -> &Path {
         self.setpriv.as_deref().unwrap_or(&self.bwrap)
@@ -202,7 +225,17 @@ impl Sandbox {
             ]
             .map(String::from),
         );
-        args.extend([d.clone(), d, "--chdir".into(), "/".into(), "--".into()]);
+        args.extend([d.clone(), d]);
+        // The session's files, outside the browser's own dir so that it cannot swap them for
+        // links: downloads writable, uploads read-only.
+        let files = files_dir(dir);
+        if files.exists() {
+            for (flag, name) in [("--bind", "downloads"), ("--ro-bind", "uploads")] {
+                let p = files.join(name).display().to_string();
+                args.extend([flag.into(), p.clone(), p]);
+            }
+        }
+        args.extend(["--chdir".into(), "/".into(), "--".into()]);
         args
     }
 
@@ -225,6 +258,12 @@ impl Sandbox {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700))?;
         Ok(script)
     }
+}
+
+/// Where the files of the browser whose user-data dir is `dir` live: `<dir>.files/downloads`
+/// and `<dir>.files/uploads`, beside the user-data dir (never inside what the browser can write).
+pub fn files_dir(dir: &Path) -> PathBuf {
+    dir.with_extension("files")
 }
 
 /// Single-quotes `s` for `/bin/sh`.

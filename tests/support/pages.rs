@@ -109,6 +109,26 @@ pub async fn start_with(extra: Vec<(&'static str, String)>) -> Site {
         )
         .route("/status/{code}", get(status))
         .route(
+            "/endless/{name}",
+            get(|Path(name): Path<String>| async move {
+                // 64 KiB every 20 ms, never ending: only a cancellation stops it.
+                let chunks = futures::stream::unfold((), |()| async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 64 << 10])), ()))
+                });
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                        (
+                            header::CONTENT_DISPOSITION,
+                            format!("attachment; filename=\"{name}\""),
+                        ),
+                    ],
+                    axum::body::Body::from_stream(chunks),
+                )
+            }),
+        )
+        .route(
             "/bytes/{n}/{name}",
             get(|Path((n, name)): Path<(usize, String)>| async move {
                 (

@@ -200,6 +200,8 @@ fn other_contexts_are_refused_and_created_ones_learned() {
 fn downloads_are_contained_in_the_session_dir() {
     let s = session();
     let mut f = CdpFilter::new(s.clone());
+    // Every behaviour but `deny` becomes `allowAndName` into the session's dir: files named by
+    // GUID are the ones the runner follows and limits.
     for behavior in ["allowAndName", "allow", "default"] {
         let v = f.judge(&m(
             "Browser.setDownloadBehavior",
@@ -213,17 +215,59 @@ fn downloads_are_contained_in_the_session_dir() {
             rewritten["params"]["downloadPath"],
             "/tmp/ds/browser-1/downloads"
         );
+        assert_eq!(
+            rewritten["params"]["behavior"], "allowAndName",
+            "{behavior}"
+        );
         assert_eq!(rewritten["params"]["eventsEnabled"], true);
         assert_eq!(rewritten["id"], 1);
     }
+    // The page-level command names no context: it may only deny.
+    for behavior in ["deny", "allow"] {
+        let v = f.judge(&m(
+            "Page.setDownloadBehavior",
+            json!({"behavior": behavior, "downloadPath": "/etc"}),
+        ));
+        let Verdict::Rewrite(text) = v else {
+            panic!("expected a rewrite: {v:?}")
+        };
+        assert!(
+            !text.contains("/etc") && text.contains("\"deny\""),
+            "{text}"
+        );
+    }
+    // Params that are not an object are refused, never indexed into.
+    for params in [json!(1), json!("x"), json!([1])] {
+        assert!(matches!(
+            f.judge(&m("Page.setDownloadBehavior", params)),
+            Verdict::Refuse(_)
+        ));
+    }
+}
+
+#[test]
+fn a_context_the_client_created_may_not_download() {
+    let s = session();
+    let mut f = CdpFilter::new(s.clone());
+    f.observe_reply(r#"{"id":7,"result":{"browserContextId":"CTX-EXTRA"}}"#);
+    assert_eq!(
+        f.judge(&m("Target.createBrowserContext", json!({}))),
+        Verdict::Forward
+    );
+    f.observe_reply(r#"{"id":1,"result":{"browserContextId":"CTX-EXTRA"}}"#);
     let v = f.judge(&m(
-        "Page.setDownloadBehavior",
-        json!({"behavior": "deny", "downloadPath": "/etc"}),
+        "Browser.setDownloadBehavior",
+        json!({"behavior": "allow", "browserContextId": "CTX-EXTRA", "downloadPath": "/tmp/x"}),
     ));
-    let Verdict::Rewrite(text) = v else {
-        panic!("expected a rewrite: {v:?}")
-    };
-    assert!(!text.contains("/etc"));
+    match v {
+        Verdict::Rewrite(text) => assert!(
+            text.contains("\"deny\"") && !text.contains("/tmp/x"),
+            "{text}"
+        ),
+        // Not even known as this session's: refused outright, which is as good.
+        Verdict::Refuse(_) => {}
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

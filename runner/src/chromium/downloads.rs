@@ -49,21 +49,6 @@ impl Drop for DownloadEvents {
     }
 }
 
-/// Creates `dir` inside a browser's user-data dir, owned like that dir (the browser's uid when
-/// this server is root), so that the sandboxed browser can write into it.
-fn browser_writable_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::create_dir_all(dir)?;
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
-    let (owner, own) = (std::fs::metadata(parent)?, std::fs::metadata(dir)?);
-    if own.uid() != owner.uid() {
-        std::os::unix::fs::chown(dir, Some(owner.uid()), Some(owner.gid()))?;
-    }
-    Ok(())
-}
-
 impl BrowserProcess {
     /// Sends every download of browser context `context` to `dir` (named by GUID) and follows
     /// their progress.
@@ -72,7 +57,11 @@ impl BrowserProcess {
         context: &str,
         dir: &Path,
     ) -> anyhow::Result<DownloadEvents> {
-        browser_writable_dir(dir)?;
+        anyhow::ensure!(
+            std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()),
+            "the downloads dir {} is missing",
+            dir.display()
+        );
         let browser = self.browser.lock().await;
         let mut began = browser.event_listener::<EventDownloadWillBegin>().await?;
         let mut progress = browser.event_listener::<EventDownloadProgress>().await?;

@@ -148,10 +148,14 @@ impl BrowserProcess {
         let executable = match &opts.sandbox {
             Some(sandbox) => {
                 sandbox.prepare_dir(&opts.temp_root, &user_data_dir)?;
+                sandbox.prepare_files(&user_data_dir)?;
                 sandbox.launcher(&opts.executable, &user_data_dir)?
             }
             None => {
                 std::fs::create_dir_all(&user_data_dir)?;
+                let files = crate::sandbox::files_dir(&user_data_dir);
+                std::fs::create_dir_all(files.join("downloads"))?;
+                std::fs::create_dir_all(files.join("uploads"))?;
                 opts.executable.clone()
             }
         };
@@ -179,6 +183,7 @@ impl BrowserProcess {
             Err(err) => {
                 kill_strays(&user_data_dir);
                 let _ = std::fs::remove_dir_all(&user_data_dir);
+                let _ = std::fs::remove_dir_all(crate::sandbox::files_dir(&user_data_dir));
                 let _ = std::fs::remove_file(launcher_path(&user_data_dir));
                 return Err(anyhow::Error::new(err).context("Chromium did not start"));
             }
@@ -221,14 +226,15 @@ impl BrowserProcess {
         self.pid
     }
 
-    /// Where this browser's downloads go (inside its user-data dir, removed with it).
+    /// Where this browser's downloads go (beside its user-data dir, removed with it).
     pub fn downloads_dir(&self) -> PathBuf {
-        self.user_data_dir.join("downloads")
+        crate::sandbox::files_dir(&self.user_data_dir).join("downloads")
     }
 
-    /// The only directory CDP file lists may name (files put there for the session).
+    /// The only directory CDP file lists may name (files put there for the session; read-only
+    /// for the browser).
     pub fn uploads_dir(&self) -> PathBuf {
-        self.user_data_dir.join("uploads")
+        crate::sandbox::files_dir(&self.user_data_dir).join("uploads")
     }
 
     /// The browser-level DevTools WebSocket URL.
@@ -340,6 +346,7 @@ impl BrowserProcess {
         }
         kill_strays(&self.user_data_dir);
         remove_dir_retrying(&self.user_data_dir).await;
+        remove_dir_retrying(&crate::sandbox::files_dir(&self.user_data_dir)).await;
         let _ = std::fs::remove_file(launcher_path(&self.user_data_dir));
     }
 }

@@ -128,16 +128,33 @@ impl Files {
         limit: u64,
         now: common::clock::Millis,
     ) -> Result<(i64, String), FileError> {
-        let len = tokio::fs::metadata(path)
+        use tokio::io::AsyncReadExt;
+        let storage = |e: std::io::Error| FileError::Storage(e.to_string());
+        // The browser writes this directory: never follow a link it left there, and read only a
+        // regular file, at most `limit` bytes of it.
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
             .await
-            .map_err(|e| FileError::Storage(e.to_string()))?
-            .len();
-        if len > limit {
+            .map_err(storage)?;
+        let meta = file.metadata().await.map_err(storage)?;
+        if !meta.is_file() {
+            return Err(FileError::Storage(
+                "a download is not a regular file".into(),
+            ));
+        }
+        if meta.len() > limit {
             return Err(FileError::TooLarge);
         }
-        let bytes = tokio::fs::read(path)
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
             .await
-            .map_err(|e| FileError::Storage(e.to_string()))?;
+            .map_err(storage)?;
+        if bytes.len() as u64 > limit {
+            return Err(FileError::TooLarge);
+        }
         let sha256 = hex(&Sha256::digest(&bytes));
         let sealed = self
             .sealer

@@ -10,6 +10,7 @@ pub fn sanitize(raw: &str, fallback: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
+        .filter(|c| !is_bidi_control(*c))
         .map(|c| {
             if c.is_control() || matches!(c, '"' | '<' | '>' | '|' | ':' | '*' | '?' | '\u{7f}') {
                 '_'
@@ -18,11 +19,24 @@ pub fn sanitize(raw: &str, fallback: &str) -> String {
             }
         })
         .collect();
-    let trimmed = cleaned.trim().trim_start_matches('.').trim();
-    if trimmed.is_empty() {
+    let mut trimmed = cleaned.as_str();
+    loop {
+        let next = trimmed.trim().trim_start_matches('.');
+        if next == trimmed {
+            break;
+        }
+        trimmed = next;
+    }
+    // Nothing but dots and spaces (`..`, `. .`) is no name.
+    if trimmed.chars().all(|c| c == '.' || c.is_whitespace()) {
         return fallback.to_owned();
     }
     cap(trimmed)
+}
+
+/// Characters that reorder text (they make `exe.txt` read as `txt.exe`).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Cuts a name to [`MAX_NAME_BYTES`], keeping a short extension.
@@ -79,6 +93,9 @@ mod tests {
         assert_eq!(sanitize(".hidden", "x"), "hidden");
         assert_eq!(sanitize("..", "download"), "download");
         assert_eq!(sanitize("/", "download"), "download");
+        assert_eq!(sanitize(". ..", "download"), "download");
+        assert_eq!(sanitize(". .", "download"), "download");
+        assert_eq!(sanitize("report\u{202e}txt.exe", "x"), "reporttxt.exe");
         let long = format!("{}.csv", "é".repeat(300));
         let capped = sanitize(&long, "x");
         assert!(

@@ -210,8 +210,22 @@ impl FileStore {
                 common::insert_event!(event).execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            if n != 1 {
+                // Ended meanwhile (the session's end failed it): not completed after all.
+                return Err(StoreError::NotFound);
+            }
         });
         Ok(())
+    }
+
+    /// The bytes of a session's uploads so far.
+    pub async fn uploaded_bytes(&self, session: &SessionId) -> Result<i64, StoreError> {
+        self.db
+            .scalar(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM session_uploads WHERE session_id = $1",
+                &common::args![session.as_str()],
+            )
+            .await
     }
 
     /// Ends a download that will not complete (`failed` or `too_large`), with its size so far.

@@ -15,6 +15,7 @@ use common::{
     ids::{AccountId, DownloadId, SessionId},
 };
 use tokio::{sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 
 use super::{DownloadRecord, DownloadState, FileError, Files, names};
 use crate::chromium::{BrowserProcess, DownloadEvent};
@@ -41,19 +42,31 @@ pub struct Finished {
 /// The downloads of one live session; following stops when this is dropped.
 pub struct SessionDownloads {
     finished: watch::Receiver<Vec<Finished>>,
-    task: JoinHandle<()>,
+    stop: CancellationToken,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for SessionDownloads {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Ok(mut task) = self.task.lock()
+            && let Some(task) = task.take()
+        {
+            task.abort();
+        }
     }
 }
 
 impl SessionDownloads {
-    /// Stops following (also on drop).
-    pub fn stop(&self) {
-        self.task.abort();
+    /// Stops following new events, lets what is already reported finish (a completed file
+    /// being kept), and waits for that at most `within`.
+    pub async fn finish(&self, within: Duration) {
+        self.stop.cancel();
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(mut task) = task
+            && tokio::time::timeout(within, &mut task).await.is_err()
+        {
+            task.abort();
+        }
     }
 
     /// How many downloads have finished so far.
@@ -87,86 +100,120 @@ pub struct Follow {
 
 struct Active {
     record: DownloadRecord,
+    /// Bytes written so far.
+    received: u64,
 }
+
+/// Downloads one session may have in progress at once; more are cancelled as they begin.
+pub const MAX_PARALLEL_DOWNLOADS: usize = 8;
 
 /// Starts following the session's downloads.
 pub async fn follow(f: Follow) -> anyhow::Result<SessionDownloads> {
     let mut events = f.process.follow_downloads(&f.context, &f.dir).await?;
     let (tx, finished) = watch::channel(Vec::new());
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(async move {
-        let mut active: HashMap<String, Active> = HashMap::new();
-        let mut kept: u64 = 0;
-        while let Some(event) = events.events.recv().await {
-            let done = match event {
-                DownloadEvent::Began {
-                    guid,
-                    url,
-                    suggested_filename,
-                } => {
-                    began(&f, &mut active, guid, &url, &suggested_filename).await;
-                    None
-                }
-                DownloadEvent::Progress {
-                    guid,
-                    received_bytes,
-                } => {
-                    let over = received_bytes > f.limits.per_file
-                        || kept + received_bytes > f.limits.per_session;
-                    match active.remove(&guid) {
-                        Some(a) if over => Some(too_large(&f, &guid, a, received_bytes).await),
-                        Some(a) => {
-                            active.insert(guid, a);
-                            None
-                        }
-                        None => None,
-                    }
-                }
-                DownloadEvent::Completed {
-                    guid,
-                    received_bytes,
-                } => match active.remove(&guid) {
-                    Some(a) => {
-                        let room = f
-                            .limits
-                            .per_file
-                            .min(f.limits.per_session.saturating_sub(kept));
-                        let path = f.dir.join(&guid);
-                        let outcome = match f
-                            .files
-                            .keep(&a.record, &path, room, f.clock.now_ms())
-                            .await
-                        {
-                            Ok((size, sha256)) => {
-                                kept += u64::try_from(size).unwrap_or(0);
-                                finished_as(&a.record, DownloadState::Completed, size, Some(sha256))
-                            }
-                            Err(FileError::TooLarge) => {
-                                too_large(&f, &guid, a, received_bytes).await
-                            }
-                            Err(err) => {
-                                tracing::warn!(session.id = %f.session, error = %err, "a download could not be kept");
-                                end(&f, &a.record, DownloadState::Failed, received_bytes).await
-                            }
-                        };
-                        remove(&path).await;
-                        Some(outcome)
-                    }
-                    None => None,
-                },
-                DownloadEvent::Canceled { guid } => match active.remove(&guid) {
-                    Some(a) => {
-                        remove(&f.dir.join(&guid)).await;
-                        Some(end(&f, &a.record, DownloadState::Failed, 0).await)
-                    }
-                    None => None,
-                },
+        let mut tracked = Tracked::default();
+        loop {
+            let event = tokio::select! {
+                biased;
+                event = events.events.recv() => event,
+                _ = stopped.cancelled() => None,
             };
-            if let Some(done) = done {
+            let Some(event) = event else { break };
+            if let Some(done) = handle(&f, &mut tracked, event).await {
+                tx.send_modify(|list| list.push(done));
+            }
+        }
+        // Stopped: what the browser already reported still counts (a completed file is kept).
+        while let Ok(event) = events.events.try_recv() {
+            if let Some(done) = handle(&f, &mut tracked, event).await {
                 tx.send_modify(|list| list.push(done));
             }
         }
     });
-    Ok(SessionDownloads { finished, task })
+    Ok(SessionDownloads {
+        finished,
+        stop,
+        task: std::sync::Mutex::new(Some(task)),
+    })
+}
+
+/// What a session's tracker holds between events.
+#[derive(Default)]
+struct Tracked {
+    active: HashMap<String, Active>,
+    /// Bytes of the downloads kept so far.
+    kept: u64,
+}
+
+/// One browser event: a row begun, a limit enforced, a file kept or a download ended.
+async fn handle(f: &Follow, tracked: &mut Tracked, event: DownloadEvent) -> Option<Finished> {
+    let Tracked { active, kept } = tracked;
+    match event {
+        DownloadEvent::Began {
+            guid,
+            url,
+            suggested_filename,
+        } => {
+            began(f, active, guid, &url, &suggested_filename).await;
+            None
+        }
+        DownloadEvent::Progress {
+            guid,
+            received_bytes,
+        } => {
+            if let Some(a) = active.get_mut(&guid) {
+                a.received = received_bytes;
+            }
+            // Downloads in flight count against the session's total with what it kept.
+            let in_flight: u64 = active.values().map(|a| a.received).sum();
+            let over =
+                received_bytes > f.limits.per_file || *kept + in_flight > f.limits.per_session;
+            match active.remove(&guid) {
+                Some(a) if over => Some(too_large(f, &guid, a, received_bytes).await),
+                Some(a) => {
+                    active.insert(guid, a);
+                    None
+                }
+                None => None,
+            }
+        }
+        DownloadEvent::Completed {
+            guid,
+            received_bytes,
+        } => match active.remove(&guid) {
+            Some(a) => {
+                let room = f
+                    .limits
+                    .per_file
+                    .min(f.limits.per_session.saturating_sub(*kept));
+                let path = f.dir.join(&guid);
+                let outcome = match f.files.keep(&a.record, &path, room, f.clock.now_ms()).await {
+                    Ok((size, sha256)) => {
+                        *kept += u64::try_from(size).unwrap_or(0);
+                        finished_as(&a.record, DownloadState::Completed, size, Some(sha256))
+                    }
+                    Err(FileError::TooLarge) => too_large(f, &guid, a, received_bytes).await,
+                    Err(err) => {
+                        tracing::warn!(session.id = %f.session, error = %err, "a download could not be kept");
+                        end(f, &a.record, DownloadState::Failed, received_bytes).await
+                    }
+                };
+                remove(&path).await;
+                Some(outcome)
+            }
+            None => None,
+        },
+        DownloadEvent::Canceled { guid } => match active.remove(&guid) {
+            Some(a) => {
+                remove(&f.dir.join(&guid)).await;
+                Some(end(f, &a.record, DownloadState::Failed, 0).await)
+            }
+            None => None,
+        },
+    }
 }
 
 async fn began(
@@ -176,6 +223,17 @@ async fn began(
     url: &str,
     suggested: &str,
 ) {
+    if active.len() >= MAX_PARALLEL_DOWNLOADS {
+        tracing::info!(session.id = %f.session, "too many downloads at once; cancelling one");
+        let _ = f.process.cancel_download(&f.context, &guid).await;
+        return;
+    }
+    if !is_guid(&guid) {
+        // Files are named by GUID in a directory the browser writes: anything else is refused.
+        tracing::warn!(session.id = %f.session, "a download with an unexpected id; cancelling it");
+        let _ = f.process.cancel_download(&f.context, &guid).await;
+        return;
+    }
     let filename = names::sanitize(suggested, "download");
     let now = f.clock.now_ms();
     match f
@@ -199,7 +257,13 @@ async fn began(
                 created_at: now,
                 completed_at: None,
             };
-            active.insert(guid, Active { record });
+            active.insert(
+                guid,
+                Active {
+                    record,
+                    received: 0,
+                },
+            );
         }
         Err(err) => {
             // Unrecorded, it cannot be listed: stop it rather than fill the disk unseen.
@@ -253,4 +317,22 @@ fn finished_as(
 
 async fn remove(path: &std::path::Path) {
     let _ = tokio::fs::remove_file(path).await;
+}
+
+/// Whether `s` has the form of the GUIDs Chromium names downloads with (hex and dashes).
+fn is_guid(s: &str) -> bool {
+    s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_guid;
+
+    #[test]
+    fn only_guids_name_downloads() {
+        assert!(is_guid("8b0b3e2a-1c4d-4e5f-9a6b-7c8d9e0f1a2b"));
+        assert!(!is_guid("../../../../../../../etc/shadow----"));
+        assert!(!is_guid("8b0b3e2a-1c4d-4e5f-9a6b-7c8d9e0f1a2"));
+        assert!(!is_guid("8b0b3e2a/1c4d-4e5f-9a6b-7c8d9e0f1a2b"));
+    }
 }

@@ -488,6 +488,9 @@ pub struct Tier {
     pub max_session_download_bytes: Option<i64>,
     /// The longest a session may live; a request may lower it, never raise it.
     pub max_session_seconds: i64,
+    /// All the uploads of one session together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_upload_bytes: Option<i64>,
     /// The largest file one upload may carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_upload_bytes: Option<i64>,

@@ -156,12 +156,18 @@ pub async fn get_download(
         })?;
     let mut response = (StatusCode::OK, bytes).into_response();
     let headers = response.headers_mut();
+    // Pages' files are never rendered as this origin's documents.
     let kind = record
         .mime_type
         .as_deref()
+        .filter(|m| !matches!(*m, "text/html" | "image/svg+xml" | "application/xml"))
         .and_then(|m| HeaderValue::from_str(m).ok())
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     headers.insert(header::CONTENT_TYPE, kind);
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -289,17 +295,34 @@ pub async fn upload(
         .map_err(session_error)?;
     let upload = UploadId::generate();
     let folder = dir.join(upload.as_str());
-    tokio::fs::create_dir_all(&folder)
+    tokio::fs::create_dir(&folder)
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("upload dir: {e}")))?;
     let path = folder.join(&filename);
-    let size = match write_limited(body, &path, tier.max_upload_bytes).await {
+    // The session's total counts too: the room left is what this one may carry.
+    let used = u64::try_from(state.files.store.uploaded_bytes(&id).await?).unwrap_or(0);
+    let room = tier
+        .max_upload_bytes
+        .min(tier.max_session_upload_bytes.saturating_sub(used));
+    let size = match write_limited(body, &path, room).await {
         Ok(size) => size,
         Err(refusal) => {
             let _ = tokio::fs::remove_dir_all(&folder).await;
             return Err(refusal);
         }
     };
+    // The session may have ended while the body arrived: its directory is being emptied for
+    // the next session of this browser, which must not find this file.
+    if runner(&state)?
+        .uploads_dir(&principal.account_id, &id)
+        .is_err()
+    {
+        let _ = tokio::fs::remove_dir_all(&folder).await;
+        return Err(ApiError::conflict(
+            "session_ended",
+            "The session has ended.",
+        ));
+    }
     let now = state.clock.now_ms();
     let shown = path.display().to_string();
     state
@@ -343,7 +366,10 @@ async fn write_limited(body: Body, path: &std::path::Path, limit: u64) -> Result
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "upload_too_large",
-                format!("Your plan allows uploads of up to {limit} bytes."),
+                format!(
+                    "This upload may carry at most {limit} bytes (your plan's limit per file, and \
+                 per session)."
+                ),
             )
             .with("limit_bytes", serde_json::json!(limit)));
         }
