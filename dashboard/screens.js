@@ -426,6 +426,7 @@ async function usage() {
     session_minutes: ["Session minutes", (n) => n.toFixed(1)],
     api_calls: ["API calls", String],
     data_transfer_bytes: ["Data transfer", bytes],
+    download_bytes: ["Downloads", bytes],
   };
   main().append(
     h("p", {}, `Tier ${u.tier}, period ${new Date(u.period_start).toLocaleDateString()} – ${new Date(u.period_end).toLocaleDateString()}.`),

@@ -164,6 +164,14 @@ async fn a_clicked_download_is_kept_and_fetchable_after_the_session_and_a_restar
         })
     );
 
+    // The usage meter counts the kept bytes.
+    let usage = s.get(&key, "/v1/usage").await.json();
+    assert_eq!(
+        usage["meters"]["download_bytes"]["used"],
+        json!(301_000.0),
+        "{usage}"
+    );
+
     // The session ends: its file stays.
     assert_eq!(
         s.delete(&key, &format!("/v1/sessions/{sid}")).await.status,

@@ -57,6 +57,7 @@ pub struct Report {
     pub session_minutes: Reading,
     pub api_calls: Reading,
     pub data_transfer_bytes: Reading,
+    pub download_bytes: Reading,
     pub active_sessions: u64,
     pub concurrency_limit: Option<u32>,
 }
@@ -173,6 +174,15 @@ impl Usage {
                 &common::args![account.as_str(), start],
             )
             .await?;
+        let downloaded: i64 = self
+            .db
+            .scalar(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM session_downloads \
+                 WHERE account_id = $1 AND state = 'completed' AND completed_at >= $2 \
+                 AND completed_at < $3",
+                &common::args![account.as_str(), start, end],
+            )
+            .await?;
         let pending = Self::lock(&self.pending).get(account).copied().unwrap_or(0);
         let api_calls = u64::try_from(stored.unwrap_or(0)).unwrap_or(0) + pending;
         let seconds = (totals.ms.unwrap_or(0).max(0) / 1000) as f64;
@@ -194,6 +204,10 @@ impl Usage {
             },
             data_transfer_bytes: Reading {
                 used: bytes as f64,
+                limit: None,
+            },
+            download_bytes: Reading {
+                used: downloaded.max(0) as f64,
                 limit: None,
             },
             active_sessions: u64::try_from(totals.active).unwrap_or(0),

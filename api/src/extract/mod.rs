@@ -188,11 +188,10 @@ impl ListParams {
         self.limit.unwrap_or(Self::DEFAULT_LIMIT)
     }
 
-    /// The cursor parsed as the listed id type (422 when it is not one); empty is no cursor.
+    /// The cursor parsed as the listed id type (422 when it is not one).
     pub fn cursor<I: std::str::FromStr>(&self) -> Result<Option<I>, ApiError> {
         self.starting_after
             .as_deref()
-            .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse()
                     .map_err(|_| ApiError::invalid("starting_after", "is not an id of this list"))

@@ -52,6 +52,8 @@ pub struct Meters {
     pub api_calls: Meter,
     /// Bytes browsers sent and received.
     pub data_transfer_bytes: Meter,
+    /// Bytes of sessions' completed downloads (kept in the blob store).
+    pub download_bytes: Meter,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +92,7 @@ pub async fn get_usage(
             session_minutes: (&r.session_minutes).into(),
             api_calls: (&r.api_calls).into(),
             data_transfer_bytes: (&r.data_transfer_bytes).into(),
+            download_bytes: (&r.download_bytes).into(),
         },
         concurrency: Concurrency {
             active: r.active_sessions,

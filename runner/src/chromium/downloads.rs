@@ -74,41 +74,40 @@ impl BrowserProcess {
         browser.execute(behavior).await?;
         drop(browser);
         let (tx, events) = mpsc::channel(256);
-        let to_began = tx.clone();
-        let tasks = vec![
-            tokio::spawn(async move {
-                while let Some(ev) = began.next().await {
-                    let event = DownloadEvent::Began {
+        // One task, `begin` first: the browser reports a download's beginning before its
+        // progress, and both streams are filled in that order, so a fast download's completion
+        // is never seen before its beginning.
+        let tasks = vec![tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    biased;
+                    Some(ev) = began.next() => DownloadEvent::Began {
                         guid: ev.guid.clone(),
                         url: ev.url.clone(),
                         suggested_filename: ev.suggested_filename.clone(),
-                    };
-                    if to_began.send(event).await.is_err() {
-                        break;
+                    },
+                    Some(ev) = progress.next() => {
+                        let guid = ev.guid.clone();
+                        let received_bytes = ev.received_bytes.max(0.0) as u64;
+                        match ev.state {
+                            DownloadProgressState::InProgress => DownloadEvent::Progress {
+                                guid,
+                                received_bytes,
+                            },
+                            DownloadProgressState::Completed => DownloadEvent::Completed {
+                                guid,
+                                received_bytes,
+                            },
+                            DownloadProgressState::Canceled => DownloadEvent::Canceled { guid },
+                        }
                     }
+                    else => break,
+                };
+                if tx.send(event).await.is_err() {
+                    break;
                 }
-            }),
-            tokio::spawn(async move {
-                while let Some(ev) = progress.next().await {
-                    let guid = ev.guid.clone();
-                    let received_bytes = ev.received_bytes.max(0.0) as u64;
-                    let event = match ev.state {
-                        DownloadProgressState::InProgress => DownloadEvent::Progress {
-                            guid,
-                            received_bytes,
-                        },
-                        DownloadProgressState::Completed => DownloadEvent::Completed {
-                            guid,
-                            received_bytes,
-                        },
-                        DownloadProgressState::Canceled => DownloadEvent::Canceled { guid },
-                    };
-                    if tx.send(event).await.is_err() {
-                        break;
-                    }
-                }
-            }),
-        ];
+            }
+        })];
         Ok(DownloadEvents { events, tasks })
     }
 

@@ -1210,6 +1210,8 @@ pub struct Meters {
     pub api_calls: Meter,
     /// Bytes browsers sent and received.
     pub data_transfer_bytes: Meter,
+    /// Bytes of sessions' completed downloads (kept in the blob store).
+    pub download_bytes: Meter,
     /// Wall time of sessions (live ones included), in minutes to the second.
     pub session_minutes: Meter,
     /// Sessions started this period.
