@@ -98,11 +98,24 @@ async fn mixed_cycles_leave_nothing_behind() {
     assert!(settled, "{:?}", support::main_browser_processes(s.pid()));
     // Killed and recycled browsers' directories are removed in the background.
     let temp_root = std::env::temp_dir().join(format!("driftstack-{}", s.pid()));
-    // Browser directories (each browser also has a launcher file beside its directory).
+    // Browser directories (each browser also has a launcher file and its session files dir,
+    // `<dir>.files`, beside its directory): a files dir without its browser counts as left over.
     let dirs = || {
-        std::fs::read_dir(&temp_root)
-            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
-            .unwrap_or(0)
+        let names: Vec<String> = std::fs::read_dir(&temp_root)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let browsers = names.iter().filter(|n| !n.ends_with(".files")).count();
+        let orphans = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".files"))
+            .filter(|b| !names.iter().any(|n| n == b))
+            .count();
+        browsers + orphans
     };
     let cleaned = eventually(Duration::from_secs(30), async || dirs() <= 2).await;
     assert!(
