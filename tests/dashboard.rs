@@ -443,6 +443,21 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     let session_id = ui.path().await.trim_start_matches("/sessions/").to_owned();
     ui.click("Capture").await;
     ui.wait_text("Captured").await;
+    // A download the page makes is listed on the session page and saved from there.
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{session_id}/actions"),
+            serde_json::json!({"actions": [
+                {"type": "evaluate", "expression": "(() => { const a = document.createElement('a'); a.href = '/bytes/1000/ui-notes.txt'; a.download = ''; document.body.append(a); a.click(); })()"},
+                {"type": "wait_for_download"}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    ui.wait_text("ui-notes.txt").await;
+    ui.click("ui-notes.txt").await;
+    ui.wait_text("Saved ui-notes.txt").await;
     ui.click("End session").await;
     ui.click("Confirm").await;
     ui.wait_text("Session ended.").await;

@@ -4,7 +4,7 @@
 //! `too_large`; an upload reaches the page's file input through `set_files`; another account gets
 //! 404 for every file route; and Playwright and Puppeteer, through `connect_url`, download (the
 //! file is listed and matches) and upload by the path an upload returned (any other path is
-//! refused).
+//! refused); downloads are deleted, bytes too, after the plan's retention.
 
 mod support;
 
@@ -18,6 +18,7 @@ on_both_backends!(
     an_upload_reaches_the_page_through_set_files,
     another_account_gets_404_for_every_file_route,
     stock_clients_download_and_upload_through_connect_url,
+    downloads_are_deleted_after_the_plans_retention,
 );
 
 const DOWNLOAD_PAGE: &str = r#"<title>files</title>
@@ -510,4 +511,45 @@ async fn stock_clients_download_and_upload_through_connect_url(backend: Backend)
         assert_eq!(bytes, expected, "{client}: the bytes are the page's");
     }
     assert!(!s.log().contains("panicked"));
+}
+
+async fn downloads_are_deleted_after_the_plans_retention(backend: Backend) {
+    let site = pages::start_with(vec![("/files", DOWNLOAD_PAGE.to_owned())]).await;
+    let mut env = Env::new(backend);
+    env.set("DRIFTSTACK_FILE_SWEEP_SECONDS", "1");
+    let s = env.start();
+    let key = s.key().to_owned();
+    let sid = session_on_page(&s, &key, &site).await;
+    let r = click_and_wait(&s, &key, &sid, "#notes").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["results"][1]["value"]["download_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/v1/sessions/{sid}/downloads/{id}");
+    assert_eq!(s.get(&key, &path).await.status, 200);
+    let blobs = env.dir.path().join("data/profiles");
+    assert_eq!(
+        walk(&blobs).len(),
+        1,
+        "the sealed bytes are in the blob store"
+    );
+
+    // A day short of the self-hosted plan's 30 days: still there.
+    env.advance_clock(29 * 86_400);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(s.get(&key, &path).await.status, 200);
+    // Past it: the row and the bytes go.
+    env.advance_clock(31 * 86_400);
+    let gone = support::eventually(std::time::Duration::from_secs(15), async || {
+        s.get(&key, &path).await.status == 404
+    })
+    .await;
+    assert!(gone, "the download expired");
+    let list = s
+        .get(&key, &format!("/v1/sessions/{sid}/downloads"))
+        .await
+        .json();
+    assert_eq!(list["data"], json!([]), "{list}");
+    assert!(walk(&blobs).is_empty(), "{:?}", walk(&blobs));
 }

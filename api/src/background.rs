@@ -1,6 +1,7 @@
 //! The background tasks every serving node runs until shutdown: failing the sessions of dead
 //! runners, writing API call counts and announcing usage thresholds, purging expired
-//! idempotency keys; and the mail sent when the dispatcher disables an endpoint.
+//! idempotency keys, deleting downloads past their plan's retention; and the mail sent when the
+//! dispatcher disables an endpoint.
 
 use std::time::Duration;
 
@@ -118,5 +119,31 @@ pub async fn notify_endpoint_disabled(
                 ("reason", d.reason),
             ],
         ));
+    }
+}
+
+/// Every `DRIFTSTACK_FILE_SWEEP_SECONDS`: deletes the downloads older than their plan keeps
+/// them (rows and sealed bytes). Several nodes may sweep at once; deleting twice is harmless.
+pub async fn expire_downloads(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(state.config.file_sweep);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = state.clock.now_ms();
+        for name in state.tiers.names() {
+            let Some(tier) = state.tiers.get(name) else {
+                continue;
+            };
+            let before = now - i64::from(tier.download_retention_days) * 86_400_000;
+            match state.files.expire(name, before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tier = name, files = n, "expired downloads deleted"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "expired downloads not deleted; retrying next round")
+                }
+            }
+        }
     }
 }

@@ -80,6 +80,9 @@ pub struct Config {
     pub auth_ip_per_minute: u32,
     /// How often API-call counts are written (`DRIFTSTACK_USAGE_FLUSH_SECONDS`, default 10).
     pub usage_flush: Duration,
+    /// How often downloads past their plan's retention are deleted
+    /// (`DRIFTSTACK_FILE_SWEEP_SECONDS`, default 600).
+    pub file_sweep: Duration,
     /// Per-credential rate limits (`DRIFTSTACK_RATE_LIMITS`, default `on`).
     pub rate_limits: bool,
     /// API-call metering (`DRIFTSTACK_METERING`, default `on`; off only for measuring its cost).
@@ -329,6 +332,7 @@ impl Config {
         let auth_ip_per_minute =
             parse_number(&var, "DRIFTSTACK_AUTH_IP_PER_MINUTE", 60, 1, 1_000_000)?;
         let usage_flush = parse_number(&var, "DRIFTSTACK_USAGE_FLUSH_SECONDS", 10, 1, 3600)?;
+        let file_sweep = parse_number(&var, "DRIFTSTACK_FILE_SWEEP_SECONDS", 600, 1, 86_400)?;
         let switch = |name: &'static str| match var(name).as_deref() {
             None | Some("on") | Some("true") => Ok(true),
             Some("off") | Some("false") => Ok(false),
@@ -400,6 +404,7 @@ impl Config {
             step_up: Duration::from_secs(step_up),
             auth_ip_per_minute,
             usage_flush: Duration::from_secs(usage_flush),
+            file_sweep: Duration::from_secs(file_sweep),
             rate_limits,
             metering,
             request_timeout: Duration::from_secs(request_timeout),

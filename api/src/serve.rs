@@ -134,6 +134,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown.clone(),
     ));
     tracker.spawn(background::usage_loop(state.clone(), shutdown.clone()));
+    tracker.spawn(background::expire_downloads(
+        state.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(background::reap_dead_runners(
         state.clone(),
         shutdown.clone(),

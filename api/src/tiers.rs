@@ -44,6 +44,9 @@ pub struct Tier {
     /// All the uploads of one session together.
     #[serde(default = "default_session_upload_bytes")]
     pub max_session_upload_bytes: u64,
+    /// Days a session's downloads are kept after they began; then they are deleted.
+    #[serde(default = "default_download_retention_days")]
+    pub download_retention_days: u32,
 }
 
 /// Download and upload limits of a tier that does not name them (the blob store reads back at
@@ -59,6 +62,9 @@ fn default_upload_bytes() -> u64 {
 }
 fn default_session_upload_bytes() -> u64 {
     256 << 20
+}
+fn default_download_retention_days() -> u32 {
+    30
 }
 
 impl Tier {
@@ -102,6 +108,7 @@ impl Default for Tiers {
                 max_session_download_bytes: 25 << 20,
                 max_upload_bytes: 10 << 20,
                 max_session_upload_bytes: 25 << 20,
+                download_retention_days: 7,
             },
         );
         map.insert(
@@ -124,6 +131,7 @@ impl Default for Tiers {
                 max_session_download_bytes: 256 << 20,
                 max_upload_bytes: 50 << 20,
                 max_session_upload_bytes: 256 << 20,
+                download_retention_days: 30,
             },
         );
         map.insert(
@@ -146,6 +154,7 @@ impl Default for Tiers {
                 max_session_download_bytes: 256 << 20,
                 max_upload_bytes: 100 << 20,
                 max_session_upload_bytes: 256 << 20,
+                download_retention_days: 90,
             },
         );
         map.insert(
@@ -168,6 +177,7 @@ impl Default for Tiers {
                 max_session_download_bytes: 256 << 20,
                 max_upload_bytes: 100 << 20,
                 max_session_upload_bytes: 256 << 20,
+                download_retention_days: 30,
             },
         );
         Tiers(map)

@@ -119,6 +119,22 @@ impl Files {
         zip::archive(&files).ok_or(FileError::TooLarge)
     }
 
+    /// Deletes the downloads of accounts on `tier` that began before `before`, rows first (a
+    /// reader then finds nothing rather than a row without bytes); answers how many files went.
+    pub async fn expire(
+        &self,
+        tier: &str,
+        before: common::clock::Millis,
+    ) -> Result<usize, FileError> {
+        let addresses = self.store.expire_downloads(tier, before).await?;
+        for address in &addresses {
+            if let Err(err) = self.blobs.delete(address).await {
+                tracing::warn!(error = %err, "an expired download's bytes could not be deleted");
+            }
+        }
+        Ok(addresses.len())
+    }
+
     /// Seals the finished file at `path` into the blob store and marks the download completed;
     /// returns its size and SHA-256. `limit` bounds what is read.
     async fn keep(

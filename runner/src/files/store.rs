@@ -218,6 +218,24 @@ impl FileStore {
         Ok(())
     }
 
+    /// Deletes the downloads of accounts on `tier` that began before `before`; answers the blob
+    /// addresses of those that were kept.
+    pub async fn expire_downloads(
+        &self,
+        tier: &str,
+        before: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let addresses: Vec<Option<String>> = self
+            .db
+            .scalar_all(
+                "DELETE FROM session_downloads WHERE created_at < $2 \
+                 AND account_id IN (SELECT id FROM accounts WHERE tier = $1) RETURNING blob_address",
+                &common::args![tier, before],
+            )
+            .await?;
+        Ok(addresses.into_iter().flatten().collect())
+    }
+
     /// The bytes of a session's uploads so far.
     pub async fn uploaded_bytes(&self, session: &SessionId) -> Result<i64, StoreError> {
         self.db

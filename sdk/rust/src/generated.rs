@@ -470,6 +470,9 @@ pub struct Tier {
     pub billing: String,
     /// Human name shown on the dashboard and in billing.
     pub display_name: String,
+    /// Days a session's downloads are kept after they began; then they are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_retention_days: Option<i64>,
     /// The default idle timeout; a request may lower it, never raise it.
     pub idle_timeout_seconds: i64,
     /// Whether this tier may hold `ds_live_` keys (otherwise only `ds_test_`).
