@@ -293,24 +293,21 @@ async fn an_upload_reaches_the_page_through_set_files(backend: Backend) {
     let key = s.key().to_owned();
     let sid = session_on_page(&s, &key, &site).await;
 
-    let upload = |name: &str, body: &'static [u8]| {
-        s.send(
-            reqwest::Client::new()
-                .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename={name}")))
-                .bearer_auth(&key)
-                .body(body),
-        )
-    };
-    let a = upload("../../etc/notes.txt", b"hello from the client").await;
-    assert_eq!(a.status, 201, "{}", a.text());
-    let a = a.json();
+    let a = upload_to(
+        &s,
+        &key,
+        &sid,
+        "../../etc/notes.txt",
+        b"hello from the client",
+    )
+    .await;
     assert_eq!(a["filename"], "notes.txt", "path parts are dropped: {a}");
     assert_eq!(a["size"], 21);
     assert!(
         a["path"].as_str().is_some_and(|p| p.contains("/uploads/")),
         "{a}"
     );
-    let b = upload("second.bin", b"\x00\x01\x02").await.json();
+    let b = upload_to(&s, &key, &sid, "second.bin", b"\x00\x01\x02").await;
 
     let r = s
         .post(
@@ -388,6 +385,35 @@ async fn another_account_gets_404_for_every_file_route(backend: Backend) {
         )
         .await;
     r.assert_problem(404, "not_found");
+    // A read-only credential of the owner's own account reads the files but puts none into the
+    // session.
+    let reader = env.cli(&[
+        "keys",
+        "create",
+        "--email",
+        "owner@localhost",
+        "--scopes",
+        "sessions:read",
+    ]);
+    let listed = s
+        .get(&reader, &format!("/v1/sessions/{sid}/downloads"))
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    s.send(
+        reqwest::Client::new()
+            .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename=x.txt")))
+            .bearer_auth(&reader)
+            .body("reader"),
+    )
+    .await
+    .assert_problem(403, "missing_permission");
+    s.post(
+        &reader,
+        &format!("/v1/sessions/{sid}/actions"),
+        json!({"actions": [{"type": "wait_for_download"}]}),
+    )
+    .await
+    .assert_problem(403, "missing_permission");
     // The owner's own routes still answer.
     assert_eq!(
         s.get(&key, &format!("/v1/sessions/{sid}/downloads/{id}"))
@@ -395,28 +421,6 @@ async fn another_account_gets_404_for_every_file_route(backend: Backend) {
             .status,
         200
     );
-}
-
-/// Runs tests/cdp/files.mjs with a stock client and returns its JSON line.
-fn node_files(args: &[&str]) -> Value {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cdp");
-    let out = std::process::Command::new("node")
-        .arg(format!("{dir}/files.mjs"))
-        .args(args)
-        .output()
-        .expect("node (tests/cdp needs `npm ci`; scripts/test runs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "files.mjs failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .expect("JSON line");
-    serde_json::from_str(line).expect("JSON")
 }
 
 /// The session's completed downloads, once there are `n`.
@@ -482,7 +486,7 @@ async fn stock_clients_download_and_upload_through_connect_url(backend: Backend)
         if client == "puppeteer" {
             args.push(&foreign_path);
         }
-        let seen = node_files(&args);
+        let seen = support::cdp::node("files.mjs", &args);
         assert_eq!(
             seen["picked"],
             json!({"name": "from-client.txt", "text": "uploaded by path"}),

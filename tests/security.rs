@@ -197,28 +197,6 @@ fn devtools_ports(server_pid: u32) -> Vec<u16> {
         .unwrap_or_default()
 }
 
-fn node(script: &str, args: &[&str]) -> Value {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cdp");
-    let out = std::process::Command::new("node")
-        .arg(format!("{dir}/{script}"))
-        .args(args)
-        .output()
-        .expect("node (tests/cdp needs `npm ci`; scripts/test runs it)");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .expect("JSON line");
-    serde_json::from_str(line).expect("JSON")
-}
-
 async fn upgrade_status(s: &Server, url: &str) -> support::Reply {
     let http_url = url.replacen("ws://", "http://", 1);
     s.send(
@@ -273,7 +251,7 @@ async fn puppeteer_and_playwright_drive_the_session_through_connect_url(backend:
     r.assert_problem(426, "websocket_required");
 
     // Stock puppeteer-core drives the session's existing page.
-    let seen = node("puppeteer.mjs", &[&connect, &site.url("/")]);
+    let seen = support::cdp::node("puppeteer.mjs", &[&connect, &site.url("/")]);
     assert_eq!(
         seen["before"], "set-by-rest",
         "puppeteer sees the session's own page: {seen}"
@@ -306,7 +284,7 @@ async fn puppeteer_and_playwright_drive_the_session_through_connect_url(backend:
         .as_str()
         .expect("connect_url")
         .to_owned();
-    let seen = node("playwright.mjs", &[&connect2, &site.url("/")]);
+    let seen = support::cdp::node("playwright.mjs", &[&connect2, &site.url("/")]);
     assert_eq!(seen["marker"], "set-by-puppeteer", "{seen}");
     assert_eq!(seen["title"], "Index");
     assert_eq!(seen["value"], "from playwright");
@@ -476,7 +454,7 @@ async fn everyday_client_features_work_through_connect_url() {
     for script in ["playwright-features.mjs", "puppeteer-features.mjs"] {
         let session = create(&s, &key, json!({})).await;
         let connect = session["connect_url"].as_str().expect("connect_url");
-        let seen = node(script, &[connect, &site.url("/")]);
+        let seen = support::cdp::node(script, &[connect, &site.url("/")]);
         let failed: Vec<_> = seen
             .as_object()
             .expect("features")

@@ -375,19 +375,6 @@ impl Db {
         })?)
     }
 
-    /// The row of `account` with `id`: `sql` binds `$1` to the account and `$2` to the id.
-    /// Another account's row is `NotFound`, exactly like a missing one.
-    pub async fn fetch_owned<R: AnyRow>(
-        &self,
-        sql: &'static str,
-        account: &str,
-        id: &str,
-    ) -> Result<R, StoreError> {
-        Ok(on_db!(self, pool => {
-            sqlx::query_as::<_, R>(sql).bind(account).bind(id).fetch_one(pool).await
-        })?)
-    }
-
     /// One page of `account`'s rows, newest first, and whether more follow: `sql` binds `$1`
     /// to the account, `$2` to the cursor (rows with smaller ids follow it) and `$3` to the
     /// limit plus one.

@@ -203,6 +203,11 @@ impl Runner {
         Ok(paths)
     }
 
+    /// Whether this runner hosts the live session `id` of `account` (memory only).
+    pub fn hosts(&self, account: &AccountId, id: &SessionId) -> bool {
+        self.live(account, id).is_some()
+    }
+
     /// Where a live session of `account` keeps its uploads (created, readable by its browser).
     pub fn uploads_dir(
         &self,

@@ -311,10 +311,9 @@ impl SessionStore {
     ) -> Result<SessionRecord, StoreError> {
         let row: Row = self
             .db
-            .fetch_owned(
+            .fetch_one(
                 select_sessions!("WHERE account_id = $1 AND id = $2"),
-                account.as_str(),
-                id.as_str(),
+                &common::args![account.as_str(), id.as_str()],
             )
             .await?;
         Ok(row.into())

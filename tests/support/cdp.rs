@@ -150,3 +150,26 @@ pub async fn browser_pid_showing(server_pid: u32, url_prefix: &str) -> u32 {
         })
         .unwrap_or_else(|| panic!("no browser process with {needle}"))
 }
+
+/// Runs a script of tests/cdp with node and returns the JSON line it prints last.
+pub fn node(script: &str, args: &[&str]) -> Value {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cdp");
+    let out = std::process::Command::new("node")
+        .arg(format!("{dir}/{script}"))
+        .args(args)
+        .output()
+        .expect("node (tests/cdp needs `npm ci`; scripts/test runs it)");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("JSON line");
+    serde_json::from_str(line).expect("JSON")
+}

@@ -158,10 +158,9 @@ impl KeyStore {
     pub async fn get(&self, account: &AccountId, id: &ApiKeyId) -> Result<ApiKey, StoreError> {
         let row: KeyRow = self
             .db
-            .fetch_owned(
+            .fetch_one(
                 select_keys!("WHERE account_id = $1 AND id = $2"),
-                account.as_str(),
-                id.as_str(),
+                &common::args![account.as_str(), id.as_str()],
             )
             .await?;
         Ok(row.into())

@@ -132,10 +132,9 @@ impl ProfileStore {
     ) -> Result<ProfileRecord, StoreError> {
         let row: ProfileRow = self
             .db
-            .fetch_owned(
+            .fetch_one(
                 select_profiles!("WHERE account_id = $1 AND id = $2"),
-                account.as_str(),
-                id.as_str(),
+                &common::args![account.as_str(), id.as_str()],
             )
             .await?;
         Ok(row.into())

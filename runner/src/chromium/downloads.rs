@@ -38,14 +38,12 @@ pub enum DownloadEvent {
 /// The browser's download events for one session, until dropped.
 pub struct DownloadEvents {
     pub events: mpsc::Receiver<DownloadEvent>,
-    tasks: Vec<JoinHandle<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Drop for DownloadEvents {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
 
@@ -77,7 +75,7 @@ impl BrowserProcess {
         // One task, `begin` first: the browser reports a download's beginning before its
         // progress, and both streams are filled in that order, so a fast download's completion
         // is never seen before its beginning.
-        let tasks = vec![tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 let event = tokio::select! {
                     biased;
@@ -107,8 +105,8 @@ impl BrowserProcess {
                     break;
                 }
             }
-        })];
-        Ok(DownloadEvents { events, tasks })
+        });
+        Ok(DownloadEvents { events, task })
     }
 
     /// Cancels a download in progress.

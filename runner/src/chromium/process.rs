@@ -93,7 +93,9 @@ impl LaunchOptions {
 }
 
 /// Flags every pooled browser gets, without their leading `--` (chromiumoxide adds it; it also
-/// adds `--remote-debugging-port=0`, `--user-data-dir`, `--no-sandbox` and the headless flag). Background networking is off (this product's browsers must
+/// adds `--remote-debugging-port=0`, `--user-data-dir` and the headless flag; Chromium's own
+/// sandbox stays on — `--no-sandbox` only when the operator turned the browser sandbox off and
+/// the server runs as root, see `launch`). Background networking is off (this product's browsers must
 /// only fetch what a session asks for), and nothing is written outside the user-data dir.
 const FLAGS: &[&str] = &[
     "disable-gpu",

@@ -15,7 +15,7 @@ pub mod zip;
 use std::path::Path;
 
 use common::{
-    crypto::SecretBox,
+    crypto::{SecretBox, hex},
     ids::{AccountId, DownloadId, SessionId},
 };
 use profiles::BlobStore;
@@ -195,8 +195,4 @@ impl Files {
             .await?;
         Ok((size, sha256))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

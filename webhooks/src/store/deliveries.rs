@@ -130,10 +130,9 @@ impl WebhookStore {
     ) -> Result<(DeliveryRow, Vec<AttemptRow>), StoreError> {
         let row: DeliveryRow = self
             .db
-            .fetch_owned(
+            .fetch_one(
                 select_deliveries!("WHERE account_id = $1 AND id = $2"),
-                account.as_str(),
-                id.as_str(),
+                &common::args![account.as_str(), id.as_str()],
             )
             .await?;
         let attempts: Vec<AttemptRow> = self

@@ -119,10 +119,9 @@ impl WebhookStore {
     ) -> Result<Endpoint, StoreError> {
         let row: EndpointRow = self
             .db
-            .fetch_owned(
+            .fetch_one(
                 select_endpoints!("WHERE account_id = $1 AND id = $2"),
-                account.as_str(),
-                id.as_str(),
+                &common::args![account.as_str(), id.as_str()],
             )
             .await?;
         Ok(row.into())
