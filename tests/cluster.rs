@@ -190,6 +190,7 @@ async fn commands_through_either_node_reach_the_right_runner() {
     a.set("DRIFTSTACK_CLUSTER_TOKEN", "a-long-shared-cluster-secret")
         .set("DRIFTSTACK_TIERS_FILE", &tiers_file.display().to_string())
         .set("DRIFTSTACK_USAGE_FLUSH_SECONDS", "1")
+        .set("DRIFTSTACK_MAX_BODY_BYTES", "65536")
         .set("DRIFTSTACK_POOL_SIZE", "2");
     let node_a = a.start();
     let key = node_a.key().to_owned();
@@ -197,6 +198,7 @@ async fn commands_through_either_node_reach_the_right_runner() {
     b.set("DRIFTSTACK_CLUSTER_TOKEN", "a-long-shared-cluster-secret")
         .set("DRIFTSTACK_TIERS_FILE", &tiers_file.display().to_string())
         .set("DRIFTSTACK_USAGE_FLUSH_SECONDS", "1")
+        .set("DRIFTSTACK_MAX_BODY_BYTES", "65536")
         .set("DRIFTSTACK_POOL_SIZE", "2");
     let node_b = b.start();
     let via_a = node_a.sdk(&key).with_max_retries(0);
@@ -326,6 +328,46 @@ async fn commands_through_either_node_reach_the_right_runner() {
         .await
         .expect("closed within 10 s");
         assert_eq!(closed.as_deref(), Some("session ended: released"));
+    }
+
+    // An upload larger than the JSON body limit, through B to a session on A: streamed through
+    // both nodes. With an Idempotency-Key it is spooled to disk on B (not held in memory), and
+    // its retry is answered from the first time.
+    {
+        let on_a = via_a.create_session(None).await.expect("on A");
+        let file: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let upload = |key_header: Option<&'static str>, body: Vec<u8>| {
+            let mut req = reqwest::Client::new()
+                .post(format!(
+                    "{}/v1/sessions/{}/uploads?filename=big.bin",
+                    node_b.base, on_a.id
+                ))
+                .bearer_auth(&key)
+                .body(body);
+            if let Some(k) = key_header {
+                req = req.header("idempotency-key", k);
+            }
+            async move {
+                let r = req.send().await.expect("upload through B");
+                let replayed = r.headers().contains_key("idempotent-replayed");
+                let status = r.status().as_u16();
+                let doc: serde_json::Value = r.json().await.expect("json");
+                (status, replayed, doc)
+            }
+        };
+        for key_header in [None, Some("upload-once")] {
+            let (status, _, doc) = upload(key_header, file.clone()).await;
+            assert_eq!(status, 201, "{doc}");
+            assert_eq!(doc["size"], 300_000, "{doc}");
+            let path = doc["path"].as_str().expect("path");
+            assert_eq!(std::fs::read(path).expect("the file on A"), file);
+        }
+        let (status, replayed, again) = upload(Some("upload-once"), file.clone()).await;
+        assert_eq!((status, replayed), (201, true), "{again}");
+        let (status, _, doc) = upload(Some("upload-once"), vec![1u8; 10]).await;
+        assert_eq!(status, 422, "the same key with other bytes: {doc}");
+        assert_eq!(doc["code"], "idempotency_key_reused");
+        via_a.release_session(&on_a.id).await.expect("release");
     }
 
     // 16 parallel creates, alternating nodes, against a cap of 3: exactly 3 are admitted.

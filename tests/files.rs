@@ -1,7 +1,8 @@
 //! Files in sessions, end to end against the real binary and real Chromium, on SQLite and
 //! PostgreSQL: a download started by a click is listed, fetched byte for byte, and still there
 //! after the session ended and after a restart; one over the plan's limit is cancelled and marked
-//! `too_large`; an upload reaches the page's file input through `set_files`; another account gets
+//! `too_large`; an upload (a raw body or curl's multipart form) reaches the page's file input
+//! through `set_files`, and malformed or oversized ones are refused; another account gets
 //! 404 for every file route; and Playwright and Puppeteer, through `connect_url`, download (the
 //! file is listed and matches) and upload by the path an upload returned (any other path is
 //! refused); downloads are deleted, bytes too, after the plan's retention.
@@ -199,7 +200,7 @@ async fn a_download_over_the_plan_is_cancelled_and_marked_too_large(backend: Bac
             "monthly_session_minutes": null, "rate_limit_per_second": 100,
             "rate_limit_burst": 100, "max_profiles": null, "max_profile_state_bytes": 1048576,
             "max_download_bytes": 1000000, "max_session_download_bytes": 1000000,
-            "max_upload_bytes": 1000
+            "max_upload_bytes": 1000, "max_session_upload_bytes": 1500
         }})
         .to_string(),
     )
@@ -264,6 +265,70 @@ async fn a_download_over_the_plan_is_cancelled_and_marked_too_large(backend: Bac
         )
         .await;
     r.assert_problem(413, "upload_too_large");
+    let big = support::TempDir::new("big");
+    let file = big.path().join("big.bin");
+    std::fs::write(&file, vec![7u8; 5000]).expect("file");
+    let (status, doc) = curl_form(&s, &key, &sid, &["-F", &format!("f=@{}", file.display())]).await;
+    assert_eq!(
+        (status, doc["code"].as_str()),
+        (413, Some("upload_too_large")),
+        "{doc}"
+    );
+    // With an Idempotency-Key the body is spooled to disk first, under the same limit.
+    let r = s
+        .send(
+            reqwest::Client::new()
+                .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename=x.bin")))
+                .bearer_auth(&key)
+                .header("idempotency-key", "big-once")
+                .body(vec![7u8; 5000]),
+        )
+        .await;
+    r.assert_problem(413, "upload_too_large");
+    let uploads: Vec<_> = walk(&std::env::temp_dir())
+        .into_iter()
+        .filter(|p| p.contains(&format!("driftstack-{}", s.pid())) && p.contains("/uploads/"))
+        .collect();
+    assert!(
+        uploads.is_empty(),
+        "refused uploads leave nothing: {uploads:?}"
+    );
+
+    // Two uploads sent in parallel cannot pass the session's limit (1500) between them: each
+    // carries 900 bytes, sending 800, then the rest once the other has sent its 800 too.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let parallel = |barrier: std::sync::Arc<tokio::sync::Barrier>| {
+        let body = futures::stream::unfold(0u8, move |step| {
+            let barrier = barrier.clone();
+            async move {
+                match step {
+                    0 => Some((Ok::<_, std::io::Error>(vec![1u8; 800]), 1)),
+                    1 => {
+                        barrier.wait().await;
+                        Some((Ok(vec![2u8; 100]), 2))
+                    }
+                    _ => None,
+                }
+            }
+        });
+        reqwest::Client::new()
+            .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename=p.bin")))
+            .bearer_auth(&key)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+    };
+    let (a, b) = tokio::join!(parallel(barrier.clone()), parallel(barrier));
+    let statuses = [a, b].map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0));
+    assert!(
+        statuses.contains(&413) && statuses.iter().all(|s| [201, 413].contains(s)),
+        "at most one of two parallel 900-byte uploads fits 1500 bytes: {statuses:?}"
+    );
+    let stored: u64 = walk(&std::env::temp_dir())
+        .into_iter()
+        .filter(|p| p.contains(&format!("driftstack-{}", s.pid())) && p.contains("/uploads/"))
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    assert!(stored <= 1500, "{stored} bytes stored");
 }
 
 /// Every file path below `root` (not following links), quietly skipping unreadable ones.
@@ -325,6 +390,82 @@ async fn an_upload_reaches_the_page_through_set_files(backend: Backend) {
         json!({"n": 2, "name": "notes.txt", "text": "hello from the client", "size": 3})
     );
 
+    // A multipart form, as curl (or a browser's form) sends it: its file part is the upload,
+    // other fields are ignored.
+    let src = support::TempDir::new("form");
+    let file = src.path().join("local name.txt");
+    std::fs::write(&file, "sent as a form").expect("file");
+    let (status, form) = curl_form(
+        &s,
+        &key,
+        &sid,
+        &[
+            "-F",
+            "note=ignored",
+            "-F",
+            &format!("file=@{};filename=form.txt", file.display()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 201, "{form}");
+    assert_eq!(
+        (form["filename"].as_str(), form["size"].as_i64()),
+        (Some("form.txt"), Some(14))
+    );
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{sid}/actions"),
+            json!({"actions": [
+                {"type": "set_files", "selector": "#pick", "uploads": [form["id"]]},
+                {"type": "evaluate", "expression": "document.querySelector('#pick').files[0].text()"}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        r.json()["results"][1]["value"],
+        "sent as a form",
+        "{}",
+        r.text()
+    );
+    // Forms that are not one file are refused with the reason, and leave nothing behind.
+    let two = format!("file=@{}", file.display());
+    let (status, doc) = curl_form(&s, &key, &sid, &["-F", &two, "-F", &two]).await;
+    assert_eq!(status, 422, "{doc}");
+    assert!(
+        doc["errors"]["body"]
+            .as_str()
+            .is_some_and(|m| m.contains("one file")),
+        "{doc}"
+    );
+    let (status, doc) = curl_form(&s, &key, &sid, &["-F", "note=no file here"]).await;
+    assert_eq!(status, 422, "{doc}");
+    assert!(
+        doc["errors"]["body"]
+            .as_str()
+            .is_some_and(|m| m.contains("no file part")),
+        "{doc}"
+    );
+    for (kind, body) in [
+        ("multipart/form-data", "--x\r\n".to_owned()),
+        (
+            "multipart/form-data; boundary=x",
+            "--x\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\nno end"
+                .to_owned(),
+        ),
+    ] {
+        let r = s
+            .send(
+                reqwest::Client::new()
+                    .post(s.url(&format!("/v1/sessions/{sid}/uploads")))
+                    .bearer_auth(&key)
+                    .header("content-type", kind)
+                    .body(body),
+            )
+            .await;
+        r.assert_problem(400, "upload_malformed");
+    }
+
     // An id that is not an upload of this session is refused before the page is touched.
     let other = s.post(&key, "/v1/sessions", json!({})).await.json();
     let other_sid = other["id"].as_str().expect("id");
@@ -385,6 +526,17 @@ async fn another_account_gets_404_for_every_file_route(backend: Backend) {
         )
         .await;
     r.assert_problem(404, "not_found");
+    // With an Idempotency-Key too (whose layer reads a body before the handler does).
+    let r = s
+        .send(
+            reqwest::Client::new()
+                .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename=x.txt")))
+                .bearer_auth(&other)
+                .header("idempotency-key", "intruder-1")
+                .body("intruder"),
+        )
+        .await;
+    r.assert_problem(404, "not_found");
     // A read-only credential of the owner's own account reads the files but puts none into the
     // session.
     let reader = env.cli(&[
@@ -403,6 +555,15 @@ async fn another_account_gets_404_for_every_file_route(backend: Backend) {
         reqwest::Client::new()
             .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename=x.txt")))
             .bearer_auth(&reader)
+            .body("reader"),
+    )
+    .await
+    .assert_problem(403, "missing_permission");
+    s.send(
+        reqwest::Client::new()
+            .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename=x.txt")))
+            .bearer_auth(&reader)
+            .header("idempotency-key", "reader-1")
             .body("reader"),
     )
     .await
@@ -445,17 +606,35 @@ async fn completed_downloads(s: &Server, key: &str, sid: &str, n: usize) -> Vec<
     found
 }
 
+/// An upload sent by curl's `-F` form fields: (status, answer).
+async fn curl_form(s: &Server, key: &str, sid: &str, fields: &[&str]) -> (u16, Value) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {key}"))
+        .args(fields)
+        .arg(s.url(&format!("/v1/sessions/{sid}/uploads")))
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("a status line");
+    (
+        status.trim().parse().expect("status"),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// An upload through the Rust SDK.
 async fn upload_to(s: &Server, key: &str, sid: &str, name: &str, body: &'static [u8]) -> Value {
-    let r = s
-        .send(
-            reqwest::Client::new()
-                .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename={name}")))
-                .bearer_auth(key)
-                .body(body),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    r.json()
+    let query = driftstack_sdk::UploadQuery {
+        filename: Some(name.to_owned()),
+    };
+    let up = s
+        .sdk(key)
+        .upload(sid, &query, body)
+        .await
+        .expect("upload through the SDK");
+    json!({"id": up.id, "filename": up.filename, "size": up.size, "path": up.path})
 }
 
 async fn stock_clients_download_and_upload_through_connect_url(backend: Backend) {

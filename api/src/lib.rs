@@ -29,6 +29,7 @@ pub mod routing;
 pub mod secrets;
 pub mod serve;
 pub mod service;
+pub mod spool;
 pub mod state;
 pub mod store;
 pub mod tiers;

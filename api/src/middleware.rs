@@ -133,18 +133,17 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
     };
     let (mut parts, body) = req.into_parts();
-    let Ok(bytes) = to_bytes(body, state.config.max_body_bytes).await else {
-        return problem_for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
+    let mut hash = Sha256::new();
+    hash.update(parts.method.as_str().as_bytes());
+    hash.update(b" ");
+    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    hash.update(target.as_bytes());
+    hash.update(b"\n");
+    let body = match read_for_hash(&state, &parts, &principal, body, &mut hash).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(),
     };
-    let request_hash = {
-        let mut h = Sha256::new();
-        h.update(parts.method.as_str().as_bytes());
-        h.update(b" ");
-        h.update(parts.uri.path().as_bytes());
-        h.update(b"\n");
-        h.update(&bytes);
-        crate::apikey::hex(&h.finalize())
-    };
+    let request_hash = crate::apikey::hex(&hash.finalize());
     let account = principal.account_id.clone();
     let key = credential_scoped(&principal, &key);
     let now = state.clock.now_ms();
@@ -194,9 +193,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     }
 
     parts.extensions.insert(principal);
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let response = next.run(Request::from_parts(parts, body)).await;
     let status = response.status();
     let transient = status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
@@ -236,6 +233,56 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         tracing::warn!(error = %err, "could not store an idempotent response");
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Reads a request's body into `hash` and hands it on: in memory up to the body limit, or, for a
+/// file upload, spooled to disk up to the plan's per-file limit.
+async fn read_for_hash(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    principal: &crate::auth::Principal,
+    body: Body,
+    hash: &mut Sha256,
+) -> Result<Body, ApiError> {
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    if route.is_some_and(|r| crate::spool::FILE_BODIES.contains(&r)) {
+        // Nothing is spooled for a caller who may not upload, or for a session that is not
+        // the caller's or has ended: the body goes on unread and the request is refused
+        // further in.
+        let session = parts
+            .uri
+            .path()
+            .split('/')
+            .nth(3)
+            .and_then(|id| id.parse().ok());
+        let may = principal
+            .scopes
+            .contains(crate::permissions::Scope::SessionsWrite);
+        let live = match &session {
+            Some(id) if may => !matches!(
+                crate::routing::locate(state, &principal.account_id, id).await,
+                crate::routing::Placement::Unknown | crate::routing::Placement::Ended
+            ),
+            _ => false,
+        };
+        if !live {
+            return Ok(body);
+        }
+        let limit = state
+            .tiers
+            .get(&principal.tier)
+            .map_or(0, |t| t.max_upload_bytes);
+        let dir = state.config.data_dir.join("spool");
+        return crate::spool::to_disk(&dir, body, limit, hash).await;
+    }
+    let bytes = to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| problem_for_status(StatusCode::PAYLOAD_TOO_LARGE))?;
+    hash.update(&bytes);
+    Ok(Body::from(bytes))
 }
 
 /// The stored form of an `Idempotency-Key`: bound to the credential and its scopes.

@@ -249,6 +249,9 @@ class Gen:
             else:
                 args.append(f"body: &{ty}")
                 body_kind = "required"
+        elif rb and "application/octet-stream" in rb.get("content", {}):
+            args.append("content: &[u8]")
+            body_kind = "content"
         code, response = next((c, r) for c, r in op["responses"].items() if c.startswith("2"))
         content = response.get("content", {})
         if "application/json" in content:
@@ -265,7 +268,9 @@ class Gen:
         else:
             fmt = f'"{path}".to_owned()'
         q = "Some(query)" if query else "None::<&()>"
-        b = {"required": "Some(body)", "optional": "body", None: "None::<&()>"}[body_kind]
+        b = {"required": "Some(body)", "optional": "body", "content": "content", None: "None::<&()>"}[body_kind]
+        if body_kind == "content":
+            call += "_content"
         summary = (op.get("summary") or "").strip()
         description = (op.get("description") or "").strip()
         text = f"    /// `{method.upper()} {path}`\n"

@@ -144,3 +144,16 @@ pub fn profile_error(what: &'static str) -> impl Fn(ProfileError) -> ApiError {
         ProfileError::Store(e) => e.into(),
     }
 }
+
+/// 413 `upload_too_large`: an upload carries more than `limit` bytes.
+pub fn upload_too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "upload_too_large",
+        format!(
+            "This upload may carry at most {limit} bytes (your plan's limit per file, and per \
+             session)."
+        ),
+    )
+    .with("limit_bytes", json!(limit))
+}

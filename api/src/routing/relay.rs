@@ -34,28 +34,21 @@ const PASSED_BACK: [HeaderName; 5] = [
     HeaderName::from_static("x-ratelimit-reset"),
 ];
 
-/// A request taken apart for sending on: method, path with query, passed headers, body.
+/// A request's head taken apart for sending on: method, path with query, passed headers.
 #[derive(Clone)]
 struct Outgoing {
     method: Method,
     path: String,
     headers: HeaderMap,
-    body: axum::body::Bytes,
 }
 
 impl Outgoing {
-    /// Reads the request's body (up to the body limit).
-    async fn read(state: &AppState, req: Request) -> Result<Self, Response> {
-        let (parts, body) = req.into_parts();
-        let bytes = to_bytes(body, state.config.max_body_bytes)
-            .await
-            .map_err(|_| problem_for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response())?;
-        Ok(Outgoing {
+    fn of(parts: &Parts) -> Self {
+        Outgoing {
             method: parts.method.clone(),
-            path: path_and_query(&parts),
+            path: path_and_query(parts),
             headers: passed_on(&parts.headers),
-            body: bytes,
-        })
+        }
     }
 }
 
@@ -78,12 +71,12 @@ fn passed_on(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// Sends a session command to the node at `address` and relays its answer.
+/// The body is streamed as it arrives (an upload is never held whole); the owner applies its
+/// own limits to it.
 pub(crate) async fn forward(state: &AppState, address: &str, req: Request) -> Response {
-    let out = match Outgoing::read(state, req).await {
-        Ok(out) => out,
-        Err(response) => return response,
-    };
-    send_to(state, address, out)
+    let (parts, body) = req.into_parts();
+    let body = reqwest::Body::wrap_stream(body.into_data_stream());
+    send_to(state, address, Outgoing::of(&parts), body)
         .await
         .unwrap_or_else(unreachable_owner)
 }
@@ -95,13 +88,15 @@ pub(crate) async fn place_new_session(state: &AppState, req: Request) -> Respons
     if let Err(e) = state.auth.authenticate(req.headers()).await {
         return e.into_response();
     }
-    let out = match Outgoing::read(state, req).await {
-        Ok(out) => out,
-        Err(response) => return response,
+    // Read whole (it is a small JSON body): it may be sent to more than one runner.
+    let (parts, body) = req.into_parts();
+    let Ok(body) = to_bytes(body, state.config.max_body_bytes).await else {
+        return problem_for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
     };
+    let out = Outgoing::of(&parts);
     let mut last = None;
     for address in placement(state).await {
-        match send_to(state, &address, out.clone()).await {
+        match send_to(state, &address, out.clone(), body.clone().into()).await {
             // A full runner (or one that just started draining): try the next.
             Some(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => last = Some(r),
             Some(r) => return r,
@@ -149,7 +144,12 @@ async fn placement(state: &AppState) -> Vec<String> {
 }
 
 /// Sends a request to another node with the cluster token; `None` when it cannot be reached.
-async fn send_to(state: &AppState, address: &str, out: Outgoing) -> Option<Response> {
+async fn send_to(
+    state: &AppState,
+    address: &str,
+    out: Outgoing,
+    body: reqwest::Body,
+) -> Option<Response> {
     let token = HeaderValue::from_str(state.config.cluster_token.as_ref()?.expose()).ok()?;
     let mut passed = out.headers;
     passed.insert(FORWARDED, token);
@@ -157,7 +157,7 @@ async fn send_to(state: &AppState, address: &str, out: Outgoing) -> Option<Respo
         .http
         .request(out.method, format!("{address}{}", out.path))
         .headers(passed)
-        .body(out.body)
+        .body(body)
         .send()
         .await
     {

@@ -7,6 +7,7 @@
 //! A session never sees another session's files: each has its own directories, emptied when it
 //! ends, and every read of the tables takes the account and the session.
 
+mod arriving;
 pub mod names;
 pub mod store;
 mod tracker;
@@ -21,6 +22,7 @@ use common::{
 use profiles::BlobStore;
 use sha2::{Digest, Sha256};
 
+pub use arriving::{Arrivals, Arriving};
 pub use store::{DownloadRecord, DownloadState, FileStore, UploadRecord};
 pub use tracker::{DownloadLimits, Finished, Follow, SessionDownloads, follow};
 
@@ -44,6 +46,8 @@ pub enum FileError {
 #[derive(Clone)]
 pub struct Files {
     pub store: FileStore,
+    /// Uploads in progress on this node.
+    pub arrivals: Arrivals,
     blobs: BlobStore,
     sealer: SecretBox,
 }
@@ -52,6 +56,7 @@ impl Files {
     pub fn new(store: FileStore, blobs: BlobStore, sealer: SecretBox) -> Self {
         Files {
             store,
+            arrivals: Arrivals::default(),
             blobs,
             sealer,
         }

@@ -1052,7 +1052,8 @@ pub struct NavigateResponse {
 /// Query of `upload`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct UploadQuery {
-    /// The file's name as the page will see it (else `Content-Disposition`'s `filename`).
+    /// The file's name as the page will see it (else the `filename` of the multipart file part,
+    /// or of a `Content-Disposition` header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
 }
@@ -1466,6 +1467,13 @@ pub struct ReplayRequest {
 pub struct ReplayResponse {
     /// Deliveries queued again.
     pub replayed: i64,
+}
+
+/// A `multipart/form-data` upload: exactly one part with a `filename` (any field name); other
+/// fields are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UploadForm {
+    pub file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -2366,16 +2374,23 @@ impl Client {
 
     /// `POST /v1/sessions/{id}/uploads`
     ///
-    /// Places a file into the session's upload directory: the request body is the file (any content
-    /// type), streamed to disk up to the plan's `max_upload_bytes` (413 `upload_too_large` beyond).
+    /// Places a file into the session's upload directory. The body is the file itself (any content
+    /// type; its name from `?filename=` or `Content-Disposition`), or a `multipart/form-data` form
+    /// with one file part. Streamed to disk up to the plan's `max_upload_bytes` and what is left of
+    /// its `max_session_upload_bytes` (413 `upload_too_large` beyond).
     ///
     /// Requires `sessions:write`.
-    pub async fn upload(&self, id: &str, query: &UploadQuery) -> Result<UploadResponse, Error> {
-        self.json(
+    pub async fn upload(
+        &self,
+        id: &str,
+        query: &UploadQuery,
+        content: &[u8],
+    ) -> Result<UploadResponse, Error> {
+        self.json_content(
             Method::POST,
             format!("/v1/sessions/{}/uploads", encode(id)),
             Some(query),
-            None::<&()>,
+            content,
         )
         .await
     }

@@ -152,13 +152,15 @@ impl Client {
         self
     }
 
-    /// Sends one request with retries; the answer if it is a success.
+    /// Sends one request with retries; the answer if it is a success. The body is `body` as
+    /// JSON, or `content` as raw bytes (an upload).
     async fn send<Q: Serialize + ?Sized, B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: String,
         query: Option<&Q>,
         body: Option<&B>,
+        content: Option<&[u8]>,
     ) -> Result<reqwest::Response, Error> {
         let idempotency_key =
             (method == Method::POST).then(|| uuid::Uuid::now_v7().simple().to_string());
@@ -181,6 +183,11 @@ impl Client {
             }
             if let Some(b) = body {
                 req = req.json(b);
+            }
+            if let Some(c) = content {
+                req = req
+                    .header("content-type", "application/octet-stream")
+                    .body(c.to_vec());
             }
             let retries_left = attempt <= self.max_retries;
             match req.send().await {
@@ -227,7 +234,27 @@ impl Client {
         query: Option<&Q>,
         body: Option<&B>,
     ) -> Result<T, Error> {
-        let bytes = self.send(method, path, query, body).await?.bytes().await?;
+        let bytes = self
+            .send(method, path, query, body, None)
+            .await?
+            .bytes()
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// A JSON answer to a request whose body is raw bytes.
+    async fn json_content<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: String,
+        query: Option<&Q>,
+        content: &[u8],
+    ) -> Result<T, Error> {
+        let bytes = self
+            .send(method, path, query, None::<&()>, Some(content))
+            .await?
+            .bytes()
+            .await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))
     }
 
@@ -239,7 +266,7 @@ impl Client {
         body: Option<&B>,
     ) -> Result<Vec<u8>, Error> {
         Ok(self
-            .send(method, path, query, body)
+            .send(method, path, query, body, None)
             .await?
             .bytes()
             .await?
@@ -253,7 +280,11 @@ impl Client {
         query: Option<&Q>,
         body: Option<&B>,
     ) -> Result<String, Error> {
-        Ok(self.send(method, path, query, body).await?.text().await?)
+        Ok(self
+            .send(method, path, query, body, None)
+            .await?
+            .text()
+            .await?)
     }
 
     async fn empty<Q: Serialize + ?Sized, B: Serialize + ?Sized>(
@@ -263,7 +294,7 @@ impl Client {
         query: Option<&Q>,
         body: Option<&B>,
     ) -> Result<(), Error> {
-        self.send(method, path, query, body).await.map(drop)
+        self.send(method, path, query, body, None).await.map(drop)
     }
 
     /// Every item of a list, page after page, as a stream. `query`'s own `limit` and

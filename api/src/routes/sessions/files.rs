@@ -1,34 +1,30 @@
-//! A session's files: its downloads (listed, fetched byte for byte, also after the session and
-//! its runner are gone) and uploads into it (streamed to its upload directory, for `set_files`
-//! and CDP's `DOM.setFileInputFiles`).
+//! A session's downloads: listed, fetched byte for byte and zipped, also after the session and
+//! its runner are gone. Uploads into a session are `uploads.rs`.
 
 use axum::{
     Json,
-    body::Body,
-    extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{Path, State},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use common::{
     clock::rfc3339,
-    ids::{DownloadId, SessionId, UploadId},
+    ids::{DownloadId, SessionId},
 };
-use futures::StreamExt;
-use runner::files::{DownloadRecord, FileError, names};
-use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
-use utoipa::{IntoParams, ToSchema};
+use runner::files::{DownloadRecord, FileError};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::extract::Require;
 use crate::{
-    error::{ApiError, Problem, domain::session_error},
+    error::{ApiError, Problem},
     extract::{ListParams, ValidatedQuery, parse_path_id},
-    permissions::{SessionsRead, SessionsWrite},
+    permissions::SessionsRead,
     routes::Page,
     state::AppState,
 };
 
-use super::{runner, session_id};
+use super::session_id;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DownloadResponse {
@@ -238,156 +234,6 @@ fn attachment(name: &str) -> String {
         })
         .collect();
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct UploadParams {
-    /// The file's name as the page will see it (else `Content-Disposition`'s `filename`).
-    pub filename: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UploadResponse {
-    /// `upl_…`: name it in a `set_files` action.
-    pub id: String,
-    pub filename: String,
-    pub size: i64,
-    /// The file's path inside the session's browser: for Puppeteer's `uploadFile(path)` and
-    /// Playwright's `setInputFiles(path)` through `connect_url`.
-    pub path: String,
-    pub created_at: String,
-}
-
-/// Places a file into the session's upload directory: the request body is the file (any content
-/// type), streamed to disk up to the plan's `max_upload_bytes` (413 `upload_too_large` beyond).
-///
-/// Requires `sessions:write`.
-#[utoipa::path(post, path = "/v1/sessions/{id}/uploads", tag = "sessions",
-    params(("id" = String, Path, description = "`ses_…`"), UploadParams),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = UploadResponse),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json"),
-              (status = 413, body = Problem, content_type = "application/problem+json")),
-    security(("bearer" = [])))]
-pub async fn upload(
-    State(state): State<AppState>,
-    auth: Require<SessionsWrite>,
-    Path(id): Path<String>,
-    Query(params): Query<UploadParams>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
-    let principal = auth.principal;
-    let id = session_id(&id)?;
-    let tier = state
-        .tiers
-        .get(&principal.tier)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown tier {}", principal.tier)))?;
-    let raw_name = params
-        .filename
-        .or_else(|| disposition_filename(&headers))
-        .unwrap_or_default();
-    let filename = names::sanitize(&raw_name, "upload");
-    let dir = runner(&state)?
-        .uploads_dir(&principal.account_id, &id)
-        .map_err(session_error)?;
-    let upload = UploadId::generate();
-    let folder = dir.join(upload.as_str());
-    tokio::fs::create_dir(&folder)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("upload dir: {e}")))?;
-    let path = folder.join(&filename);
-    // The session's total counts too: the room left is what this one may carry.
-    let used = u64::try_from(state.files.store.uploaded_bytes(&id).await?).unwrap_or(0);
-    let room = tier
-        .max_upload_bytes
-        .min(tier.max_session_upload_bytes.saturating_sub(used));
-    let size = match write_limited(body, &path, room).await {
-        Ok(size) => size,
-        Err(refusal) => {
-            let _ = tokio::fs::remove_dir_all(&folder).await;
-            return Err(refusal);
-        }
-    };
-    // The session may have ended while the body arrived: its directory is being emptied for
-    // the next session of this browser, which must not find this file.
-    if runner(&state)?
-        .uploads_dir(&principal.account_id, &id)
-        .is_err()
-    {
-        let _ = tokio::fs::remove_dir_all(&folder).await;
-        return Err(ApiError::conflict(
-            "session_ended",
-            "The session has ended.",
-        ));
-    }
-    let now = state.clock.now_ms();
-    let shown = path.display().to_string();
-    state
-        .files
-        .store
-        .add_upload(runner::files::store::NewUpload {
-            account: &principal.account_id,
-            session: &id,
-            id: &upload,
-            filename: &filename,
-            size,
-            path: &shown,
-            now,
-        })
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(UploadResponse {
-            id: upload.to_string(),
-            filename,
-            size,
-            path: shown,
-            created_at: rfc3339(now),
-        }),
-    ))
-}
-
-/// Streams `body` into a new file at `path`, refusing more than `limit` bytes.
-async fn write_limited(body: Body, path: &std::path::Path, limit: u64) -> Result<i64, ApiError> {
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("upload file: {e}")))?;
-    let mut stream = body.into_data_stream();
-    let mut size: u64 = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| {
-            ApiError::bad_request("upload_interrupted", "The upload broke off; send it again.")
-        })?;
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "upload_too_large",
-                format!(
-                    "This upload may carry at most {limit} bytes (your plan's limit per file, and \
-                 per session)."
-                ),
-            )
-            .with("limit_bytes", serde_json::json!(limit)));
-        }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("upload write: {e}")))?;
-    }
-    file.flush()
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("upload write: {e}")))?;
-    Ok(i64::try_from(size).unwrap_or(i64::MAX))
-}
-
-/// `filename="…"` of a `Content-Disposition` header.
-fn disposition_filename(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::CONTENT_DISPOSITION)?.to_str().ok()?;
-    let (_, rest) = value.split_once("filename=")?;
-    Some(rest.trim().trim_matches('"').to_owned())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod commands;
 mod create;
 mod files;
 mod read;
+mod uploads;
 mod waits;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use commands::*;
 pub use create::*;
 pub use files::*;
 pub use read::*;
+pub use uploads::*;
 pub use waits::*;
 
 use crate::{
@@ -39,7 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(files::list_downloads))
         .routes(routes!(files::get_download))
         .routes(routes!(files::downloads_zip))
-        .routes(routes!(files::upload))
+        .routes(routes!(uploads::upload))
 }
 
 /// How long a `connect_url` token stays valid.
