@@ -107,6 +107,9 @@ struct Active {
 /// Downloads one session may have in progress at once; more are cancelled as they begin.
 pub const MAX_PARALLEL_DOWNLOADS: usize = 8;
 
+/// Downloads one session may begin in all (each is a row, empty files too); more are cancelled.
+pub const MAX_DOWNLOADS_PER_SESSION: usize = 1000;
+
 /// Starts following the session's downloads.
 pub async fn follow(f: Follow) -> anyhow::Result<SessionDownloads> {
     let mut events = f.process.follow_downloads(&f.context, &f.dir).await?;
@@ -146,18 +149,29 @@ struct Tracked {
     active: HashMap<String, Active>,
     /// Bytes of the downloads kept so far.
     kept: u64,
+    /// Downloads begun (rows made) so far.
+    begun: usize,
 }
 
 /// One browser event: a row begun, a limit enforced, a file kept or a download ended.
 async fn handle(f: &Follow, tracked: &mut Tracked, event: DownloadEvent) -> Option<Finished> {
-    let Tracked { active, kept } = tracked;
+    let Tracked {
+        active,
+        kept,
+        begun,
+    } = tracked;
     match event {
         DownloadEvent::Began {
             guid,
             url,
             suggested_filename,
         } => {
-            began(f, active, guid, &url, &suggested_filename).await;
+            if *begun >= MAX_DOWNLOADS_PER_SESSION {
+                tracing::info!(session.id = %f.session, "the session's download count is used up; cancelling one");
+                let _ = f.process.cancel_download(&f.context, &guid).await;
+            } else if began(f, active, guid, &url, &suggested_filename).await {
+                *begun += 1;
+            }
             None
         }
         DownloadEvent::Progress {
@@ -222,17 +236,17 @@ async fn began(
     guid: String,
     url: &str,
     suggested: &str,
-) {
+) -> bool {
     if active.len() >= MAX_PARALLEL_DOWNLOADS {
         tracing::info!(session.id = %f.session, "too many downloads at once; cancelling one");
         let _ = f.process.cancel_download(&f.context, &guid).await;
-        return;
+        return false;
     }
     if !is_guid(&guid) {
         // Files are named by GUID in a directory the browser writes: anything else is refused.
         tracing::warn!(session.id = %f.session, "a download with an unexpected id; cancelling it");
         let _ = f.process.cancel_download(&f.context, &guid).await;
-        return;
+        return false;
     }
     let filename = names::sanitize(suggested, "download");
     let now = f.clock.now_ms();
@@ -264,11 +278,13 @@ async fn began(
                     received: 0,
                 },
             );
+            true
         }
         Err(err) => {
             // Unrecorded, it cannot be listed: stop it rather than fill the disk unseen.
             tracing::warn!(session.id = %f.session, error = %err, "a download could not be recorded; cancelling it");
             let _ = f.process.cancel_download(&f.context, &guid).await;
+            false
         }
     }
 }
