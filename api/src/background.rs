@@ -122,8 +122,9 @@ pub async fn notify_endpoint_disabled(
     }
 }
 
-/// Every `DRIFTSTACK_FILE_SWEEP_SECONDS`: deletes the downloads older than their plan keeps
-/// them (rows and sealed bytes). Several nodes may sweep at once; deleting twice is harmless.
+/// Every `DRIFTSTACK_FILE_SWEEP_SECONDS`: deletes the downloads (rows and sealed bytes) and the
+/// session logs older than their plan keeps them. Several nodes may sweep at once; deleting
+/// twice is harmless.
 pub async fn expire_downloads(state: AppState, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(state.config.file_sweep);
     loop {
@@ -142,6 +143,14 @@ pub async fn expire_downloads(state: AppState, shutdown: CancellationToken) {
                 Ok(n) => tracing::info!(tier = name, files = n, "expired downloads deleted"),
                 Err(err) => {
                     tracing::warn!(error = %err, "expired downloads not deleted; retrying next round")
+                }
+            }
+            let before = now - i64::from(tier.log_retention_days) * 86_400_000;
+            match state.logs.expire(name, before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tier = name, entries = n, "expired session logs deleted"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "expired session logs not deleted; retrying next round")
                 }
             }
         }

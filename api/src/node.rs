@@ -15,6 +15,7 @@ pub struct Parts<'a> {
     pub profiles: &'a Profiles,
     pub registry: &'a RunnerRegistry,
     pub files: &'a runner::files::Files,
+    pub logs: &'a runner::logs::LogStore,
     pub clock: &'a common::Clock,
 }
 
@@ -30,6 +31,7 @@ pub async fn start_embedded_runner(
         profiles,
         registry,
         files,
+        logs,
         clock,
     } = parts;
     let id_file = config.data_dir.join("runner-id");
@@ -71,6 +73,7 @@ pub async fn start_embedded_runner(
         profiles.clone(),
         registry.clone(),
         files.clone(),
+        logs.clone(),
         clock.clone(),
     )
     .await

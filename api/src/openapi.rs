@@ -129,6 +129,7 @@ const LIST_ITEM_PREFIXES: &[(&str, &str)] = &[
     ("/v1/profiles/{id}/snapshots", "snap_"),
     ("/v1/sessions", "ses_"),
     ("/v1/sessions/{id}/downloads", "dl_"),
+    ("/v1/sessions/{id}/logs", "log_"),
     ("/v1/team/invites", "inv_"),
     ("/v1/webhooks/deliveries", "dlv_"),
     ("/v1/webhooks/endpoints", "whe_"),

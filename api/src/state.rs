@@ -36,6 +36,8 @@ pub struct AppState {
     pub profiles: Profiles,
     /// Sessions' downloads (sealed in the blob store) and uploads.
     pub files: runner::files::Files,
+    /// Session logs (console, page, network, CDP).
+    pub logs: runner::logs::LogStore,
     /// Dashboard sign-in: sessions, tokens, MFA, one-time links, throttles.
     pub identity: crate::identity::Identity,
     pub audit: crate::audit::Audit,
@@ -125,6 +127,7 @@ impl AppState {
             config.auth_ip_per_minute,
         );
         let sessions = SessionStore::new(db.clone());
+        let logs = runner::logs::LogStore::new(db.clone());
         let registry = RunnerRegistry::new(db.clone());
         let webhooks = WebhookStore::new(db.clone());
         let webhook_secrets = SecretBox::new(&master_key.derive("webhook-endpoint-secrets"))
@@ -139,6 +142,7 @@ impl AppState {
                         profiles: &profiles,
                         registry: &registry,
                         files: &files,
+                        logs: &logs,
                         clock: &clock,
                     },
                 )
@@ -165,6 +169,7 @@ impl AppState {
             identity: identity.clone(),
             profiles,
             files,
+            logs,
             audit: crate::audit::Audit::new(db.clone()),
             team: crate::store::team::TeamStore::new(db.clone()),
             usage: Arc::new(crate::usage::Usage::new(db.clone(), clock.clone())),

@@ -47,6 +47,13 @@ pub struct Tier {
     /// Days a session's downloads are kept after they began; then they are deleted.
     #[serde(default = "default_download_retention_days")]
     pub download_retention_days: u32,
+    /// Bytes of log entries (console, page, network, CDP) one session keeps; later entries are
+    /// dropped and the session says `logs.truncated`.
+    #[serde(default = "default_session_log_bytes")]
+    pub max_session_log_bytes: u64,
+    /// Days a session's logs are kept; then they are deleted.
+    #[serde(default = "default_log_retention_days")]
+    pub log_retention_days: u32,
 }
 
 /// Download and upload limits of a tier that does not name them (the blob store reads back at
@@ -64,6 +71,12 @@ fn default_session_upload_bytes() -> u64 {
     256 << 20
 }
 fn default_download_retention_days() -> u32 {
+    30
+}
+fn default_session_log_bytes() -> u64 {
+    20 << 20
+}
+fn default_log_retention_days() -> u32 {
     30
 }
 
@@ -109,6 +122,8 @@ impl Default for Tiers {
                 max_upload_bytes: 10 << 20,
                 max_session_upload_bytes: 25 << 20,
                 download_retention_days: 7,
+                max_session_log_bytes: 5 << 20,
+                log_retention_days: 1,
             },
         );
         map.insert(
@@ -132,6 +147,8 @@ impl Default for Tiers {
                 max_upload_bytes: 50 << 20,
                 max_session_upload_bytes: 256 << 20,
                 download_retention_days: 30,
+                max_session_log_bytes: 20 << 20,
+                log_retention_days: 7,
             },
         );
         map.insert(
@@ -155,6 +172,8 @@ impl Default for Tiers {
                 max_upload_bytes: 100 << 20,
                 max_session_upload_bytes: 256 << 20,
                 download_retention_days: 90,
+                max_session_log_bytes: 50 << 20,
+                log_retention_days: 30,
             },
         );
         map.insert(
@@ -178,6 +197,8 @@ impl Default for Tiers {
                 max_upload_bytes: 100 << 20,
                 max_session_upload_bytes: 256 << 20,
                 download_retention_days: 30,
+                max_session_log_bytes: 50 << 20,
+                log_retention_days: 30,
             },
         );
         Tiers(map)

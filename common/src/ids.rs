@@ -98,6 +98,7 @@ define_id!(/** An audit log entry. */ AuditId, "aud_");
 define_id!(/** A team invitation. */ InviteId, "inv_");
 define_id!(/** A file a session downloaded. */ DownloadId, "dl_");
 define_id!(/** A file uploaded into a session for its file inputs. */ UploadId, "upl_");
+define_id!(/** One entry of a session's logs (console, page, network, CDP). */ LogId, "log_");
 
 #[cfg(test)]
 mod tests {

@@ -69,7 +69,7 @@ impl Runner {
         // A warm browser can die between the pool's liveness check and its setup (a crash, or
         // an operator's kill): then one fresh browser is tried before the create fails.
         let mut attempt = 0;
-        let browser = loop {
+        let mut browser = loop {
             attempt += 1;
             let mut browser = match self.pool.take().await {
                 Ok(b) => b,
@@ -124,6 +124,15 @@ impl Runner {
                 None
             }
         };
+        let log = crate::logs::start(crate::logs::LogTarget {
+            store: self.logs.clone(),
+            account: req.account_id.clone(),
+            session: req.id.clone(),
+            limit_bytes: req.log_limit_bytes,
+        });
+        if let Err(err) = browser.page.follow_logs(log.sink()).await {
+            tracing::warn!(session.id = %req.id, error = %err, "the page's logs cannot be followed in this session");
+        }
         let live = Arc::new(LiveSession {
             id: req.id.clone(),
             account_id: req.account_id.clone(),
@@ -146,6 +155,7 @@ impl Runner {
             cdp,
             end_reason: Mutex::new(None),
             profile: req.profile.clone(),
+            log,
             downloads,
             downloads_dir,
             uploads_dir,

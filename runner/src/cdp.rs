@@ -249,6 +249,8 @@ pub struct CdpFilter {
     session: Arc<SessionCdp>,
     /// Ids of this connection's `Target.createBrowserContext` calls awaiting their answer.
     pending_contexts: HashSet<i64>,
+    /// The id and method of the last message judged (for the command log).
+    last: (Option<i64>, String),
 }
 
 impl CdpFilter {
@@ -256,6 +258,7 @@ impl CdpFilter {
         CdpFilter {
             session,
             pending_contexts: HashSet::new(),
+            last: (None, String::new()),
         }
     }
 
@@ -268,6 +271,7 @@ impl CdpFilter {
             return Verdict::Refuse("messages must be JSON".into());
         };
         let method = msg["method"].as_str().unwrap_or("").to_owned();
+        self.last = (msg["id"].as_i64(), method.clone());
         let method = method.as_str();
         tracing::trace!(method, "cdp command");
         if method == "Browser.close" {
@@ -322,6 +326,11 @@ impl CdpFilter {
             }
             _ => Verdict::Forward,
         }
+    }
+
+    /// The id and method of the last message judged.
+    pub fn last_command(&self) -> (Option<i64>, &str) {
+        (self.last.0, &self.last.1)
     }
 
     /// Learns the contexts this connection created from the browser's answers.

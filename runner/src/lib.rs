@@ -13,6 +13,7 @@
 pub mod cdp;
 pub mod chromium;
 pub mod files;
+pub mod logs;
 pub mod pool;
 pub mod proxy;
 pub mod registry;
@@ -84,6 +85,8 @@ pub struct StartRequest {
     pub profile: Option<ProfileRequest>,
     /// How much the session may download.
     pub download_limits: files::DownloadLimits,
+    /// Bytes of log entries the session may keep.
+    pub log_limit_bytes: u64,
 }
 
 /// Why a session could not be admitted.
@@ -113,6 +116,7 @@ pub struct Runner {
     store: SessionStore,
     profiles: Profiles,
     files: files::Files,
+    logs: logs::LogStore,
     clock: Clock,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -128,6 +132,7 @@ impl Runner {
         profiles: Profiles,
         registry: registry::RunnerRegistry,
         files: files::Files,
+        logs: logs::LogStore,
         clock: Clock,
     ) -> anyhow::Result<Arc<Self>> {
         let policy = common::egress::EgressPolicy::new(config.egress_allow.clone());
@@ -166,6 +171,7 @@ impl Runner {
             store,
             profiles,
             files,
+            logs,
             clock,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),

@@ -77,6 +77,8 @@ impl Runner {
     /// A session's downloads stop being followed, unfinished ones fail, and its download and
     /// upload directories are emptied: the next session of this browser starts with none.
     async fn forget_files(&self, live: &LiveSession) {
+        // What the page logged last is written before the session reads as ended.
+        live.log.finish(std::time::Duration::from_secs(5)).await;
         if let Some(downloads) = &live.downloads {
             // A file the browser finished just before the end is still kept.
             downloads.finish(std::time::Duration::from_secs(5)).await;

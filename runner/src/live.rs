@@ -45,6 +45,8 @@ pub(crate) struct LiveSession {
     pub(crate) end_reason: Mutex<Option<EndReason>>,
     /// The profile this session runs on, if any.
     pub(crate) profile: Option<ProfileRequest>,
+    /// Its logs' writer.
+    pub(crate) log: crate::logs::SessionLog,
     /// Its downloads, followed while it lives (`None` when following could not start).
     pub(crate) downloads: Option<crate::files::SessionDownloads>,
     /// Where its downloads land and its uploads are placed (emptied when it ends).
@@ -88,6 +90,11 @@ impl CdpAttachment {
     /// The filter for this connection's messages.
     pub fn filter(&self) -> cdp::CdpFilter {
         cdp::CdpFilter::new(self.live.cdp.clone())
+    }
+
+    /// The command log of one CDP connection.
+    pub fn command_log(&self) -> crate::logs::commands::CommandLog {
+        crate::logs::commands::CommandLog::new(self.live.log.sink(), self.clock.clone())
     }
 
     /// Records client activity, so a session driven over CDP does not idle out.

@@ -33,6 +33,8 @@ pub struct SessionRecord {
     pub end_reason: Option<String>,
     pub create_ms: Option<i64>,
     pub counters: Counters,
+    /// Its logs reached the plan's limit; later entries were not kept.
+    pub logs_truncated: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -57,6 +59,7 @@ struct Row {
     bytes_sent: i64,
     blocked_requests: i64,
     egress_denied: i64,
+    logs_truncated: bool,
 }
 
 impl From<Row> for SessionRecord {
@@ -75,6 +78,7 @@ impl From<Row> for SessionRecord {
             ended_at: r.ended_at,
             end_reason: r.end_reason,
             create_ms: r.create_ms,
+            logs_truncated: r.logs_truncated,
             counters: Counters {
                 navigations: n(r.navigations),
                 actions: n(r.actions),
@@ -94,7 +98,8 @@ macro_rules! select_sessions {
         concat!(
             "SELECT id, account_id, runner_id, status, options, created_at, started_at, expires_at, ",
             "idle_timeout_ms, ended_at, end_reason, create_ms, navigations, actions, captures, ",
-            "requests, bytes_received, bytes_sent, blocked_requests, egress_denied FROM sessions ",
+            "requests, bytes_received, bytes_sent, blocked_requests, egress_denied, logs_truncated ",
+            "FROM sessions ",
             $tail
         )
     };

@@ -106,6 +106,7 @@ async fn relay(
     };
     let (mut to_browser, mut from_browser) = browser.split();
     let mut filter = attachment.filter();
+    let mut log = attachment.command_log();
     let ended = attachment.ended();
     tokio::pin!(ended);
     loop {
@@ -120,7 +121,12 @@ async fn relay(
             msg = from_client.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     attachment.touch();
-                    match filter.judge(text.as_str()) {
+                    let verdict = filter.judge(text.as_str());
+                    let (id, method) = filter.last_command();
+                    if !matches!(verdict, Verdict::Refuse(_)) {
+                        log.sent(id, method, text.len());
+                    }
+                    match verdict {
                         Verdict::Forward => {
                             if to_browser.send(BrowserMessage::Text(text.as_str().into())).await.is_err() {
                                 break;
@@ -135,6 +141,7 @@ async fn relay(
                             metrics::counter!("driftstack_cdp_refused_total").increment(1);
                             tracing::info!(session.id = %attachment.session_id(), %reason, "CDP command refused");
                             let reply = error_reply(text.as_str(), &reason);
+                            log.refused(method, text.len(), reply.len(), &reason);
                             if to_client.send(Message::Text(reply.into())).await.is_err() {
                                 break;
                             }
@@ -155,6 +162,7 @@ async fn relay(
             msg = from_browser.next() => match msg {
                 Some(Ok(BrowserMessage::Text(text))) => {
                     filter.observe_reply(text.as_str());
+                    log.received(text.as_str());
                     if to_client.send(Message::Text(text.as_str().into())).await.is_err() {
                         break;
                     }

@@ -85,6 +85,7 @@ pub async fn admit(
                 per_file: tier.max_download_bytes,
                 per_session: tier.max_session_download_bytes,
             },
+            log_limit_bytes: tier.max_session_log_bytes,
         })
         .await
         .map_err(|e| start_error(e, tier))?;

@@ -9,6 +9,7 @@
 mod actions;
 mod capture;
 mod downloads;
+mod logs;
 mod monitor;
 mod navigate;
 mod page;

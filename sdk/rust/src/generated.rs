@@ -477,6 +477,9 @@ pub struct Tier {
     pub idle_timeout_seconds: i64,
     /// Whether this tier may hold `ds_live_` keys (otherwise only `ds_test_`).
     pub live_keys: bool,
+    /// Days a session's logs are kept; then they are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_retention_days: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_sessions: Option<i64>,
     /// The largest file a session may download; a larger one is cancelled (`too_large`).
@@ -489,6 +492,10 @@ pub struct Tier {
     /// All the downloads of one session together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_session_download_bytes: Option<i64>,
+    /// Bytes of log entries (console, page, network, CDP) one session keeps; later entries are
+    /// dropped and the session says `logs.truncated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_log_bytes: Option<i64>,
     /// The longest a session may live; a request may lower it, never raise it.
     pub max_session_seconds: i64,
     /// All the uploads of one session together.
@@ -757,6 +764,14 @@ pub struct ListSessionsQuery {
     pub starting_after: Option<String>,
 }
 
+/// The state of a session's logs (`GET /v1/sessions/{id}/logs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SessionLogs {
+    /// The logs reached the plan's `max_session_log_bytes`: later entries were not kept (the
+    /// session itself went on).
+    pub truncated: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SessionUsage {
     pub actions: i64,
@@ -797,6 +812,7 @@ pub struct SessionResponse {
     /// `ses_…`
     pub id: String,
     pub idle_timeout_seconds: i64,
+    pub logs: SessionLogs,
     /// The settings the session was created with.
     pub options: serde_json::Value,
     /// The runner that hosts the session.
@@ -1012,6 +1028,35 @@ pub struct DownloadResponse {
     /// Where to fetch the bytes, once `completed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+}
+
+/// Query of `list_logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ListLogsQuery {
+    /// `console`, `page` (uncaught errors), `network` or `cdp` (a raw-CDP client's commands);
+    /// every kind when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
+    /// 1–100, default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// The last id of the previous page (`log_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_after: Option<String>,
+}
+
+/// One log entry. `data` by `type`: `console` and `page` — `level`, `text`, `url`, `line`,
+/// `column`; `network` — `method`, `url`, `status`, `mime_type`, headers, sizes, `timing`,
+/// `failure`, `from_cache`; `cdp` — `method`, `direction`, sizes, `latency_ms`, `error`.
+/// Credential headers and secret-looking query values read `[redacted]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LogEntryResponse {
+    /// When it happened.
+    pub at: String,
+    pub data: serde_json::Value,
+    /// `log_…`
+    pub id: String,
+    pub r#type: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -2348,6 +2393,52 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+
+    /// `GET /v1/sessions/{id}/har`
+    ///
+    /// The session's network log as a HAR 1.2 document (one entry per request, with timings; no
+    /// bodies), for any HAR viewer. At most the first 10 000 requests.
+    ///
+    /// Requires `sessions:read`.
+    pub async fn har(&self, id: &str) -> Result<serde_json::Value, Error> {
+        self.json(
+            Method::GET,
+            format!("/v1/sessions/{}/har", encode(id)),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/sessions/{id}/logs`
+    ///
+    /// The session's log entries, oldest first: console messages, uncaught page errors, one entry
+    /// per network request (once it finished or failed) and a raw-CDP client's commands. Entries
+    /// are written every quarter second while the session runs.
+    ///
+    /// Requires `sessions:read`.
+    pub async fn list_logs(
+        &self,
+        id: &str,
+        query: &ListLogsQuery,
+    ) -> Result<Page<LogEntryResponse>, Error> {
+        self.json(
+            Method::GET,
+            format!("/v1/sessions/{}/logs", encode(id)),
+            Some(query),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Every item of `list_logs`, fetching pages as the stream is read.
+    pub fn list_logs_all<'a>(
+        &'a self,
+        id: &str,
+        query: ListLogsQuery,
+    ) -> impl futures::Stream<Item = Result<LogEntryResponse, Error>> + 'a {
+        self.paginate(format!("/v1/sessions/{}/logs", encode(id)), query)
     }
 
     /// `POST /v1/sessions/{id}/navigate`

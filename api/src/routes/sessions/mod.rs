@@ -6,6 +6,7 @@
 mod commands;
 mod create;
 mod files;
+mod logs;
 mod read;
 mod uploads;
 mod waits;
@@ -21,6 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use commands::*;
 pub use create::*;
 pub use files::*;
+pub use logs::*;
 pub use read::*;
 pub use uploads::*;
 pub use waits::*;
@@ -42,6 +44,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(files::get_download))
         .routes(routes!(files::downloads_zip))
         .routes(routes!(uploads::upload))
+        .routes(routes!(logs::list_logs))
+        .routes(routes!(logs::har))
 }
 
 /// How long a `connect_url` token stays valid.
@@ -108,6 +112,15 @@ pub struct SessionResponse {
     /// Milliseconds from admission to a ready browser.
     pub create_ms: Option<i64>,
     pub usage: SessionUsage,
+    pub logs: SessionLogs,
+}
+
+/// The state of a session's logs (`GET /v1/sessions/{id}/logs`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionLogs {
+    /// The logs reached the plan's `max_session_log_bytes`: later entries were not kept (the
+    /// session itself went on).
+    pub truncated: bool,
 }
 
 impl SessionResponse {
@@ -142,6 +155,9 @@ impl SessionResponse {
             options: record.options,
             create_ms: record.create_ms,
             usage: live.unwrap_or(record.counters).into(),
+            logs: SessionLogs {
+                truncated: record.logs_truncated,
+            },
         }
     }
 }

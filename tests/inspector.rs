@@ -1,0 +1,405 @@
+//! The session inspector's logs, end to end against the real binary and real Chromium, on SQLite
+//! and PostgreSQL: a page's `console.*` calls, its uncaught error and its requests (statuses,
+//! a 404) are in the session's logs, by kind and with a cursor; the HAR passes the
+//! `har-validator` package; credential headers and secret query values never reach a log or a
+//! HAR; the logs outlive the session and a restart; another account gets 404; a raw-CDP
+//! client's commands are logged without their parameters; a plan's byte limit stops the log
+//! (`logs.truncated`) but not the session; retention deletes the logs.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Backend, Env, Server, pages};
+
+on_both_backends!(
+    a_pages_console_errors_and_requests_are_logged_and_exported_as_har,
+    a_raw_cdp_clients_commands_are_logged_without_their_parameters,
+    the_plans_limit_stops_the_log_and_retention_deletes_it,
+);
+
+const INSPECT_PAGE: &str = r#"<title>inspect</title>
+<img src="/missing.png">
+<script>
+  console.log("hello", 42, true);
+  console.warn("careful now");
+  fetch("/two?access_token=s3cret-query&q=shoes").then(r => r.text()).then(() => console.log("fetched"));
+  setTimeout(() => { throw new Error("boom from the page"); }, 10);
+</script>"#;
+
+/// Every entry of `kind` once `done` holds for them (entries are written every 250 ms).
+async fn logs_until(
+    s: &Server,
+    key: &str,
+    sid: &str,
+    kind: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let ok = support::eventually(Duration::from_secs(15), async || {
+        seen = all_logs(s, key, sid, kind).await;
+        done(&seen)
+    })
+    .await;
+    assert!(ok, "{kind} logs never matched: {seen:#?}");
+    seen
+}
+
+/// Every entry of `kind`, page by page.
+async fn all_logs(s: &Server, key: &str, sid: &str, kind: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let mut path = format!("/v1/sessions/{sid}/logs?type={kind}&limit=100");
+        if !after.is_empty() {
+            path.push_str(&format!("&starting_after={after}"));
+        }
+        let page = s.get(key, &path).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let page = page.json();
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        after = data
+            .last()
+            .and_then(|e| e["id"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        out.extend(data);
+        if page["has_more"] != true {
+            return out;
+        }
+    }
+}
+
+fn texts(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn a_pages_console_errors_and_requests_are_logged_and_exported_as_har(backend: Backend) {
+    let site = pages::start_with(vec![("/inspect", INSPECT_PAGE.to_owned())]).await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let created = s
+        .post(
+            &key,
+            "/v1/sessions",
+            json!({"extra_headers": {"Authorization": "Bearer header-secret"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let sid = created.json()["id"].as_str().expect("id").to_owned();
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{sid}/navigate"),
+            json!({"url": site.url("/inspect")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let console = logs_until(&s, &key, &sid, "console", |e| {
+        texts(e).iter().any(|t| t == "fetched")
+    })
+    .await;
+    let said = texts(&console);
+    assert!(said.contains(&"hello 42 true".to_owned()), "{said:?}");
+    let warn = console
+        .iter()
+        .find(|e| e["data"]["text"] == "careful now")
+        .expect("the warning");
+    assert_eq!(warn["data"]["level"], "warning", "{warn}");
+    assert_eq!(warn["type"], "console");
+    assert!(warn["id"].as_str().is_some_and(|id| id.starts_with("log_")));
+    assert!(
+        warn["data"]["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/inspect")),
+        "{warn}"
+    );
+
+    let errors = logs_until(&s, &key, &sid, "page", |e| !e.is_empty()).await;
+    assert!(
+        texts(&errors)[0].contains("boom from the page"),
+        "{errors:?}"
+    );
+
+    let network = logs_until(&s, &key, &sid, "network", |e| {
+        ["/inspect", "/missing.png", "/two?"].iter().all(|p| {
+            e.iter()
+                .any(|x| x["data"]["url"].as_str().is_some_and(|u| u.contains(p)))
+        })
+    })
+    .await;
+    let by_path = |p: &str| {
+        network
+            .iter()
+            .find(|x| x["data"]["url"].as_str().is_some_and(|u| u.contains(p)))
+            .map(|x| x["data"].clone())
+            .expect("an entry")
+    };
+    let doc = by_path("/inspect");
+    assert_eq!(
+        (doc["status"].as_u64(), doc["method"].as_str()),
+        (Some(200), Some("GET")),
+        "{doc}"
+    );
+    assert_eq!(doc["mime_type"], "text/html");
+    assert_eq!(
+        doc["request_headers"]["Authorization"], "[redacted]",
+        "{doc}"
+    );
+    assert!(doc["timing"]["wait"].as_f64().is_some(), "{doc}");
+    assert_eq!(by_path("/missing.png")["status"], 404);
+    let fetched = by_path("/two?");
+    assert!(
+        fetched["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/two?access_token=[redacted]&q=shoes")),
+        "{fetched}"
+    );
+
+    // The HAR: valid for a real HAR consumer, with the same requests and statuses.
+    let har = s.get(&key, &format!("/v1/sessions/{sid}/har")).await;
+    assert_eq!(har.status, 200, "{}", har.text());
+    let har_text = har.text();
+    let file = env.dir.path().join("session.har");
+    std::fs::write(&file, &har_text).expect("har file");
+    let checked = support::cdp::node("har.mjs", &[&file.display().to_string()]);
+    assert_eq!(checked["valid"], true, "{checked}");
+    let har = har.json();
+    let statuses: Vec<(String, u64)> = har["log"]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["request"]["url"].as_str().unwrap_or("").to_owned(),
+                e["response"]["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(
+        statuses
+            .iter()
+            .any(|(u, s)| u.ends_with("/missing.png") && *s == 404),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .any(|(u, s)| u.ends_with("/inspect") && *s == 200),
+        "{statuses:?}"
+    );
+    // Redaction holds everywhere.
+    let every_log = all_logs(&s, &key, &sid, "network").await;
+    for text in [
+        har_text.clone(),
+        serde_json::to_string(&every_log).expect("json"),
+    ] {
+        assert!(
+            !text.contains("s3cret-query"),
+            "a secret query value leaked"
+        );
+        assert!(
+            !text.contains("header-secret"),
+            "a credential header leaked"
+        );
+    }
+
+    // Bad parameters are named.
+    let r = s
+        .get(&key, &format!("/v1/sessions/{sid}/logs?type=everything"))
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.json()["errors"]["type"].is_string(), "{}", r.text());
+    let r = s
+        .get(
+            &key,
+            &format!("/v1/sessions/{sid}/logs?starting_after=ses_x"),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    // A page of one, then the next.
+    let first = s
+        .get(&key, &format!("/v1/sessions/{sid}/logs?limit=1"))
+        .await
+        .json();
+    assert_eq!(first["has_more"], true, "{first}");
+    let id = first["data"][0]["id"].as_str().expect("id");
+    let next = s
+        .get(
+            &key,
+            &format!("/v1/sessions/{sid}/logs?limit=1&starting_after={id}"),
+        )
+        .await
+        .json();
+    assert_ne!(next["data"][0]["id"], first["data"][0]["id"]);
+
+    // Another account sees none of it.
+    env.cli(&["accounts", "create", "--email", "intruder@example.com"]);
+    let other = env.cli(&["keys", "create", "--email", "intruder@example.com"]);
+    for path in [
+        format!("/v1/sessions/{sid}/logs"),
+        format!("/v1/sessions/{sid}/har"),
+    ] {
+        s.get(&other, &path).await.assert_problem(404, "not_found");
+    }
+
+    // After the session, and after a restart, the logs are still there.
+    let before = all_logs(&s, &key, &sid, "console").await.len();
+    let r = s.delete(&key, &format!("/v1/sessions/{sid}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let session = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
+    assert_eq!(session["logs"]["truncated"], false, "{session}");
+    s.terminate();
+    let s = env.start();
+    assert_eq!(all_logs(&s, &key, &sid, "console").await.len(), before);
+    assert_eq!(
+        s.get(&key, &format!("/v1/sessions/{sid}/har")).await.status,
+        200
+    );
+}
+
+async fn a_raw_cdp_clients_commands_are_logged_without_their_parameters(backend: Backend) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let created = s.post(&key, "/v1/sessions", json!({})).await.json();
+    let sid = created["id"].as_str().expect("id").to_owned();
+    let connect = created["connect_url"].as_str().expect("connect_url");
+    let (mut cdp, _) = tokio_tungstenite::connect_async(connect)
+        .await
+        .expect("CDP connects");
+    let commands = [
+        json!({"id": 1, "method": "Browser.getVersion"}),
+        json!({"id": 2, "method": "Target.getTargets"}),
+        json!({"id": 3, "method": "SystemInfo.getProcessInfo"}),
+        json!({"id": 4, "method": "Target.attachToTarget", "params": {"targetId": "param-secret-target"}}),
+    ];
+    for command in &commands {
+        cdp.send(Message::Text(command.to_string().into()))
+            .await
+            .expect("send");
+        let reply = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(msg)) = cdp.next().await {
+                if let Message::Text(t) = msg
+                    && serde_json::from_str::<Value>(t.as_str())
+                        .is_ok_and(|v| v["id"] == command["id"])
+                {
+                    return Some(t.as_str().to_owned());
+                }
+            }
+            None
+        })
+        .await
+        .expect("an answer within 10 s");
+        assert!(reply.is_some());
+    }
+    let log = logs_until(&s, &key, &sid, "cdp", |e| e.len() >= 4).await;
+    let method = |m: &str| {
+        log.iter()
+            .find(|e| e["data"]["method"] == m)
+            .map(|e| e["data"].clone())
+            .unwrap_or_else(|| panic!("{m} logged: {log:#?}"))
+    };
+    let version = method("Browser.getVersion");
+    assert_eq!(version["direction"], "client_to_browser");
+    assert!(
+        version["latency_ms"].as_f64().is_some_and(|l| l >= 0.0),
+        "{version}"
+    );
+    assert!(
+        version["response_bytes"].as_u64().is_some_and(|b| b > 20),
+        "{version}"
+    );
+    assert!(version["error"].is_null(), "{version}");
+    let refused = method("SystemInfo.getProcessInfo");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("refused:")),
+        "{refused}"
+    );
+    let failed = method("Target.attachToTarget");
+    assert!(failed["error"].is_string(), "the browser's error: {failed}");
+    let text = serde_json::to_string(&log).expect("json");
+    assert!(
+        !text.contains("param-secret-target"),
+        "parameters are never logged"
+    );
+}
+
+async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend) {
+    let chatty = r#"<title>chatty</title><script>
+      for (let i = 0; i < 200; i++) console.log("line " + i + " " + "x".repeat(80));
+      console.log("the last line");
+    </script>"#;
+    let site = pages::start_with(vec![("/chatty", chatty.to_owned())]).await;
+    let mut env = Env::new(backend);
+    let tiers = env.dir.path().join("tiers.json");
+    std::fs::write(
+        &tiers,
+        json!({"self_hosted": {
+            "display_name": "Self-hosted", "live_keys": true, "price_cents": null,
+            "billing": "none", "max_concurrent_sessions": null, "max_session_seconds": 3600,
+            "idle_timeout_seconds": 600, "monthly_sessions": null,
+            "monthly_session_minutes": null, "rate_limit_per_second": 100,
+            "rate_limit_burst": 100, "max_profiles": null, "max_profile_state_bytes": 1048576,
+            "max_session_log_bytes": 4000, "log_retention_days": 2
+        }})
+        .to_string(),
+    )
+    .expect("tiers");
+    env.set("DRIFTSTACK_TIERS_FILE", &tiers.display().to_string())
+        .set("DRIFTSTACK_FILE_SWEEP_SECONDS", "1");
+    let s = env.start();
+    let key = s.key().to_owned();
+    let sid = s.post(&key, "/v1/sessions", json!({})).await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{sid}/navigate"),
+            json!({"url": site.url("/chatty")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let truncated = support::eventually(Duration::from_secs(15), async || {
+        s.get(&key, &format!("/v1/sessions/{sid}")).await.json()["logs"]["truncated"] == true
+    })
+    .await;
+    assert!(truncated, "the session says its logs were truncated");
+    let kept = all_logs(&s, &key, &sid, "console").await;
+    let bytes: usize = kept.iter().map(|e| e["data"].to_string().len()).sum();
+    assert!(bytes <= 4000, "{bytes} bytes kept");
+    assert!(!texts(&kept).contains(&"the last line".to_owned()));
+    // The session itself goes on.
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{sid}/navigate"),
+            json!({"url": site.url("/two")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // A day into the plan's two: kept. Past them: deleted.
+    env.advance_clock(86_400);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!all_logs(&s, &key, &sid, "console").await.is_empty());
+    env.advance_clock(2 * 86_400);
+    let gone = support::eventually(Duration::from_secs(15), async || {
+        all_logs(&s, &key, &sid, "console").await.is_empty()
+    })
+    .await;
+    assert!(gone, "the logs expired");
+}
