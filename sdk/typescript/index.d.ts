@@ -61,6 +61,8 @@ export interface Session {
   connect_url?: string | null;
   options: Record<string, unknown>;
   usage: SessionUsage;
+  /** `truncated`: the logs reached the plan's `max_session_log_bytes`; later entries were not kept. */
+  logs: { truncated: boolean };
 }
 
 export interface CreateSessionOptions {
@@ -224,7 +226,18 @@ export class Sessions {
   downloads(id: string): AsyncIterable<Download>;
   download(id: string, downloadId: string): Promise<Uint8Array>;
   upload(id: string, filename: string, content: Uint8Array | string): Promise<Upload>;
+  logs(id: string, type?: LogType): AsyncIterable<LogEntry>;
+  har(id: string): Promise<{ log: { version: "1.2"; creator: { name: string; version: string }; entries: Record<string, unknown>[] } }>;
   release(id: string): Promise<Session>;
+}
+
+export type LogType = "console" | "page" | "network" | "cdp";
+
+export interface LogEntry {
+  id: string;
+  type: LogType;
+  at: string;
+  data: Record<string, unknown>;
 }
 
 export interface Download {

@@ -136,6 +136,14 @@ export class Sessions {
   download(id, downloadId) {
     return this.c.request("GET", path("/v1/sessions/{id}/downloads/{download_id}", { id, download_id: downloadId }), { raw: true });
   }
+  /** `GET /v1/sessions/{id}/logs`: log entries (`console`, `page`, `network`, `cdp`; all when `type` is omitted), oldest first. */
+  logs(id, type) {
+    return this.c.paginate(path("/v1/sessions/{id}/logs", { id }), type ? { type } : {});
+  }
+  /** `GET /v1/sessions/{id}/har`: the network log as a HAR 1.2 document. */
+  har(id) {
+    return this.c.request("GET", path("/v1/sessions/{id}/har", { id }));
+  }
   /** `POST /v1/sessions/{id}/uploads`: places `content` (bytes) in the session as `filename`. */
   upload(id, filename, content) {
     return this.c.request("POST", path("/v1/sessions/{id}/uploads", { id }), { query: { filename }, content });

@@ -201,6 +201,16 @@ class Sessions:
         return self._c.request("GET", _path("/v1/sessions/{id}/downloads/{download_id}",
                                             id=session_id, download_id=download_id), raw=True)
 
+    def logs(self, session_id: str, type: Optional[str] = None) -> Iterator[Dict[str, Any]]:
+        """`GET /v1/sessions/{id}/logs`: the session's log entries (`console`, `page`, `network`,
+        `cdp`, or all when `type` is None), oldest first."""
+        return self._c.paginate(_path("/v1/sessions/{id}/logs", id=session_id),
+                                {"type": type} if type else None)
+
+    def har(self, session_id: str) -> Dict[str, Any]:
+        """`GET /v1/sessions/{id}/har`: the session's network log as a HAR 1.2 document."""
+        return self._c.request("GET", _path("/v1/sessions/{id}/har", id=session_id))
+
     def upload(self, session_id: str, filename: str, content: bytes) -> Dict[str, Any]:
         """`POST /v1/sessions/{id}/uploads`: places `content` in the session as `filename`."""
         return self._c.request("POST", _path("/v1/sessions/{id}/uploads", id=session_id),

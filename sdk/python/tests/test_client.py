@@ -38,6 +38,15 @@ def test_an_upload_reaches_a_file_input(client, page_url):
         ])
         assert done["results"][1]["value"] == "hi from python"
         assert list(client.sessions.downloads(session["id"])) == []
+        client.sessions.actions(session["id"], [{"type": "evaluate", "expression":
+            "console.log('from python')"}])
+        for _ in range(50):
+            said = [e["data"]["text"] for e in client.sessions.logs(session["id"], type="console")]
+            if "from python" in said:
+                break
+            time.sleep(0.2)
+        assert "from python" in said
+        assert client.sessions.har(session["id"])["log"]["version"] == "1.2"
     finally:
         client.sessions.release(session["id"])
 

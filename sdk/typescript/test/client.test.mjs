@@ -43,6 +43,15 @@ test("an upload reaches a file input", live, async () => {
     const listed = [];
     for await (const d of ds.sessions.downloads(session.id)) listed.push(d);
     assert.deepEqual(listed, []);
+    await ds.sessions.actions(session.id, [{ type: "evaluate", expression: "console.log('from js')" }]);
+    let said = [];
+    for (let i = 0; i < 50 && !said.includes("from js"); i++) {
+      said = [];
+      for await (const e of ds.sessions.logs(session.id, "console")) said.push(e.data.text);
+      if (!said.includes("from js")) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(said.includes("from js"), JSON.stringify(said));
+    assert.equal((await ds.sessions.har(session.id)).log.version, "1.2");
   } finally {
     await ds.sessions.release(session.id);
   }
