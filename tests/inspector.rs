@@ -17,7 +17,58 @@ on_both_backends!(
     a_pages_console_errors_and_requests_are_logged_and_exported_as_har,
     a_raw_cdp_clients_commands_are_logged_without_their_parameters,
     the_plans_limit_stops_the_log_and_retention_deletes_it,
+    a_recorded_session_replays_what_was_typed_but_never_a_password,
 );
+
+const FORM_PAGE: &str = r#"<title>form</title>
+<input id="name"> <input id="secret" type="password">
+<div data-ds-mask id="card">4111 2222 3333 4444</div>
+<button id="go" onclick="document.body.append('clicked!')">go</button>"#;
+
+/// The session's recording once `done` holds for its events.
+async fn recording_until(
+    s: &Server,
+    key: &str,
+    sid: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut events = Vec::new();
+    let ok = support::eventually(Duration::from_secs(20), async || {
+        let r = s.get(key, &format!("/v1/sessions/{sid}/recording")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        events = r.json().as_array().cloned().unwrap_or_default();
+        done(&events)
+    })
+    .await;
+    assert!(
+        ok,
+        "the recording never matched: {} events: {}",
+        events.len(),
+        events
+            .iter()
+            .map(|e| format!("{}:{}", e["type"], e["data"]["source"]))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    events
+}
+
+fn full_snapshots(events: &[Value]) -> usize {
+    events.iter().filter(|e| e["type"] == 2).count()
+}
+
+/// The texts input events carried (rrweb incremental events from the Input source).
+fn inputs(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .filter(|e| e["type"] == 3 && e["data"]["source"] == 5)
+        .filter_map(|e| e["data"]["text"].as_str())
+        .collect()
+}
+
+fn typed(events: &[Value], text: &str) -> bool {
+    inputs(events).contains(&text)
+}
 
 const INSPECT_PAGE: &str = r#"<title>inspect</title>
 <img src="/missing.png">
@@ -341,7 +392,18 @@ async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend
       for (let i = 0; i < 200; i++) console.log("line " + i + " " + "x".repeat(80));
       console.log("the last line");
     </script>"#;
-    let site = pages::start_with(vec![("/chatty", chatty.to_owned())]).await;
+    // Text that compresses badly: its recording is past the plan's 4000 bytes at once.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: String = (0..20_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let big = format!("<title>big</title><p>{noise}</p>");
+    let site = pages::start_with(vec![("/chatty", chatty.to_owned()), ("/big", big)]).await;
     let mut env = Env::new(backend);
     let tiers = env.dir.path().join("tiers.json");
     std::fs::write(
@@ -352,7 +414,8 @@ async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend
             "idle_timeout_seconds": 600, "monthly_sessions": null,
             "monthly_session_minutes": null, "rate_limit_per_second": 100,
             "rate_limit_burst": 100, "max_profiles": null, "max_profile_state_bytes": 1048576,
-            "max_session_log_bytes": 4000, "log_retention_days": 2
+            "max_session_log_bytes": 4000, "log_retention_days": 2,
+            "max_session_recording_bytes": 4000
         }})
         .to_string(),
     )
@@ -361,7 +424,10 @@ async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend
         .set("DRIFTSTACK_FILE_SWEEP_SECONDS", "1");
     let s = env.start();
     let key = s.key().to_owned();
-    let sid = s.post(&key, "/v1/sessions", json!({})).await.json()["id"]
+    let sid = s
+        .post(&key, "/v1/sessions", json!({"record": true}))
+        .await
+        .json()["id"]
         .as_str()
         .expect("id")
         .to_owned();
@@ -378,6 +444,46 @@ async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend
     })
     .await;
     assert!(truncated, "the session says its logs were truncated");
+    // A recording past the plan's bytes stops there and says so; the session goes on.
+    let big_sid = s
+        .post(&key, "/v1/sessions", json!({"record": true}))
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{big_sid}/navigate"),
+            json!({"url": site.url("/big")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let truncated = support::eventually(Duration::from_secs(15), async || {
+        s.get(&key, &format!("/v1/sessions/{big_sid}")).await.json()["recording"]["truncated"]
+            == true
+    })
+    .await;
+    assert!(truncated, "the session says its recording was truncated");
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{big_sid}/navigate"),
+            json!({"url": site.url("/two")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The small one is kept (until retention).
+    let kept = support::eventually(Duration::from_secs(15), async || {
+        s.get(&key, &format!("/v1/sessions/{sid}/recording"))
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    })
+    .await;
+    assert!(kept, "a recording within the plan is kept");
     let kept = all_logs(&s, &key, &sid, "console").await;
     let bytes: usize = kept.iter().map(|e| e["data"].to_string().len()).sum();
     assert!(bytes <= 4000, "{bytes} bytes kept");
@@ -402,4 +508,161 @@ async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend
     })
     .await;
     assert!(gone, "the logs expired");
+    let recording = s
+        .get(&key, &format!("/v1/sessions/{sid}/recording"))
+        .await
+        .json();
+    assert_eq!(recording, json!([]), "nothing of the recording is left");
+}
+
+async fn a_recorded_session_replays_what_was_typed_but_never_a_password(backend: Backend) {
+    let site = pages::start_with(vec![("/form", FORM_PAGE.to_owned())]).await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    let (hook, seen) = support::hooks::receiver().await;
+    let r = s
+        .post(
+            &key,
+            "/v1/webhooks/endpoints",
+            json!({"url": hook, "event_types": ["session.recording.ready"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = s.post(&key, "/v1/sessions", json!({"record": true})).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = created.json();
+    assert_eq!(created["recording"]["state"], "recording", "{created}");
+    let sid = created["id"].as_str().expect("id").to_owned();
+    let act = async |actions: Value| {
+        let r = s
+            .post(
+                &key,
+                &format!("/v1/sessions/{sid}/actions"),
+                json!({"actions": actions}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let go = async |path: &str| {
+        let r = s
+            .post(
+                &key,
+                &format!("/v1/sessions/{sid}/navigate"),
+                json!({"url": site.url(path)}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    go("/form").await;
+    act(json!([
+        {"type": "type", "selector": "#name", "text": "visible text"},
+        {"type": "type", "selector": "#secret", "text": "hunter2-password"},
+        {"type": "click", "selector": "#go"}
+    ]))
+    .await;
+    go("/two").await;
+    let events = recording_until(&s, &key, &sid, |e| {
+        full_snapshots(e) >= 2 && typed(e, "visible text")
+    })
+    .await;
+    let text = serde_json::to_string(&events).expect("json");
+    assert!(
+        !text.contains("hunter2-password"),
+        "a password was recorded"
+    );
+    assert!(
+        !text.contains("4111 2222"),
+        "a data-ds-mask element was recorded"
+    );
+    assert!(
+        text.contains("clicked!"),
+        "the click's effect is in the replay"
+    );
+
+    // Paused, nothing is recorded; resumed, a new full snapshot starts.
+    let r = s
+        .send(
+            reqwest::Client::new()
+                .patch(s.url(&format!("/v1/sessions/{sid}")))
+                .bearer_auth(&key)
+                .json(&json!({"record": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["recording"]["state"], "paused");
+    go("/form").await;
+    act(json!([{"type": "type", "selector": "#name", "text": "typed while paused"}])).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = full_snapshots(&recording_until(&s, &key, &sid, |_| true).await);
+    let r = s
+        .send(
+            reqwest::Client::new()
+                .patch(s.url(&format!("/v1/sessions/{sid}")))
+                .bearer_auth(&key)
+                .json(&json!({"record": true})),
+        )
+        .await;
+    assert_eq!(r.json()["recording"]["state"], "recording", "{}", r.text());
+    act(json!([{"type": "type", "selector": "#name", "text": " resumed"}])).await;
+    // (The action clicks the field's centre, so the new text lands inside the old.)
+    let events = recording_until(&s, &key, &sid, |e| {
+        full_snapshots(e) > before && inputs(e).iter().any(|t| t.contains("resumed"))
+    })
+    .await;
+    let while_paused: Vec<_> = inputs(&events)
+        .into_iter()
+        .filter(|t| "typed while paused".starts_with(t))
+        .collect();
+    assert!(
+        while_paused.is_empty(),
+        "events while paused were kept: {while_paused:?}"
+    );
+
+    // Abuse: a session that is not recorded, a body without the field, another account.
+    let plain = s.post(&key, "/v1/sessions", json!({})).await.json();
+    assert!(plain["recording"].is_null(), "{plain}");
+    let plain_id = plain["id"].as_str().expect("id");
+    s.get(&key, &format!("/v1/sessions/{plain_id}/recording"))
+        .await
+        .assert_problem(404, "recording_not_found");
+    let patch = |id: &str, body: Value, key: &str| {
+        reqwest::Client::new()
+            .patch(s.url(&format!("/v1/sessions/{id}")))
+            .bearer_auth(key)
+            .json(&body)
+    };
+    s.send(patch(plain_id, json!({"record": true}), &key))
+        .await
+        .assert_problem(409, "session_not_recorded");
+    let r = s.send(patch(&sid, json!({}), &key)).await;
+    assert_eq!(r.status, 422);
+    assert!(r.json()["errors"]["record"].is_string(), "{}", r.text());
+    env.cli(&["accounts", "create", "--email", "intruder@example.com"]);
+    let other = env.cli(&["keys", "create", "--email", "intruder@example.com"]);
+    s.get(&other, &format!("/v1/sessions/{sid}/recording"))
+        .await
+        .assert_problem(404, "not_found");
+    s.send(patch(&sid, json!({"record": false}), &other))
+        .await
+        .assert_problem(404, "not_found");
+
+    // Ended: complete, announced, and still readable after a restart.
+    let r = s.delete(&key, &format!("/v1/sessions/{sid}")).await;
+    assert_eq!(r.json()["recording"]["state"], "complete", "{}", r.text());
+    let whole = recording_until(&s, &key, &sid, |_| true).await;
+    let arrived = support::eventually(Duration::from_secs(15), async || {
+        seen.events().iter().any(|e| {
+            e["type"] == "session.recording.ready" && e["data"]["session_id"] == sid.as_str()
+        })
+    })
+    .await;
+    assert!(arrived, "session.recording.ready delivered");
+    s.terminate();
+    let s = env.start();
+    let again = s
+        .get(&key, &format!("/v1/sessions/{sid}/recording"))
+        .await
+        .json();
+    assert_eq!(again.as_array().map(Vec::len), Some(whole.len()));
 }

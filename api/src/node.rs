@@ -16,6 +16,7 @@ pub struct Parts<'a> {
     pub registry: &'a RunnerRegistry,
     pub files: &'a runner::files::Files,
     pub logs: &'a runner::logs::LogStore,
+    pub recordings: &'a runner::recording::Recordings,
     pub clock: &'a common::Clock,
 }
 
@@ -32,6 +33,7 @@ pub async fn start_embedded_runner(
         registry,
         files,
         logs,
+        recordings,
         clock,
     } = parts;
     let id_file = config.data_dir.join("runner-id");
@@ -67,14 +69,13 @@ pub async fn start_embedded_runner(
         Ok(n) => tracing::info!(count = n, "unreferenced profile blobs removed"),
         Err(e) => tracing::warn!(error = %e, "could not sweep unreferenced profile blobs"),
     }
-    runner::Runner::start(
-        runner_config,
-        sessions.clone(),
-        profiles.clone(),
-        registry.clone(),
-        files.clone(),
-        logs.clone(),
-        clock.clone(),
-    )
-    .await
+    let stores = runner::Stores {
+        sessions: sessions.clone(),
+        profiles: profiles.clone(),
+        registry: registry.clone(),
+        files: files.clone(),
+        logs: logs.clone(),
+        recordings: recordings.clone(),
+    };
+    runner::Runner::start(runner_config, stores, clock.clone()).await
 }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub files: runner::files::Files,
     /// Session logs (console, page, network, CDP).
     pub logs: runner::logs::LogStore,
+    /// Session recordings (rrweb), sealed in the blob store.
+    pub recordings: runner::recording::Recordings,
     /// Dashboard sign-in: sessions, tokens, MFA, one-time links, throttles.
     pub identity: crate::identity::Identity,
     pub audit: crate::audit::Audit,
@@ -113,6 +115,12 @@ impl AppState {
             SecretBox::new(&master_key.derive("session-files"))
                 .with_previous(&MasterKey::derive_all(previous, "session-files")),
         );
+        let recordings = runner::recording::Recordings::new(
+            runner::recording::RecordingStore::new(db.clone()),
+            blobs.clone(),
+            SecretBox::new(&master_key.derive("session-recordings"))
+                .with_previous(&MasterKey::derive_all(previous, "session-recordings")),
+        );
         let profiles = Profiles::new(
             profiles::ProfileStore::new(db.clone()),
             master_key.profile_codec(previous),
@@ -143,6 +151,7 @@ impl AppState {
                         registry: &registry,
                         files: &files,
                         logs: &logs,
+                        recordings: &recordings,
                         clock: &clock,
                     },
                 )
@@ -170,6 +179,7 @@ impl AppState {
             profiles,
             files,
             logs,
+            recordings,
             audit: crate::audit::Audit::new(db.clone()),
             team: crate::store::team::TeamStore::new(db.clone()),
             usage: Arc::new(crate::usage::Usage::new(db.clone(), clock.clone())),

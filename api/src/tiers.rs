@@ -54,6 +54,13 @@ pub struct Tier {
     /// Days a session's logs are kept; then they are deleted.
     #[serde(default = "default_log_retention_days")]
     pub log_retention_days: u32,
+    /// Sessions are recorded unless the create request says `"record": false`.
+    #[serde(default)]
+    pub record_by_default: bool,
+    /// Stored (compressed) bytes of one session's recording; past them the recording stops
+    /// (`recording.truncated`).
+    #[serde(default = "default_session_recording_bytes")]
+    pub max_session_recording_bytes: u64,
 }
 
 /// Download and upload limits of a tier that does not name them (the blob store reads back at
@@ -78,6 +85,9 @@ fn default_session_log_bytes() -> u64 {
 }
 fn default_log_retention_days() -> u32 {
     30
+}
+fn default_session_recording_bytes() -> u64 {
+    50 << 20
 }
 
 impl Tier {
@@ -124,6 +134,8 @@ impl Default for Tiers {
                 download_retention_days: 7,
                 max_session_log_bytes: 5 << 20,
                 log_retention_days: 1,
+                record_by_default: false,
+                max_session_recording_bytes: 10 << 20,
             },
         );
         map.insert(
@@ -149,6 +161,8 @@ impl Default for Tiers {
                 download_retention_days: 30,
                 max_session_log_bytes: 20 << 20,
                 log_retention_days: 7,
+                record_by_default: false,
+                max_session_recording_bytes: 50 << 20,
             },
         );
         map.insert(
@@ -174,6 +188,8 @@ impl Default for Tiers {
                 download_retention_days: 90,
                 max_session_log_bytes: 50 << 20,
                 log_retention_days: 30,
+                record_by_default: false,
+                max_session_recording_bytes: 200 << 20,
             },
         );
         map.insert(
@@ -199,6 +215,8 @@ impl Default for Tiers {
                 download_retention_days: 30,
                 max_session_log_bytes: 50 << 20,
                 log_retention_days: 30,
+                record_by_default: false,
+                max_session_recording_bytes: 200 << 20,
             },
         );
         Tiers(map)

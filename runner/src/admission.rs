@@ -133,6 +133,10 @@ impl Runner {
         if let Err(err) = browser.page.follow_logs(log.sink()).await {
             tracing::warn!(session.id = %req.id, error = %err, "the page's logs cannot be followed in this session");
         }
+        let recording = match &req.record {
+            Some(record) => self.start_recording(&req, record, &mut browser).await,
+            None => None,
+        };
         let live = Arc::new(LiveSession {
             id: req.id.clone(),
             account_id: req.account_id.clone(),
@@ -156,6 +160,7 @@ impl Runner {
             end_reason: Mutex::new(None),
             profile: req.profile.clone(),
             log,
+            recording,
             downloads,
             downloads_dir,
             uploads_dir,
@@ -190,6 +195,42 @@ impl Runner {
     }
 
     /// Records that a session could not start, and frees its profile.
+    /// Starts recording a new session; a recording that cannot start is logged and the session
+    /// goes on unrecorded (its `recording` then reads `null`).
+    async fn start_recording(
+        &self,
+        req: &StartRequest,
+        record: &crate::RecordRequest,
+        browser: &mut crate::pool::WarmBrowser,
+    ) -> Option<crate::recording::SessionRecording> {
+        let target = crate::recording::RecordingTarget {
+            recordings: self.recordings.clone(),
+            account: req.account_id.clone(),
+            session: req.id.clone(),
+            limit_bytes: record.limit_bytes,
+            clock: self.clock.clone(),
+        };
+        let recording = match crate::recording::start(target).await {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::warn!(session.id = %req.id, error = %err, "the session's recording cannot start");
+                return None;
+            }
+        };
+        if let Err(err) = browser
+            .page
+            .start_recording(recording.sink(), record.options)
+            .await
+        {
+            tracing::warn!(session.id = %req.id, error = %err, "the recorder cannot be injected");
+            if let Err(err) = self.recordings.store.clear_state(&req.id).await {
+                tracing::warn!(session.id = %req.id, error = %err, "a failed recording could not be cleared");
+            }
+            return None;
+        }
+        Some(recording)
+    }
+
     pub(crate) async fn start_failed(&self, req: &StartRequest) -> Result<(), common::StoreError> {
         self.store
             .finish(

@@ -268,3 +268,30 @@ impl Runner {
         Ok(Watch { live })
     }
 }
+
+impl Runner {
+    /// Pauses (`false`) or resumes (`true`) a recorded session's recording; on resume the
+    /// recorder takes a full snapshot, so the replay shows the page as it is then. `Ok(false)`
+    /// when the session is not recorded.
+    pub async fn set_recording(
+        &self,
+        account: &AccountId,
+        id: &SessionId,
+        on: bool,
+    ) -> Result<bool, RunnerError> {
+        self.command(account, id, async |live, page| {
+            let Some(recording) = &live.recording else {
+                return Ok(false);
+            };
+            let changed = recording
+                .set_recording(on)
+                .await
+                .map_err(|e| RunnerError::Internal(e.into()))?;
+            if changed && on {
+                page.recorder_snapshot().await?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+}

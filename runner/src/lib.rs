@@ -16,6 +16,7 @@ pub mod files;
 pub mod logs;
 pub mod pool;
 pub mod proxy;
+pub mod recording;
 pub mod registry;
 pub mod sandbox;
 pub mod spec;
@@ -71,6 +72,17 @@ pub struct RunnerConfig {
     pub sandbox: bool,
 }
 
+/// Where a runner keeps what it knows: sessions, profiles, the runner registry, session files,
+/// logs and recordings.
+pub struct Stores {
+    pub sessions: SessionStore,
+    pub profiles: Profiles,
+    pub registry: registry::RunnerRegistry,
+    pub files: files::Files,
+    pub logs: logs::LogStore,
+    pub recordings: recording::Recordings,
+}
+
 /// What the caller knows about a session it asks the runner to start.
 pub struct StartRequest {
     pub id: SessionId,
@@ -87,6 +99,15 @@ pub struct StartRequest {
     pub download_limits: files::DownloadLimits,
     /// Bytes of log entries the session may keep.
     pub log_limit_bytes: u64,
+    /// Record the session (rrweb), within this limit.
+    pub record: Option<RecordRequest>,
+}
+
+/// How a session is recorded.
+pub struct RecordRequest {
+    pub options: chromium::RecordOptions,
+    /// Stored bytes the recording may take.
+    pub limit_bytes: u64,
 }
 
 /// Why a session could not be admitted.
@@ -117,6 +138,7 @@ pub struct Runner {
     profiles: Profiles,
     files: files::Files,
     logs: logs::LogStore,
+    recordings: recording::Recordings,
     clock: Clock,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -128,13 +150,17 @@ impl Runner {
     /// starts filling the warm pool.
     pub async fn start(
         config: RunnerConfig,
-        store: SessionStore,
-        profiles: Profiles,
-        registry: registry::RunnerRegistry,
-        files: files::Files,
-        logs: logs::LogStore,
+        stores: Stores,
         clock: Clock,
     ) -> anyhow::Result<Arc<Self>> {
+        let Stores {
+            sessions: store,
+            profiles,
+            registry,
+            files,
+            logs,
+            recordings,
+        } = stores;
         let policy = common::egress::EgressPolicy::new(config.egress_allow.clone());
         let mut launch = LaunchOptions::detect(
             config.chromium.as_deref(),
@@ -172,6 +198,7 @@ impl Runner {
             profiles,
             files,
             logs,
+            recordings,
             clock,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),

@@ -79,6 +79,9 @@ impl Runner {
     async fn forget_files(&self, live: &LiveSession) {
         // What the page logged last is written before the session reads as ended.
         live.log.finish(std::time::Duration::from_secs(5)).await;
+        if let Some(recording) = &live.recording {
+            recording.finish(std::time::Duration::from_secs(5)).await;
+        }
         if let Some(downloads) = &live.downloads {
             // A file the browser finished just before the end is still kept.
             downloads.finish(std::time::Duration::from_secs(5)).await;

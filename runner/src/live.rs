@@ -47,6 +47,8 @@ pub(crate) struct LiveSession {
     pub(crate) profile: Option<ProfileRequest>,
     /// Its logs' writer.
     pub(crate) log: crate::logs::SessionLog,
+    /// Its recording, when it is recorded.
+    pub(crate) recording: Option<crate::recording::SessionRecording>,
     /// Its downloads, followed while it lives (`None` when following could not start).
     pub(crate) downloads: Option<crate::files::SessionDownloads>,
     /// Where its downloads land and its uploads are placed (emptied when it ends).

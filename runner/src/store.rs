@@ -35,6 +35,8 @@ pub struct SessionRecord {
     pub counters: Counters,
     /// Its logs reached the plan's limit; later entries were not kept.
     pub logs_truncated: bool,
+    /// Its recording, when it is recorded.
+    pub recording: Option<crate::recording::RecordingState>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -60,6 +62,9 @@ struct Row {
     blocked_requests: i64,
     egress_denied: i64,
     logs_truncated: bool,
+    recording_state: Option<String>,
+    recording_truncated: bool,
+    recording_bytes: i64,
 }
 
 impl From<Row> for SessionRecord {
@@ -79,6 +84,13 @@ impl From<Row> for SessionRecord {
             end_reason: r.end_reason,
             create_ms: r.create_ms,
             logs_truncated: r.logs_truncated,
+            recording: r
+                .recording_state
+                .map(|state| crate::recording::RecordingState {
+                    state,
+                    truncated: r.recording_truncated,
+                    bytes: r.recording_bytes,
+                }),
             counters: Counters {
                 navigations: n(r.navigations),
                 actions: n(r.actions),
@@ -98,7 +110,8 @@ macro_rules! select_sessions {
         concat!(
             "SELECT id, account_id, runner_id, status, options, created_at, started_at, expires_at, ",
             "idle_timeout_ms, ended_at, end_reason, create_ms, navigations, actions, captures, ",
-            "requests, bytes_received, bytes_sent, blocked_requests, egress_denied, logs_truncated ",
+            "requests, bytes_received, bytes_sent, blocked_requests, egress_denied, logs_truncated, ",
+            "recording_state, recording_truncated, recording_bytes ",
             "FROM sessions ",
             $tail
         )

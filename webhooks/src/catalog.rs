@@ -39,6 +39,12 @@ fn download() -> Value {
         "filename": {"type": "string"}, "size": {"type": "integer"}, "sha256": {"type": "string"}
     }})
 }
+fn recording() -> Value {
+    json!({"type": "object", "properties": {
+        "session_id": {"type": "string"}, "events": {"type": "integer"},
+        "bytes": {"type": "integer"}, "truncated": {"type": "boolean"}
+    }})
+}
 fn test() -> Value {
     json!({"type": "object", "properties": {"endpoint_id": {"type": "string"}, "message": {"type": "string"}}})
 }
@@ -68,6 +74,11 @@ pub const CATALOG: &[EventType] = &[
         name: "session.download.completed",
         description: "A file a session downloaded is stored and can be fetched.",
         schema: download,
+    },
+    EventType {
+        name: "session.recording.ready",
+        description: "A recorded session ended and its whole recording can be read.",
+        schema: recording,
     },
     EventType {
         name: "profile.created",

@@ -50,8 +50,9 @@ const fn rest(method: Method, path: &'static str) -> BrowserRoute {
 
 /// The routes answered by the node whose runner holds the session. A session's other routes
 /// (reading it, listing) are answered by any node from the database.
-pub static AT_THE_BROWSER: [BrowserRoute; 8] = [
+pub static AT_THE_BROWSER: [BrowserRoute; 9] = [
     rest(Method::DELETE, "/v1/sessions/{id}"),
+    rest(Method::PATCH, "/v1/sessions/{id}"),
     rest(Method::POST, "/v1/sessions/{id}/navigate"),
     rest(Method::POST, "/v1/sessions/{id}/actions"),
     rest(Method::POST, "/v1/sessions/{id}/wait"),

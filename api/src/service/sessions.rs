@@ -42,6 +42,9 @@ pub struct Admission {
     pub block: Vec<BlockedResource>,
     pub extra_headers: BTreeMap<String, String>,
     pub proxy: Option<UpstreamProxy>,
+    /// Record the session; `None`: as the plan defaults.
+    pub record: Option<bool>,
+    pub mask_all_inputs: bool,
 }
 
 /// Starts a session for `principal` on this node's runner, or says why not: 422 for timeouts
@@ -66,6 +69,8 @@ pub async fn admit(
 
     let profile_id = request.profile_id.clone();
     let persist = request.persist;
+    let record = request.record.unwrap_or(tier.record_by_default);
+    let mask_all_inputs = request.mask_all_inputs;
     let (spec, options) = browser_spec(state, principal, request).await?;
     let record = runner
         .create(StartRequest {
@@ -86,6 +91,10 @@ pub async fn admit(
                 per_session: tier.max_session_download_bytes,
             },
             log_limit_bytes: tier.max_session_log_bytes,
+            record: record.then_some(runner::RecordRequest {
+                options: runner::chromium::RecordOptions { mask_all_inputs },
+                limit_bytes: tier.max_session_recording_bytes,
+            }),
         })
         .await
         .map_err(|e| start_error(e, tier))?;

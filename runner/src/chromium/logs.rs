@@ -49,23 +49,23 @@ impl SessionPage {
         let mut failed = self.page.event_listener::<EventLoadingFailed>().await?;
         self.tasks.push(tokio::spawn(async move {
             let mut open = Requests::default();
+            let mut tick = tokio::time::interval(LATE_RESPONSE);
             loop {
-                // A request's events are taken in the order they happen: sent, response, end.
+                // A request's events are taken in the order they happen (sent, response, end)
+                // as far as the listeners deliver them so; a request that ended before its
+                // response was seen waits a moment for it.
                 tokio::select! {
                     biased;
                     Some(ev) = sent.next() => open.sent(&ev, &sink),
-                    Some(ev) = responses.next() => open.response(&ev),
+                    Some(ev) = responses.next() => open.response(&ev, &sink),
                     Some(ev) = finished.next() => {
-                        if let Some(e) = open.end(ev.request_id.inner(), *ev.timestamp.inner(), Some(ev.encoded_data_length), None) {
-                            sink.send(network(e));
-                        }
+                        open.end(ev.request_id.inner(), *ev.timestamp.inner(), Some(ev.encoded_data_length), None, &sink);
                     }
                     Some(ev) = failed.next() => {
                         let why = if ev.canceled == Some(true) { "canceled".to_owned() } else { ev.error_text.clone() };
-                        if let Some(e) = open.end(ev.request_id.inner(), *ev.timestamp.inner(), None, Some(why)) {
-                            sink.send(network(e));
-                        }
+                        open.end(ev.request_id.inner(), *ev.timestamp.inner(), None, Some(why), &sink);
                     }
+                    _ = tick.tick() => open.give_up_waiting(&sink),
                     else => break,
                 }
             }
@@ -82,10 +82,16 @@ fn network(e: NetworkEntry) -> LogEntry {
     }
 }
 
+/// How long a request that finished before its response was seen waits for it.
+const LATE_RESPONSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Requests between their first event and their last.
 #[derive(Default)]
 struct Requests {
     open: HashMap<String, Open>,
+    /// Finished before their response was seen: (the request, when it ended, since when it
+    /// waits).
+    waiting: HashMap<String, (Open, f64, std::time::Instant)>,
 }
 
 struct Open {
@@ -148,9 +154,15 @@ impl Requests {
         );
     }
 
-    fn response(&mut self, ev: &EventResponseReceived) {
-        if let Some(open) = self.open.get_mut(ev.request_id.inner()) {
+    fn response(&mut self, ev: &EventResponseReceived, sink: &LogSink) {
+        let id = ev.request_id.inner();
+        if let Some(open) = self.open.get_mut(id) {
             apply_response(open, &ev.response);
+        } else if let Some((mut open, at, _)) = self.waiting.remove(id) {
+            let bytes = open.entry.response_bytes;
+            apply_response(&mut open, &ev.response);
+            open.entry.response_bytes = bytes.max(open.entry.response_bytes);
+            sink.send(network(finish(open, at, None)));
         }
     }
 
@@ -160,12 +172,35 @@ impl Requests {
         at: f64,
         encoded: Option<f64>,
         failure: Option<String>,
-    ) -> Option<NetworkEntry> {
-        let mut open = self.open.remove(id)?;
+        sink: &LogSink,
+    ) {
+        let Some(mut open) = self.open.remove(id) else {
+            return;
+        };
         if let Some(bytes) = encoded {
             open.entry.response_bytes = bytes.max(0.0) as u64;
         }
-        Some(finish(open, at, failure))
+        if failure.is_none() && open.entry.status.is_none() {
+            self.waiting
+                .insert(id.to_owned(), (open, at, std::time::Instant::now()));
+            return;
+        }
+        sink.send(network(finish(open, at, failure)));
+    }
+
+    /// Logs the requests whose response never came, as they are.
+    fn give_up_waiting(&mut self, sink: &LogSink) {
+        let late: Vec<String> = self
+            .waiting
+            .iter()
+            .filter(|(_, (_, _, since))| since.elapsed() >= LATE_RESPONSE)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in late {
+            if let Some((open, at, _)) = self.waiting.remove(&id) {
+                sink.send(network(finish(open, at, None)));
+            }
+        }
     }
 }
 

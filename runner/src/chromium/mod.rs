@@ -14,6 +14,7 @@ mod monitor;
 mod navigate;
 mod page;
 mod process;
+mod recording;
 mod storage;
 mod stray;
 
@@ -21,6 +22,7 @@ pub use actions::ActionContext;
 pub use downloads::{DownloadEvent, DownloadEvents};
 pub use page::SessionPage;
 pub use process::{BrowserProcess, LaunchOptions};
+pub use recording::RecordOptions;
 pub use stray::{kill_strays, pids_mentioning, remove_dir_retrying, sweep_stale_roots};
 
 use crate::spec::RunnerError;

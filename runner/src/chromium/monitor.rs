@@ -205,6 +205,7 @@ impl SessionPage {
             monitor,
             tasks,
             storage: Arc::default(),
+            recorder_world: Arc::default(),
         })
     }
 }

@@ -37,6 +37,9 @@ pub struct SessionPage {
     pub(super) tasks: Vec<JoinHandle<()>>,
     /// localStorage per origin, followed from DOMStorage events (profile sessions only).
     pub(super) storage: Arc<Mutex<BTreeMap<String, profiles::OriginStorage>>>,
+    /// The recorder's isolated world in the main frame's current document (recorded sessions).
+    pub(super) recorder_world:
+        Arc<Mutex<Option<chromiumoxide::cdp::js_protocol::runtime::ExecutionContextId>>>,
 }
 
 impl SessionPage {

@@ -496,6 +496,10 @@ pub struct Tier {
     /// dropped and the session says `logs.truncated`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_session_log_bytes: Option<i64>,
+    /// Stored (compressed) bytes of one session's recording; past them the recording stops
+    /// (`recording.truncated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_recording_bytes: Option<i64>,
     /// The longest a session may live; a request may lower it, never raise it.
     pub max_session_seconds: i64,
     /// All the uploads of one session together.
@@ -514,6 +518,9 @@ pub struct Tier {
     pub rate_limit_burst: i64,
     /// Sustained requests per second per key.
     pub rate_limit_per_second: i64,
+    /// Sessions are recorded unless the create request says `"record": false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_by_default: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -772,6 +779,17 @@ pub struct SessionLogs {
     pub truncated: bool,
 }
 
+/// A recorded session's recording (`GET /v1/sessions/{id}/recording`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SessionRecordingState {
+    /// Bytes stored so far (compressed).
+    pub bytes: i64,
+    /// `recording`, `paused` (`PATCH` with `"record": false`) or `complete` (the session ended).
+    pub state: String,
+    /// The recording reached the plan's `max_session_recording_bytes` and stopped there.
+    pub truncated: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SessionUsage {
     pub actions: i64,
@@ -815,6 +833,8 @@ pub struct SessionResponse {
     pub logs: SessionLogs,
     /// The settings the session was created with.
     pub options: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<SessionRecordingState>,
     /// The runner that hosts the session.
     pub runner_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -850,6 +870,15 @@ pub struct ProxyBody {
     pub username: Option<String>,
 }
 
+/// How a recorded session is recorded. Password inputs and elements marked `data-ds-mask` are
+/// always masked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RecordOptionsBody {
+    /// Mask the value of every input, not only passwords. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_all_inputs: Option<bool>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CreateSessionRequest {
     /// Resource types the page must not load.
@@ -874,6 +903,12 @@ pub struct CreateSessionRequest {
     pub profile_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyBody>,
+    /// Record the session for replay (rrweb DOM events; `GET /v1/sessions/{id}/recording`).
+    /// Default: your plan's `record_by_default` (off unless the plan says otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_options: Option<RecordOptionsBody>,
     /// Maximum lifetime in seconds; at most your plan's maximum (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<i64>,
@@ -885,6 +920,14 @@ pub struct CreateSessionRequest {
     pub user_agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewport: Option<ViewportBody>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpdateSessionRequest {
+    /// `false` pauses a recorded session's recording (for sensitive pages), `true` resumes it
+    /// (with a fresh full snapshot of the page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
 }
 
 /// One browser action.
@@ -2277,6 +2320,26 @@ impl Client {
         .await
     }
 
+    /// `PATCH /v1/sessions/{id}`
+    ///
+    /// Changes a live session: pauses (`"record": false`) or resumes (`"record": true`) its
+    /// recording. 409 `session_not_recorded` when it was not created with `"record": true`.
+    ///
+    /// Requires `sessions:write`.
+    pub async fn update_session(
+        &self,
+        id: &str,
+        body: &UpdateSessionRequest,
+    ) -> Result<SessionResponse, Error> {
+        self.json(
+            Method::PATCH,
+            format!("/v1/sessions/{}", encode(id)),
+            None::<&()>,
+            Some(body),
+        )
+        .await
+    }
+
     /// `DELETE /v1/sessions/{id}`
     ///
     /// Releases a session: its browser context is destroyed and its slot freed. Releasing a session
@@ -2459,6 +2522,23 @@ impl Client {
             format!("/v1/sessions/{}/navigate", encode(id)),
             None::<&()>,
             Some(body),
+        )
+        .await
+    }
+
+    /// `GET /v1/sessions/{id}/recording`
+    ///
+    /// The session's recording: a JSON array of rrweb events (replay it with `rrweb-player`), as far
+    /// as it has been written (every 2 seconds while the session runs; whole once the session
+    /// ended). 404 `recording_not_found` when the session was not recorded.
+    ///
+    /// Requires `sessions:read`.
+    pub async fn get_recording(&self, id: &str) -> Result<Vec<serde_json::Value>, Error> {
+        self.json(
+            Method::GET,
+            format!("/v1/sessions/{}/recording", encode(id)),
+            None::<&()>,
+            None::<&()>,
         )
         .await
     }

@@ -64,6 +64,19 @@ pub struct CreateSessionRequest {
     /// Send the session's traffic through your own HTTP proxy (it must be reachable under the
     /// egress rules). The password is never stored or shown back.
     pub proxy: Option<ProxyBody>,
+    /// Record the session for replay (rrweb DOM events; `GET /v1/sessions/{id}/recording`).
+    /// Default: your plan's `record_by_default` (off unless the plan says otherwise).
+    pub record: Option<bool>,
+    pub record_options: Option<RecordOptionsBody>,
+}
+
+/// How a recorded session is recorded. Password inputs and elements marked `data-ds-mask` are
+/// always masked.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordOptionsBody {
+    /// Mask the value of every input, not only passwords. Default false.
+    pub mask_all_inputs: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -94,6 +107,9 @@ impl Validate for CreateSessionRequest {
                 "profile_id",
                 "is not a profile id (prof_…)",
             );
+        }
+        if self.record_options.is_some() && self.record == Some(false) {
+            v.add("record_options", "requires recording (`record` is false)");
         }
         if self.persist == Some(true) && self.profile_id.is_none() {
             v.add("persist", "requires profile_id");
@@ -194,6 +210,11 @@ impl From<CreateSessionRequest> for Admission {
                 username: p.username,
                 password: p.password,
             }),
+            record: body.record,
+            mask_all_inputs: body
+                .record_options
+                .and_then(|o| o.mask_all_inputs)
+                .unwrap_or(false),
         }
     }
 }

@@ -8,6 +8,7 @@ mod create;
 mod files;
 mod logs;
 mod read;
+mod recording;
 mod uploads;
 mod waits;
 
@@ -24,6 +25,7 @@ pub use create::*;
 pub use files::*;
 pub use logs::*;
 pub use read::*;
+pub use recording::*;
 pub use uploads::*;
 pub use waits::*;
 
@@ -35,7 +37,11 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create::create_session, read::list_sessions))
-        .routes(routes!(read::get_session, read::release_session))
+        .routes(routes!(
+            read::get_session,
+            read::release_session,
+            recording::update_session
+        ))
         .routes(routes!(commands::navigate))
         .routes(routes!(commands::run_actions))
         .routes(routes!(waits::wait))
@@ -46,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(uploads::upload))
         .routes(routes!(logs::list_logs))
         .routes(routes!(logs::har))
+        .routes(routes!(recording::get_recording))
 }
 
 /// How long a `connect_url` token stays valid.
@@ -113,6 +120,19 @@ pub struct SessionResponse {
     pub create_ms: Option<i64>,
     pub usage: SessionUsage,
     pub logs: SessionLogs,
+    /// `null` when the session is not recorded.
+    pub recording: Option<SessionRecordingState>,
+}
+
+/// A recorded session's recording (`GET /v1/sessions/{id}/recording`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionRecordingState {
+    /// `recording`, `paused` (`PATCH` with `"record": false`) or `complete` (the session ended).
+    pub state: String,
+    /// The recording reached the plan's `max_session_recording_bytes` and stopped there.
+    pub truncated: bool,
+    /// Bytes stored so far (compressed).
+    pub bytes: i64,
 }
 
 /// The state of a session's logs (`GET /v1/sessions/{id}/logs`).
@@ -158,6 +178,11 @@ impl SessionResponse {
             logs: SessionLogs {
                 truncated: record.logs_truncated,
             },
+            recording: record.recording.map(|r| SessionRecordingState {
+                state: r.state,
+                truncated: r.truncated,
+                bytes: r.bytes,
+            }),
         }
     }
 }

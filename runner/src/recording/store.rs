@@ -1,0 +1,209 @@
+//! SQL for session recordings: a session's recording state (on its row) and its chunks, in
+//! order. Every read takes the account; another account's session has no recording.
+
+use common::{
+    Db, StoreError,
+    clock::Millis,
+    db::BeginWrite,
+    ids::{AccountId, SessionId},
+    on_db,
+    outbox::NewEvent,
+};
+
+/// A session's recording, as its row says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordingState {
+    /// `recording`, `paused` or `complete`.
+    pub state: String,
+    pub truncated: bool,
+    /// Stored (compressed) bytes so far.
+    pub bytes: i64,
+}
+
+/// One stored chunk.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Chunk {
+    pub seq: i64,
+    pub blob_address: String,
+    pub events: i64,
+    pub bytes: i64,
+}
+
+#[derive(Clone)]
+pub struct RecordingStore {
+    db: Db,
+}
+
+impl RecordingStore {
+    pub fn new(db: Db) -> Self {
+        RecordingStore { db }
+    }
+
+    pub async fn set_state(&self, session: &SessionId, state: &str) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE sessions SET recording_state = $2 WHERE id = $1",
+                &common::args![session.as_str(), state],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The session is not recorded after all.
+    pub async fn clear_state(&self, session: &SessionId) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE sessions SET recording_state = NULL WHERE id = $1",
+                &common::args![session.as_str()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_truncated(&self, session: &SessionId) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE sessions SET recording_truncated = TRUE WHERE id = $1",
+                &common::args![session.as_str()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the recording complete and records `session.recording.ready`, in one transaction
+    /// (once: a recording already complete is left as it is).
+    pub async fn complete(
+        &self,
+        account: &AccountId,
+        session: &SessionId,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Totals {
+            events: i64,
+            bytes: i64,
+            truncated: bool,
+        }
+        let totals: Totals = self
+            .db
+            .fetch_one(
+                "SELECT CAST(COALESCE((SELECT SUM(events) FROM session_recording_chunks                  WHERE session_id = $1), 0) AS BIGINT) AS events, recording_bytes AS bytes,                  recording_truncated AS truncated FROM sessions WHERE id = $1",
+                &common::args![session.as_str()],
+            )
+            .await?;
+        let event = NewEvent::new(
+            account,
+            "session.recording.ready",
+            serde_json::json!({
+                "session_id": session,
+                "events": totals.events,
+                "bytes": totals.bytes,
+                "truncated": totals.truncated,
+            }),
+            now,
+        );
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query(
+                "UPDATE sessions SET recording_state = 'complete' WHERE id = $1                  AND recording_state IN ('recording', 'paused')",
+            )
+            .bind(session.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                common::insert_event!(event).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Records a chunk written to the blob store.
+    pub async fn add_chunk(
+        &self,
+        account: &AccountId,
+        session: &SessionId,
+        chunk: &Chunk,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "INSERT INTO session_recording_chunks (session_id, seq, account_id, blob_address, \
+                 events, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &common::args![
+                    session.as_str(),
+                    chunk.seq,
+                    account.as_str(),
+                    chunk.blob_address.as_str(),
+                    chunk.events,
+                    chunk.bytes,
+                    now
+                ],
+            )
+            .await?;
+        self.db
+            .execute(
+                "UPDATE sessions SET recording_bytes = recording_bytes + $2 WHERE id = $1",
+                &common::args![session.as_str(), chunk.bytes],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The session's recording state; `None` when it was not recorded (or is not the account's).
+    pub async fn state(
+        &self,
+        account: &AccountId,
+        session: &SessionId,
+    ) -> Result<Option<RecordingState>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            recording_state: Option<String>,
+            recording_truncated: bool,
+            recording_bytes: i64,
+        }
+        let row: Option<Row> = self
+            .db
+            .fetch_optional(
+                "SELECT recording_state, recording_truncated, recording_bytes FROM sessions \
+                 WHERE id = $1 AND account_id = $2",
+                &common::args![session.as_str(), account.as_str()],
+            )
+            .await?;
+        Ok(row.and_then(|r| {
+            r.recording_state.map(|state| RecordingState {
+                state,
+                truncated: r.recording_truncated,
+                bytes: r.recording_bytes,
+            })
+        }))
+    }
+
+    /// The session's chunks, in order.
+    pub async fn chunks(
+        &self,
+        account: &AccountId,
+        session: &SessionId,
+    ) -> Result<Vec<Chunk>, StoreError> {
+        self.db
+            .fetch_all(
+                "SELECT seq, blob_address, events, bytes FROM session_recording_chunks \
+                 WHERE session_id = $1 AND account_id = $2 ORDER BY seq",
+                &common::args![session.as_str(), account.as_str()],
+            )
+            .await
+    }
+
+    /// Deletes the chunks of `tier`'s accounts written before `before`; answers their blobs.
+    pub async fn expire(&self, tier: &str, before: Millis) -> Result<Vec<String>, StoreError> {
+        self.db
+            .scalar_all(
+                "DELETE FROM session_recording_chunks WHERE created_at < $2 \
+                 AND account_id IN (SELECT id FROM accounts WHERE tier = $1) \
+                 RETURNING blob_address",
+                &common::args![tier, before],
+            )
+            .await
+    }
+}
