@@ -63,6 +63,8 @@ export interface Session {
   usage: SessionUsage;
   /** `truncated`: the logs reached the plan's `max_session_log_bytes`; later entries were not kept. */
   logs: { truncated: boolean };
+  /** `null` unless the session was created with `record: true`. */
+  recording: { state: "recording" | "paused" | "complete"; truncated: boolean; bytes: number } | null;
 }
 
 export interface CreateSessionOptions {
@@ -77,6 +79,9 @@ export interface CreateSessionOptions {
   block?: string[];
   extra_headers?: Record<string, string>;
   proxy?: { server: string; username?: string; password?: string };
+  /** Record the session for replay (rrweb); `GET …/recording`. */
+  record?: boolean;
+  record_options?: { mask_all_inputs?: boolean };
 }
 
 export interface NavigateOptions {
@@ -227,6 +232,8 @@ export class Sessions {
   download(id: string, downloadId: string): Promise<Uint8Array>;
   upload(id: string, filename: string, content: Uint8Array | string): Promise<Upload>;
   logs(id: string, type?: LogType): AsyncIterable<LogEntry>;
+  recording(id: string): Promise<Array<{ type: number; timestamp: number; data: unknown }>>;
+  setRecording(id: string, record: boolean): Promise<Session>;
   har(id: string): Promise<{ log: { version: "1.2"; creator: { name: string; version: string }; entries: Record<string, unknown>[] } }>;
   release(id: string): Promise<Session>;
 }

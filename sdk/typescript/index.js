@@ -144,6 +144,14 @@ export class Sessions {
   har(id) {
     return this.c.request("GET", path("/v1/sessions/{id}/har", { id }));
   }
+  /** `GET /v1/sessions/{id}/recording`: a recorded session's rrweb events so far. */
+  recording(id) {
+    return this.c.request("GET", path("/v1/sessions/{id}/recording", { id }));
+  }
+  /** `PATCH /v1/sessions/{id}`: pauses (`false`) or resumes (`true`) the session's recording. */
+  setRecording(id, record) {
+    return this.c.request("PATCH", path("/v1/sessions/{id}", { id }), { body: { record } });
+  }
   /** `POST /v1/sessions/{id}/uploads`: places `content` (bytes) in the session as `filename`. */
   upload(id, filename, content) {
     return this.c.request("POST", path("/v1/sessions/{id}/uploads", { id }), { query: { filename }, content });

@@ -158,7 +158,7 @@ class Sessions:
     def create(self, **options: Any) -> Dict[str, Any]:
         """`POST /v1/sessions`. Options as in the API: `profile_id`, `persist`, `viewport`,
         `user_agent`, `locale`, `timezone`, `timeout_seconds`, `idle_timeout_seconds`, `block`,
-        `extra_headers`, `proxy`. The answer's `connect_url` is for Playwright's
+        `extra_headers`, `proxy`, `record`, `record_options`. The answer's `connect_url` is for Playwright's
         `chromium.connect_over_cdp` and Puppeteer's `connect`."""
         return self._c.request("POST", "/v1/sessions", _body(**options))
 
@@ -210,6 +210,15 @@ class Sessions:
     def har(self, session_id: str) -> Dict[str, Any]:
         """`GET /v1/sessions/{id}/har`: the session's network log as a HAR 1.2 document."""
         return self._c.request("GET", _path("/v1/sessions/{id}/har", id=session_id))
+
+    def recording(self, session_id: str) -> List[Dict[str, Any]]:
+        """`GET /v1/sessions/{id}/recording`: a recorded session's rrweb events so far."""
+        return self._c.request("GET", _path("/v1/sessions/{id}/recording", id=session_id))
+
+    def set_recording(self, session_id: str, record: bool) -> Dict[str, Any]:
+        """`PATCH /v1/sessions/{id}`: pauses (False) or resumes (True) the session's recording."""
+        return self._c.request("PATCH", _path("/v1/sessions/{id}", id=session_id),
+                               {"record": record})
 
     def upload(self, session_id: str, filename: str, content: bytes) -> Dict[str, Any]:
         """`POST /v1/sessions/{id}/uploads`: places `content` in the session as `filename`."""

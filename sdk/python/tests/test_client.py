@@ -47,6 +47,9 @@ def test_an_upload_reaches_a_file_input(client, page_url):
             time.sleep(0.2)
         assert "from python" in said
         assert client.sessions.har(session["id"])["log"]["version"] == "1.2"
+        with pytest.raises(DriftstackError) as err:
+            client.sessions.recording(session["id"])
+        assert err.value.code == "recording_not_found"
     finally:
         client.sessions.release(session["id"])
 
@@ -167,3 +170,21 @@ def test_posts_retry_on_503_with_the_same_idempotency_key():
         assert _Flaky.calls[0] and _Flaky.calls[0] == _Flaky.calls[1]
     finally:
         server.shutdown()
+
+
+def test_a_recorded_session_replays_and_pauses(client, page_url):
+    session = client.sessions.create(record=True)
+    try:
+        assert session["recording"]["state"] == "recording"
+        client.sessions.navigate(session["id"], page_url)
+        events = []
+        for _ in range(50):
+            events = client.sessions.recording(session["id"])
+            if any(e["type"] == 2 for e in events):
+                break
+            time.sleep(0.2)
+        assert any(e["type"] == 2 for e in events), "a full snapshot"
+        paused = client.sessions.set_recording(session["id"], False)
+        assert paused["recording"]["state"] == "paused"
+    finally:
+        client.sessions.release(session["id"])

@@ -52,6 +52,8 @@ test("an upload reaches a file input", live, async () => {
     }
     assert.ok(said.includes("from js"), JSON.stringify(said));
     assert.equal((await ds.sessions.har(session.id)).log.version, "1.2");
+    await assert.rejects(ds.sessions.recording(session.id), (err) => err.status === 404);
+    await assert.rejects(ds.sessions.setRecording(session.id, false), (err) => err.status === 409);
   } finally {
     await ds.sessions.release(session.id);
   }
