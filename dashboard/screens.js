@@ -37,6 +37,7 @@ async function sessions(ctx) {
     section("Start a session", form(
       [field("Profile", profile),
         h("div", { class: "check" }, h("input", { type: "checkbox", name: "persist", id: "persist" }), h("label", { for: "persist" }, "Save the profile's state when the session ends")),
+        h("div", { class: "check" }, h("input", { type: "checkbox", name: "record", id: "record" }), h("label", { for: "record" }, "Record the session for replay")),
         field("Idle timeout (seconds)", { name: "idle_timeout_seconds", type: "number", min: 1, placeholder: "300" })],
       "Start session",
       async (v) => {
@@ -46,6 +47,7 @@ async function sessions(ctx) {
           body.persist = v.persist;
         }
         if (v.idle_timeout_seconds) body.idle_timeout_seconds = Number(v.idle_timeout_seconds);
+        if (v.record) body.record = true;
         const s = await api("POST", "/v1/sessions", body, { idempotent: true });
         ctx.go(`/sessions/${s.id}`);
       },
@@ -95,8 +97,9 @@ async function sessionDetail(ctx) {
       ["When", (d) => when(d.created_at)],
     ], page.data, "No downloads in this session."));
   };
-  main().append(
+  main().append(...[
     info,
+    s.recording ? replaySection(id, s.recording) : null,
     downloads,
     live ? section("Live view", liveState, screen) : liveState,
     live ? section("Navigate", form([field("URL", url)], "Go", async (v) => {
@@ -118,13 +121,55 @@ async function sessionDetail(ctx) {
       toast("Session ended.");
       ctx.go(`/sessions/${id}`, true);
     }, { class: "danger" })) : null,
-  );
+  ].filter(Boolean));
   if (live) watch(s, screen, liveState, ctx);
   await showDownloads().catch(() => {});
   ctx.every(4000, async () => {
     const now = await api("GET", `/v1/sessions/${id}`).catch(() => null);
     if (now) showInfo(now);
     await showDownloads().catch(() => {});
+  });
+}
+
+/**
+ * The replay of a recorded session: the vendored rrweb-player (loaded on first use) over the
+ * session's recording. `data-time` on the player's box follows the replay's clock.
+ */
+function replaySection(id, recording) {
+  const box = h("div", { class: "replay", "data-time": "0" });
+  const state = h("p", { class: "hint", role: "status" },
+    recording.truncated ? "The recording reached the plan's limit and stops early." : "");
+  const play = action("Play recording", async () => {
+    await loadScript("/assets/rrweb-player.js");
+    const events = await api("GET", `/v1/sessions/${id}/recording`);
+    if (events.length < 2) {
+      state.textContent = "Nothing recorded yet.";
+      return;
+    }
+    box.replaceChildren();
+    const player = new window.rrwebPlayer.Player({
+      target: box,
+      props: { events, width: 640, height: 400, autoPlay: true, showController: true },
+    });
+    player.addEventListener("ui-update-current-time", (e) => { box.dataset.time = String(e.payload); });
+    // The player's icon buttons carry no names of their own.
+    const names = ["Play or pause", "Full screen"];
+    [...box.querySelectorAll("button")]
+      .filter((b) => !b.textContent.trim() && !b.getAttribute("aria-label"))
+      .forEach((b, i) => b.setAttribute("aria-label", names[i] || "Player control"));
+    state.textContent = `${events.length} events`;
+  });
+  return section("Replay", h("div", { class: "actions" }, play), state, box);
+}
+
+/** Loads a classic script of this origin once. */
+function loadScript(src) {
+  if (document.querySelector(`script[src="${src}"]`)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const s = h("script", { src });
+    s.addEventListener("load", () => resolve());
+    s.addEventListener("error", () => reject(new Error(`could not load ${src}`)));
+    document.head.append(s);
   });
 }
 
@@ -427,6 +472,7 @@ async function usage() {
     api_calls: ["API calls", String],
     data_transfer_bytes: ["Data transfer", bytes],
     download_bytes: ["Downloads", bytes],
+    recording_bytes: ["Recordings", bytes],
   };
   main().append(
     h("p", {}, `Tier ${u.tier}, period ${new Date(u.period_start).toLocaleDateString()} – ${new Date(u.period_end).toLocaleDateString()}.`),

@@ -415,6 +415,7 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
 
     // Start a session and watch it live; navigating changes the picture.
     ui.click("Sessions").await;
+    ui.tick("Record the session for replay").await;
     ui.click("Start session").await;
     ui.wait(
         "the session page",
@@ -466,6 +467,14 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
         .await
         .json();
     assert!(ended["ended_at"].is_string(), "{ended}");
+    // The recorded session replays on its page: the player's clock advances.
+    ui.click("Play recording").await;
+    ui.wait(
+        "the replay advancing",
+        "Number(document.querySelector('.replay')?.dataset.time || 0) > 0",
+    )
+    .await;
+    ui.shot("session-replay").await;
 
     // A profile and a snapshot.
     ui.click("Profiles").await;

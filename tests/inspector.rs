@@ -484,6 +484,14 @@ async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend
     })
     .await;
     assert!(kept, "a recording within the plan is kept");
+    let usage = s.get(&key, "/v1/usage").await.json();
+    let stored = usage["meters"]["recording_bytes"]["used"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        stored > 0.0 && stored <= 4000.0,
+        "the recording's stored bytes are metered: {usage}"
+    );
     let kept = all_logs(&s, &key, &sid, "console").await;
     let bytes: usize = kept.iter().map(|e| e["data"].to_string().len()).sum();
     assert!(bytes <= 4000, "{bytes} bytes kept");

@@ -2,9 +2,11 @@
 //! the binary and served at `/`. It talks only to the public `/v1` API with a dashboard token.
 //!
 //! The app's own paths (`/login`, `/sessions/…`, the links in mails) all answer `index.html`;
-//! assets live under `/assets/`. Every answer carries a strict Content-Security-Policy: scripts,
-//! styles and connections only from this origin, images also from `data:`/`blob:` (QR codes,
-//! screencast frames), no framing.
+//! assets live under `/assets/`. Every answer carries a strict Content-Security-Policy: scripts
+//! and connections only from this origin, images also from `data:`/`blob:` (QR codes, screencast
+//! frames), no framing. Styles may also be inline: the session replay (rrweb-player) sizes and
+//! scales the replayed page with style attributes and rebuilds its stylesheets inside a sandboxed,
+//! script-less iframe; scripts stay `'self'` only.
 
 use axum::{
     Router,
@@ -43,6 +45,17 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../../dashboard/style.css"),
     ),
+    // Vendored, pinned (vendor/rrweb/README.md): the session page's replay.
+    (
+        "rrweb-player.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../vendor/rrweb/rrweb-player-2.1.6.min.js"),
+    ),
+    (
+        "rrweb-player.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../vendor/rrweb/rrweb-player-2.1.6.min.css"),
+    ),
 ];
 
 const INDEX: &[u8] = include_bytes!("../../dashboard/index.html");
@@ -66,7 +79,7 @@ pub const APP_PATHS: &[&str] = &[
     "settings",
 ];
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
      connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The routes: `/`, `/assets/{file}` and the app's paths.

@@ -58,6 +58,7 @@ pub struct Report {
     pub api_calls: Reading,
     pub data_transfer_bytes: Reading,
     pub download_bytes: Reading,
+    pub recording_bytes: Reading,
     pub active_sessions: u64,
     pub concurrency_limit: Option<u32>,
 }
@@ -183,6 +184,14 @@ impl Usage {
                 &common::args![account.as_str(), start, end],
             )
             .await?;
+        let recorded: i64 = self
+            .db
+            .scalar(
+                "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM session_recording_chunks \
+                 WHERE account_id = $1 AND created_at >= $2 AND created_at < $3",
+                &common::args![account.as_str(), start, end],
+            )
+            .await?;
         let pending = Self::lock(&self.pending).get(account).copied().unwrap_or(0);
         let api_calls = u64::try_from(stored.unwrap_or(0)).unwrap_or(0) + pending;
         let seconds = (totals.ms.unwrap_or(0).max(0) / 1000) as f64;
@@ -208,6 +217,10 @@ impl Usage {
             },
             download_bytes: Reading {
                 used: downloaded.max(0) as f64,
+                limit: None,
+            },
+            recording_bytes: Reading {
+                used: recorded.max(0) as f64,
                 limit: None,
             },
             active_sessions: u64::try_from(totals.active).unwrap_or(0),

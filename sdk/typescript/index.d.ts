@@ -170,7 +170,7 @@ export interface UsageReport {
   tier: string;
   period_start: string;
   period_end: string;
-  meters: { sessions: Meter; session_minutes: Meter; api_calls: Meter; data_transfer_bytes: Meter; download_bytes: Meter };
+  meters: { sessions: Meter; session_minutes: Meter; api_calls: Meter; data_transfer_bytes: Meter; download_bytes: Meter; recording_bytes: Meter };
   concurrency: { active: number; limit?: number | null };
 }
 

@@ -54,6 +54,8 @@ pub struct Meters {
     pub data_transfer_bytes: Meter,
     /// Bytes of sessions' completed downloads (kept in the blob store).
     pub download_bytes: Meter,
+    /// Bytes of session recordings stored this period (compressed).
+    pub recording_bytes: Meter,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,6 +95,7 @@ pub async fn get_usage(
             api_calls: (&r.api_calls).into(),
             data_transfer_bytes: (&r.data_transfer_bytes).into(),
             download_bytes: (&r.download_bytes).into(),
+            recording_bytes: (&r.recording_bytes).into(),
         },
         concurrency: Concurrency {
             active: r.active_sessions,

@@ -1304,6 +1304,8 @@ pub struct Meters {
     pub data_transfer_bytes: Meter,
     /// Bytes of sessions' completed downloads (kept in the blob store).
     pub download_bytes: Meter,
+    /// Bytes of session recordings stored this period (compressed).
+    pub recording_bytes: Meter,
     /// Wall time of sessions (live ones included), in minutes to the second.
     pub session_minutes: Meter,
     /// Sessions started this period.
