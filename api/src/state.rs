@@ -135,7 +135,11 @@ impl AppState {
             config.auth_ip_per_minute,
         );
         let sessions = SessionStore::new(db.clone());
-        let logs = runner::logs::LogStore::new(db.clone());
+        let logs = runner::logs::LogStore::new(
+            db.clone(),
+            SecretBox::new(&master_key.derive("session-logs"))
+                .with_previous(&MasterKey::derive_all(previous, "session-logs")),
+        );
         let registry = RunnerRegistry::new(db.clone());
         let webhooks = WebhookStore::new(db.clone());
         let webhook_secrets = SecretBox::new(&master_key.derive("webhook-endpoint-secrets"))

@@ -1,10 +1,13 @@
 //! SQL for session logs: entries written a batch at a time, read by session (and kind) with a
 //! cursor, deleted after the plan's retention. Every read takes the account and the session;
-//! another account's session has no logs.
+//! another account's session has no logs. An entry's fields are sealed (AES-256-GCM) at rest:
+//! they hold URLs and page text, the customer's data.
 
+use base64::Engine;
 use common::{
     Db, StoreError,
     clock::Millis,
+    crypto::SecretBox,
     db::Backend,
     ids::{AccountId, LogId, SessionId},
 };
@@ -29,16 +32,7 @@ struct LogRow {
     entry: String,
 }
 
-impl From<LogRow> for LogRecord {
-    fn from(r: LogRow) -> Self {
-        LogRecord {
-            id: LogId::from_trusted(r.id),
-            kind: LogKind::parse(&r.kind).unwrap_or(LogKind::Page),
-            at: r.created_at,
-            entry: r.entry,
-        }
-    }
-}
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD_NO_PAD;
 
 /// An entry on its way into the table.
 #[derive(serde::Serialize)]
@@ -52,11 +46,27 @@ pub struct NewLog {
 #[derive(Clone)]
 pub struct LogStore {
     db: Db,
+    sealer: SecretBox,
 }
 
 impl LogStore {
-    pub fn new(db: Db) -> Self {
-        LogStore { db }
+    pub fn new(db: Db, sealer: SecretBox) -> Self {
+        LogStore { db, sealer }
+    }
+
+    /// A row read back; an entry that cannot be opened (another master key) reads as `{}`.
+    fn record(&self, r: LogRow) -> LogRecord {
+        let entry = B64
+            .decode(&r.entry)
+            .ok()
+            .and_then(|sealed| self.sealer.open(&sealed).ok())
+            .unwrap_or_else(|| "{}".to_owned());
+        LogRecord {
+            id: LogId::from_trusted(r.id),
+            kind: LogKind::parse(&r.kind).unwrap_or(LogKind::Page),
+            at: r.created_at,
+            entry,
+        }
     }
 
     /// Writes a batch of a session's entries in one statement (the batch travels as one JSON
@@ -70,7 +80,18 @@ impl LogStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let rows = serde_json::to_string(batch).map_err(|e| StoreError::Internal(e.into()))?;
+        let sealed = batch
+            .iter()
+            .map(|n| {
+                Ok(NewLog {
+                    id: n.id.clone(),
+                    kind: n.kind,
+                    at: n.at,
+                    entry: B64.encode(self.sealer.seal(&n.entry)?),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let rows = serde_json::to_string(&sealed).map_err(|e| StoreError::Internal(e.into()))?;
         let sql = match self.db.backend() {
             Backend::Sqlite => {
                 "INSERT INTO session_logs (id, account_id, session_id, kind, created_at, entry) \
@@ -158,7 +179,7 @@ impl LogStore {
             }
         };
         let (rows, more) = common::db::split_page(rows, limit);
-        Ok((rows.into_iter().map(Into::into).collect(), more))
+        Ok((rows.into_iter().map(|r| self.record(r)).collect(), more))
     }
 
     /// Deletes the logs of `tier`'s accounts written before `before`.
