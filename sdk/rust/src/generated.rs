@@ -1073,13 +1073,30 @@ pub struct DownloadResponse {
     pub url: Option<String>,
 }
 
+/// `console`, `page` (uncaught errors), `network` or `cdp` (a raw-CDP client's commands);
+/// every kind when absent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ListLogsQueryType {
+    #[serde(rename = "console")]
+    Console,
+    #[serde(rename = "page")]
+    Page,
+    #[serde(rename = "network")]
+    Network,
+    #[serde(rename = "cdp")]
+    Cdp,
+    /// A value this client does not know yet (the server is newer).
+    #[serde(other)]
+    Other,
+}
+
 /// Query of `list_logs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ListLogsQuery {
     /// `console`, `page` (uncaught errors), `network` or `cdp` (a raw-CDP client's commands);
     /// every kind when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub r#type: Option<String>,
+    pub r#type: Option<ListLogsQueryType>,
     /// 1–100, default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,

@@ -28,6 +28,16 @@ use super::session_id;
 /// The most requests one HAR holds (the first ones of the session).
 const MAX_HAR_ENTRIES: i64 = 10_000;
 
+/// A kind of log entry (the schema of `?type=`; the parameter is checked as text).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogType {
+    Console,
+    Page,
+    Network,
+    Cdp,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -35,7 +45,7 @@ pub struct LogParams {
     /// `console`, `page` (uncaught errors), `network` or `cdp` (a raw-CDP client's commands);
     /// every kind when absent.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", inline, value_type = Option<LogType>)]
     pub kind: Option<String>,
     /// 1–100, default 20.
     pub limit: Option<i64>,
