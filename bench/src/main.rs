@@ -20,6 +20,7 @@
 
 mod baseline;
 mod compare;
+mod inspector;
 mod limits;
 mod procfs;
 mod profile;
@@ -67,6 +68,8 @@ struct Args {
     /// Compare the browser sandbox on and off (creates and cycles), with the baseline on the
     /// same browser.
     sandbox: bool,
+    /// Compare cycles with recording off and on, and measure a recorded minute's stored bytes.
+    inspector: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -85,6 +88,7 @@ fn parse_args() -> anyhow::Result<Args> {
         limits: None,
         soak_mixed: None,
         sandbox: false,
+        inspector: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -103,6 +107,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--limits" => args.limits = Some(value()?.parse()?),
             "--soak-mixed" => args.soak_mixed = Some(value()?.parse()?),
             "--sandbox" => args.sandbox = true,
+            "--inspector" => args.inspector = true,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -152,6 +157,12 @@ async fn main() -> anyhow::Result<()> {
         let md = profiles_bench(&args.binary, rounds).await?;
         print!("{md}");
         write_named_section(&args.out, "profiles", &md)?;
+        return Ok(());
+    }
+    if args.inspector {
+        let md = inspector::inspector_bench(&args, &url).await?;
+        print!("{md}");
+        write_named_section(&args.out, "inspector", &md)?;
         return Ok(());
     }
     if args.sandbox {

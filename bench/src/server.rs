@@ -111,8 +111,25 @@ impl Client {
     }
 
     pub(crate) async fn create(&self) -> anyhow::Result<String> {
-        let v: Value = self.post("/v1/sessions", json!({})).await?.json().await?;
+        self.create_with(json!({})).await
+    }
+
+    /// Creates a session with this create body.
+    pub(crate) async fn create_with(&self, body: Value) -> anyhow::Result<String> {
+        let v: Value = self.post("/v1/sessions", body).await?.json().await?;
         Ok(v["id"].as_str().context("id")?.to_owned())
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     pub(crate) async fn delete(&self, id: &str) -> anyhow::Result<()> {
@@ -149,9 +166,14 @@ impl Client {
 
     /// One cycle; returns the total and the four steps in milliseconds.
     pub(crate) async fn cycle(&self, url: &str) -> anyhow::Result<[f64; 5]> {
+        self.cycle_with(url, json!({})).await
+    }
+
+    /// A cycle whose session is created with this body.
+    pub(crate) async fn cycle_with(&self, url: &str, body: Value) -> anyhow::Result<[f64; 5]> {
         let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
         let t0 = Instant::now();
-        let id = self.create().await?;
+        let id = self.create_with(body).await?;
         let create = ms(t0);
         let t = Instant::now();
         self.post(&format!("/v1/sessions/{id}/navigate"), json!({"url": url}))
