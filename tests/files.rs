@@ -294,6 +294,27 @@ async fn a_download_over_the_plan_is_cancelled_and_marked_too_large(backend: Bac
         "refused uploads leave nothing: {uploads:?}"
     );
 
+    // An upload abandoned mid-body (the client goes away) leaves nothing behind.
+    let stalled = futures::stream::unfold(0u8, |step| async move {
+        match step {
+            0 => Some((Ok::<_, std::io::Error>(vec![3u8; 500]), 1)),
+            _ => futures::future::pending().await,
+        }
+    });
+    let abandoned = reqwest::Client::new()
+        .post(s.url(&format!("/v1/sessions/{sid}/uploads?filename=stalled.bin")))
+        .bearer_auth(&key)
+        .body(reqwest::Body::wrap_stream(stalled))
+        .send();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), abandoned).await;
+    let clean = support::eventually(std::time::Duration::from_secs(10), async || {
+        walk(&std::env::temp_dir())
+            .iter()
+            .all(|p| !(p.contains(&format!("driftstack-{}", s.pid())) && p.contains("stalled.bin")))
+    })
+    .await;
+    assert!(clean, "an abandoned upload's partial file was left behind");
+
     // Two uploads sent in parallel cannot pass the session's limit (1500) between them: each
     // carries 900 bytes, sending 800, then the rest once the other has sent its 800 too.
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));

@@ -18,9 +18,10 @@ use crate::{
 };
 
 /// Headers of the client's request that travel with it.
-const PASSED_ON: [HeaderName; 4] = [
+const PASSED_ON: [HeaderName; 5] = [
     header::AUTHORIZATION,
     header::CONTENT_TYPE,
+    header::CONTENT_DISPOSITION,
     header::ACCEPT,
     HeaderName::from_static("x-account-id"),
 ];

@@ -30,7 +30,12 @@ const SECRET_NAMES: [&str; 12] = [
     "code",
 ];
 
-/// A header map (a CDP `Headers` object) with credential values replaced.
+/// Headers whose values are URLs (redacted as URLs).
+const URL_HEADERS: [&str; 3] = ["location", "referer", "content-location"];
+
+/// A header map (a CDP `Headers` object) with credential values replaced: the credential
+/// headers, any header whose name looks like a secret (`X-Api-Key`, `X-Auth-Token`, …), and the
+/// secrets inside URL-valued headers.
 pub fn headers(raw: &Value) -> Map<String, Value> {
     let Some(object) = raw.as_object() else {
         return Map::new();
@@ -38,10 +43,14 @@ pub fn headers(raw: &Value) -> Map<String, Value> {
     object
         .iter()
         .map(|(name, value)| {
-            let value = if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            let lower = name.to_ascii_lowercase();
+            let text = value.as_str().unwrap_or_default();
+            let value = if SECRET_HEADERS.contains(&lower.as_str()) || is_secret_name(&lower) {
                 Value::from(REDACTED)
+            } else if URL_HEADERS.contains(&lower.as_str()) {
+                Value::from(url(text))
             } else {
-                Value::from(value.as_str().unwrap_or_default())
+                Value::from(text)
             };
             (name.clone(), value)
         })
@@ -58,6 +67,7 @@ pub fn is_secret_name(name: &str) -> bool {
 /// it never leaves the browser and can hold tokens too).
 pub fn url(url: &str) -> String {
     let url = url.split_once('#').map_or(url, |(u, _)| u);
+    let url = &without_userinfo(url);
     let Some((base, query)) = url.split_once('?') else {
         return url.to_owned();
     };
@@ -69,6 +79,18 @@ pub fn url(url: &str) -> String {
         })
         .collect();
     format!("{base}?{}", query.join("&"))
+}
+
+/// `scheme://user:pass@host…` without its `user:pass@`.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }
 
 /// A query component, percent- and plus-decoded (lossy; a broken escape stays as it is).
@@ -113,6 +135,21 @@ mod tests {
             assert_eq!(h[name], REDACTED, "{name}");
         }
         assert_eq!(h["Accept"], "text/html");
+        let h = headers(&serde_json::json!({
+            "X-Api-Key": "k", "x-csrf-token": "t", "Referer": "https://a.test/p?token=abc",
+            "Location": "https://u:p@b.test/next?sig=s"
+        }));
+        assert_eq!(h["X-Api-Key"], REDACTED);
+        assert_eq!(h["x-csrf-token"], REDACTED);
+        assert_eq!(h["Referer"], "https://a.test/p?token=[redacted]");
+        assert_eq!(h["Location"], "https://b.test/next?sig=[redacted]");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_dropped() {
+        assert_eq!(url("https://user:pw@a.test/x?q=1"), "https://a.test/x?q=1");
+        assert_eq!(url("https://a.test/p@home"), "https://a.test/p@home");
+        assert_eq!(url("data:text/plain,a@b"), "data:text/plain,a@b");
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub async fn upload(
     tokio::fs::create_dir(&folder)
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("upload dir: {e}")))?;
+    // Removed unless the upload is stored: also when the request is dropped mid-body (a client
+    // that stalls until the request timeout leaves nothing behind).
+    let leftover = Leftover(Some(folder.clone()));
     // The session's total counts too: stored uploads, and others still arriving.
     let stored = u64::try_from(state.files.store.uploaded_bytes(&id).await?).unwrap_or(0);
     let mut budget = Budget {
@@ -176,6 +179,7 @@ pub async fn upload(
         .await?;
     // Counted as stored now: no longer as arriving.
     drop(budget);
+    leftover.keep();
     Ok((
         StatusCode::CREATED,
         Json(UploadResponse {
@@ -186,6 +190,23 @@ pub async fn upload(
             created_at: rfc3339(now),
         }),
     ))
+}
+
+/// An upload's folder, removed when dropped unless kept.
+struct Leftover(Option<std::path::PathBuf>);
+
+impl Leftover {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        if let Some(folder) = self.0.take() {
+            let _ = std::fs::remove_dir_all(folder);
+        }
+    }
 }
 
 /// The boundary of a `multipart/form-data` body; `None` for any other content type.
