@@ -7,10 +7,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use common::{
-    clock::rfc3339,
-    ids::{DownloadId, SessionId},
-};
+use common::{clock::rfc3339, ids::DownloadId};
 use runner::files::{DownloadRecord, FileError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -24,7 +21,7 @@ use crate::{
     state::AppState,
 };
 
-use super::session_id;
+use super::own_session;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DownloadResponse {
@@ -68,21 +65,6 @@ impl DownloadResponse {
             completed_at: d.completed_at.map(rfc3339),
         }
     }
-}
-
-/// The session must be the caller's (another account's reads as unknown).
-async fn own_session(
-    state: &AppState,
-    account: &common::ids::AccountId,
-    raw: &str,
-) -> Result<SessionId, ApiError> {
-    let id = session_id(raw)?;
-    state
-        .sessions
-        .get(account, &id)
-        .await
-        .map_err(|_| ApiError::not_found("session"))?;
-    Ok(id)
 }
 
 /// The session's downloads, oldest first. Each `completed` one has a `url` to fetch its bytes;

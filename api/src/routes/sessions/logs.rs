@@ -7,10 +7,7 @@ use axum::{
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use common::{
-    clock::rfc3339,
-    ids::{AccountId, LogId, SessionId},
-};
+use common::{clock::rfc3339, ids::LogId};
 use runner::logs::{LogKind, LogRecord, har};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +20,7 @@ use crate::{
     state::AppState,
 };
 
-use super::session_id;
+use super::own_session;
 
 /// The most requests one HAR holds (the first ones of the session).
 const MAX_HAR_ENTRIES: i64 = 10_000;
@@ -107,21 +104,6 @@ impl From<LogRecord> for LogEntryResponse {
             data: serde_json::from_str(&r.entry).unwrap_or(serde_json::Value::Null),
         }
     }
-}
-
-/// The session must be the caller's (another account's reads as unknown).
-async fn own_session(
-    state: &AppState,
-    account: &AccountId,
-    raw: &str,
-) -> Result<SessionId, ApiError> {
-    let id = session_id(raw)?;
-    state
-        .sessions
-        .get(account, &id)
-        .await
-        .map_err(|_| ApiError::not_found("session"))?;
-    Ok(id)
 }
 
 /// The session's log entries, oldest first: console messages, uncaught page errors, one entry

@@ -198,6 +198,21 @@ pub(super) fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     parse_path_id(raw)
 }
 
+/// The session `raw` names, if it is the account's (another account's reads as unknown).
+pub(super) async fn own_session(
+    state: &AppState,
+    account: &common::ids::AccountId,
+    raw: &str,
+) -> Result<SessionId, ApiError> {
+    let id = session_id(raw)?;
+    state
+        .sessions
+        .get(account, &id)
+        .await
+        .map_err(|_| ApiError::not_found("session"))?;
+    Ok(id)
+}
+
 pub(super) async fn load(
     state: &AppState,
     principal: &Principal,
