@@ -673,4 +673,26 @@ async fn a_recorded_session_replays_what_was_typed_but_never_a_password(backend:
         .await
         .json();
     assert_eq!(again.as_array().map(Vec::len), Some(whole.len()));
+
+    // gzip-encoded for a client that asks (curl decodes it with --compressed).
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--compressed", "-D", "-", "-H"])
+        .arg(format!("Authorization: Bearer {key}"))
+        .arg(s.url(&format!("/v1/sessions/{sid}/recording")))
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        panic!(
+            "no headers, then a body: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    assert!(
+        head.to_ascii_lowercase().contains("content-encoding: gzip"),
+        "{head}"
+    );
+    let decoded: Value = serde_json::from_str(body).expect("the decoded body is JSON");
+    assert_eq!(decoded, again, "gzip-encoded, the recording is the same");
 }

@@ -85,7 +85,7 @@ pub(crate) async fn inspector_bench(args: &Args, url: &str) -> anyhow::Result<St
             let (server, c) = client(args).await?;
             for _ in 0..args.cycles {
                 c.wait_pool(1).await?;
-                into.push(c.cycle_with(url, json!({"record": record})).await?[0]);
+                into.push(c.cycle_with(url, json!({"record": record})).await?);
             }
             server.stop()?;
         }
@@ -103,7 +103,8 @@ pub(crate) async fn inspector_bench(args: &Args, url: &str) -> anyhow::Result<St
     } else {
         None
     };
-    let (yoff, yon) = (stats(off), stats(on));
+    let phase = |runs: &[[f64; 5]], i: usize| stats(runs.iter().map(|r| r[i]).collect());
+    let (yoff, yon) = (phase(&off, 0), phase(&on, 0));
     let date = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
@@ -121,6 +122,20 @@ pub(crate) async fn inspector_bench(args: &Args, url: &str) -> anyhow::Result<St
         "| create→navigate→PNG→destroy cycle, median (p95) | {:.1} ({:.1}) ms | {:.1} ({:.1}) ms | {:.2}× |\n",
         yoff.p50, yoff.p95, yon.p50, yon.p95, yon.p50 / yoff.p50
     ));
+    for (i, name) in [
+        (1, "create"),
+        (2, "navigate"),
+        (3, "PNG capture"),
+        (4, "destroy"),
+    ] {
+        let (a, b) = (phase(&off, i), phase(&on, i));
+        md.push_str(&format!(
+            "| — {name}, median | {:.1} ms | {:.1} ms | {:+.1} ms |\n",
+            a.p50,
+            b.p50,
+            b.p50 - a.p50
+        ));
+    }
     md.push_str(&format!(
         "\nA recorded session on the bench page with a scroll, a new paragraph and a console line \
          every second, for {seconds} s, stored {:.1} KB of recording (compressed, sealed) and \

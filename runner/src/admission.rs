@@ -174,6 +174,7 @@ impl Runner {
                 &self.config.id,
                 self.clock.now_ms(),
                 create_ms,
+                live.recording.is_some(),
             )
             .await?;
         self.events_recorded();
@@ -194,7 +195,6 @@ impl Runner {
         Ok(self.store.get(&req.account_id, &req.id).await?)
     }
 
-    /// Records that a session could not start, and frees its profile.
     /// Starts recording a new session; a recording that cannot start is logged and the session
     /// goes on unrecorded (its `recording` then reads `null`).
     async fn start_recording(
@@ -210,27 +210,20 @@ impl Runner {
             limit_bytes: record.limit_bytes,
             clock: self.clock.clone(),
         };
-        let recording = match crate::recording::start(target).await {
-            Ok(r) => r,
-            Err(err) => {
-                tracing::warn!(session.id = %req.id, error = %err, "the session's recording cannot start");
-                return None;
-            }
-        };
+        // Its state is written with the session's activation (one write less on the hot path).
+        let recording = crate::recording::start(target);
         if let Err(err) = browser
             .page
             .start_recording(recording.sink(), record.options)
             .await
         {
             tracing::warn!(session.id = %req.id, error = %err, "the recorder cannot be injected");
-            if let Err(err) = self.recordings.store.clear_state(&req.id).await {
-                tracing::warn!(session.id = %req.id, error = %err, "a failed recording could not be cleared");
-            }
             return None;
         }
         Some(recording)
     }
 
+    /// Records that a session could not start, and frees its profile.
     pub(crate) async fn start_failed(&self, req: &StartRequest) -> Result<(), common::StoreError> {
         self.store
             .finish(

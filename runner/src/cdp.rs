@@ -197,6 +197,32 @@ const REFUSED: &[&str] = &[
     "Page.clearCompilationCache",
 ];
 
+/// The longest method name a client may send (the longest real one is under 60 bytes): a
+/// method name goes into refusals and the command log.
+const MAX_METHOD_BYTES: usize = 128;
+
+/// Parameters naming an isolated world or a binding, by method. Names beginning with
+/// `driftstack` or `__driftstack` belong to the session recorder (`chromium::recording`): a
+/// client may not create its world, script it, or add or remove its binding.
+const NAMED_PARAMS: &[(&str, &str)] = &[
+    ("Page.createIsolatedWorld", "worldName"),
+    ("Page.addScriptToEvaluateOnNewDocument", "worldName"),
+    ("Runtime.addBinding", "name"),
+    ("Runtime.addBinding", "executionContextName"),
+    ("Runtime.removeBinding", "name"),
+];
+
+fn reserved_name<'a>(method: &str, params: &'a Value) -> Option<&'a str> {
+    NAMED_PARAMS
+        .iter()
+        .filter(|(m, _)| *m == method)
+        .filter_map(|(_, param)| params[param].as_str())
+        .find(|name| {
+            let lower = name.trim().to_ascii_lowercase();
+            lower.starts_with("driftstack") || lower.starts_with("__driftstack")
+        })
+}
+
 fn allowed_method(method: &str) -> bool {
     if REFUSED.contains(&method) {
         return false;
@@ -267,10 +293,14 @@ impl CdpFilter {
         if message.len() > MAX_MESSAGE_BYTES {
             return Verdict::Refuse("messages are limited to 16 MiB".into());
         }
+        self.last = (None, String::new());
         let Ok(mut msg) = serde_json::from_str::<Value>(message) else {
             return Verdict::Refuse("messages must be JSON".into());
         };
         let method = msg["method"].as_str().unwrap_or("").to_owned();
+        if method.len() > MAX_METHOD_BYTES {
+            return Verdict::Refuse(format!("method names are at most {MAX_METHOD_BYTES} bytes"));
+        }
         self.last = (msg["id"].as_i64(), method.clone());
         let method = method.as_str();
         tracing::trace!(method, "cdp command");
@@ -304,6 +334,11 @@ impl CdpFilter {
         {
             return Verdict::Refuse(format!(
                 "{method}: browser context {context} is not this session's"
+            ));
+        }
+        if let Some(name) = reserved_name(method, params) {
+            return Verdict::Refuse(format!(
+                "{method}: the name {name} is reserved for Driftstack's recorder"
             ));
         }
         match method {

@@ -212,6 +212,7 @@ impl SessionStore {
         runner: &RunnerId,
         started_at: Millis,
         create_ms: i64,
+        recorded: bool,
     ) -> Result<(), StoreError> {
         let event = NewEvent::new(
             account,
@@ -222,12 +223,14 @@ impl SessionStore {
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query(
-                "UPDATE sessions SET status = 'active', started_at = $2, create_ms = $3 \
+                "UPDATE sessions SET status = 'active', started_at = $2, create_ms = $3, \
+                 recording_state = CASE WHEN $4 THEN 'recording' ELSE recording_state END \
                  WHERE id = $1 AND status = 'starting'",
             )
             .bind(id.as_str())
             .bind(started_at)
             .bind(create_ms)
+            .bind(recorded)
             .execute(&mut *tx)
             .await?
             .rows_affected();

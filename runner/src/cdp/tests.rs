@@ -342,3 +342,54 @@ fn the_session_context_is_the_default_one() {
     let v = f.judge(&json!({"id": 3, "method": "Storage.getCookies"}).to_string());
     assert!(matches!(v, Verdict::Rewrite(t) if t.contains("CTX-OWN")));
 }
+
+#[test]
+fn the_recorder_world_and_binding_are_reserved() {
+    let mut f = CdpFilter::new(session());
+    for (method, params) in [
+        (
+            "Page.createIsolatedWorld",
+            json!({"frameId": "F", "worldName": "driftstack-recorder"}),
+        ),
+        (
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": "1", "worldName": "Driftstack-x"}),
+        ),
+        ("Runtime.addBinding", json!({"name": "__driftstackRecord"})),
+        (
+            "Runtime.addBinding",
+            json!({"name": "b", "executionContextName": "driftstack-recorder"}),
+        ),
+        (
+            "Runtime.removeBinding",
+            json!({"name": "__driftstackRecord"}),
+        ),
+    ] {
+        assert!(
+            matches!(f.judge(&m(method, params.clone())), Verdict::Refuse(r) if r.contains("reserved")),
+            "{method} {params} was not refused"
+        );
+    }
+    for (method, params) in [
+        (
+            "Page.createIsolatedWorld",
+            json!({"frameId": "F", "worldName": "__playwright_utility_world__"}),
+        ),
+        (
+            "Runtime.addBinding",
+            json!({"name": "__playwright__binding__"}),
+        ),
+    ] {
+        assert_eq!(f.judge(&m(method, params)), Verdict::Forward);
+    }
+}
+
+#[test]
+fn long_method_names_are_refused_and_not_remembered() {
+    let mut f = CdpFilter::new(session());
+    let long = "Page.".to_owned() + &"x".repeat(200);
+    assert!(matches!(f.judge(&m(&long, json!({}))), Verdict::Refuse(r) if r.len() < 100));
+    assert_eq!(f.last_command().1, "");
+    assert!(matches!(f.judge("not json"), Verdict::Refuse(_)));
+    assert_eq!(f.last_command(), (None, ""));
+}

@@ -243,7 +243,7 @@ fn console_entry(ev: &EventConsoleApiCalled) -> LogEntry {
         at: *ev.timestamp.inner() as i64,
         data: json!({
             "level": serde_json::to_value(&ev.r#type).unwrap_or(Value::Null),
-            "text": capped(text.join(" ")),
+            "text": capped(redact::text(&text.join(" "))),
             "url": frame.map(|f| redact::url(&f.url)),
             "line": frame.map(|f| f.line_number + 1),
             "column": frame.map(|f| f.column_number + 1),
@@ -263,7 +263,7 @@ fn error_entry(ev: &EventExceptionThrown) -> LogEntry {
         at: *ev.timestamp.inner() as i64,
         data: json!({
             "level": "error",
-            "text": capped(text),
+            "text": capped(redact::text(&text)),
             "url": d.url.as_deref().map(redact::url),
             "line": d.line_number + 1,
             "column": d.column_number + 1,

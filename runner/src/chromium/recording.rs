@@ -32,9 +32,27 @@ pub struct RecordOptions {
 
 /// Starts the recorder in the top document (same-origin frames are recorded from it; other
 /// frames are not).
+///
+/// rrweb looks for prototypes untouched by the page, and creates a hidden `<iframe>` in the
+/// page to borrow them from when `Element.prototype.querySelector` is not a native *getter* (it
+/// never is: it is a method — rrweb 2.1.6 lists it with the accessors). In this isolated world
+/// every prototype is the browser's own, so the two methods are given native (bound) getters
+/// returning themselves, on this world's prototype only: no iframe is created, which would make
+/// every page's `load` wait for it and load the recorder a second time.
 fn bootstrap(options: RecordOptions) -> String {
     format!(
-        r#"{RECORDER}
+        r#";(function () {{
+  if (window !== window.top) return;
+  var proto = Element.prototype;
+  ['querySelector', 'querySelectorAll'].forEach(function (name) {{
+    var method = proto[name];
+    Object.defineProperty(proto, name, {{
+      configurable: true,
+      get: function () {{ return method; }}.bind(null),
+    }});
+  }});
+}})();
+{RECORDER}
 ;(function () {{
   if (window !== window.top || window.__driftstackRecording) return;
   var send = window.{BINDING};
@@ -89,7 +107,9 @@ impl SessionPage {
         let ours = world.clone();
         self.tasks.push(tokio::spawn(async move {
             loop {
+                // A world's creation is seen before the calls made from it.
                 tokio::select! {
+                    biased;
                     Some(ev) = contexts.next() => {
                         let frame = ev.context.aux_data.as_ref().and_then(|a| a["frameId"].as_str());
                         if ev.context.name == WORLD && frame == Some(main_frame.as_str())
@@ -99,7 +119,9 @@ impl SessionPage {
                         }
                     }
                     Some(ev) = calls.next() => {
-                        if ev.name == BINDING {
+                        // Only the recorder's world of the top document may add events.
+                        let from_ours = ours.lock().ok().and_then(|w| *w) == Some(ev.execution_context_id);
+                        if ev.name == BINDING && from_ours {
                             sink.send(ev.payload.clone());
                         }
                     }
@@ -111,25 +133,18 @@ impl SessionPage {
             name: BINDING.to_owned(),
             execution_context_name: Some(WORLD.to_owned()),
         };
-        self.page
-            .execute(binding)
-            .await
-            .map_err(internal("Runtime.addBinding"))?;
-        // Scripts for new documents run only where the Page domain is on.
-        self.page
-            .execute(chromiumoxide::cdp::browser_protocol::page::EnableParams::default())
-            .await
-            .map_err(internal("Page.enable"))?;
+        // The binding is named by world, so the two can be sent together (the Page domain,
+        // which scripts for new documents need, is on in every page).
         let script = AddScriptToEvaluateOnNewDocumentParams {
             source: bootstrap(options),
             world_name: Some(WORLD.to_owned()),
             include_command_line_api: None,
             run_immediately: None,
         };
-        self.page
-            .execute(script)
-            .await
-            .map_err(internal("Page.addScriptToEvaluateOnNewDocument"))?;
+        let (binding, script) =
+            futures::future::join(self.page.execute(binding), self.page.execute(script)).await;
+        binding.map_err(internal("Runtime.addBinding"))?;
+        script.map_err(internal("Page.addScriptToEvaluateOnNewDocument"))?;
         self.recorder_world = world;
         Ok(())
     }

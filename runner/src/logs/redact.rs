@@ -81,6 +81,29 @@ pub fn url(url: &str) -> String {
     format!("{base}?{}", query.join("&"))
 }
 
+/// Free text (a console line, an error message) with every `http(s)://` URL in it redacted as
+/// [`url`] does. A URL ends at whitespace or at a quote or bracket.
+pub fn text(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(found) = ["http://", "https://"]
+        .iter()
+        .filter_map(|scheme| lower[rest..].find(scheme))
+        .min()
+    {
+        let start = rest + found;
+        let len = text[start..]
+            .find(|c: char| c.is_whitespace() || "\"'<>()[]{}`".contains(c))
+            .unwrap_or(text.len() - start);
+        out.push_str(&text[rest..start]);
+        out.push_str(&url(&text[start..start + len]));
+        rest = start + len;
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
 /// `scheme://user:pass@host…` without its `user:pass@`.
 fn without_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -143,6 +166,19 @@ mod tests {
         assert_eq!(h["x-csrf-token"], REDACTED);
         assert_eq!(h["Referer"], "https://a.test/p?token=[redacted]");
         assert_eq!(h["Location"], "https://b.test/next?sig=[redacted]");
+    }
+
+    #[test]
+    fn urls_inside_text_are_redacted() {
+        assert_eq!(
+            text("went to https://a.test/cb?page=1&token=abc#t then (http://u:p@b.test/?key=k)"),
+            "went to https://a.test/cb?page=1&token=[redacted] then (http://b.test/?key=[redacted])"
+        );
+        assert_eq!(text("no url here ✓"), "no url here ✓");
+        assert_eq!(
+            text("HTTPS://X.test/?password=1"),
+            "HTTPS://X.test/?password=[redacted]"
+        );
     }
 
     #[test]

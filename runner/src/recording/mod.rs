@@ -30,8 +30,11 @@ pub use store::{Chunk, RecordingState, RecordingStore};
 
 /// How often a session's events are written as a chunk.
 pub const CHUNK_EVERY: Duration = Duration::from_secs(2);
-/// A chunk is written early once its events reach this many bytes.
+/// A chunk is written early once its events would pass this many bytes.
 const CHUNK_BYTES: usize = 1 << 20;
+/// The largest batch of events the recorder may send at once (a full snapshot of a very large
+/// page); a larger one truncates the recording, so every stored chunk stays readable.
+pub const MAX_BATCH_BYTES: usize = 32 << 20;
 /// Batches the recorder may get ahead of the writer; beyond, the recording is truncated.
 const QUEUE: usize = 1024;
 
@@ -63,30 +66,35 @@ impl Recordings {
         }
     }
 
-    /// The whole recording so far as one JSON array of rrweb events.
+    /// The recording so far as one JSON array of rrweb events, read a chunk at a time as the
+    /// stream is polled (a recording is never held whole in memory). A chunk that cannot be
+    /// read is left out with a warning, so the rest stays viewable.
     pub async fn read(
         &self,
         account: &AccountId,
         session: &SessionId,
-    ) -> Result<(RecordingState, Vec<u8>), RecordingError> {
+    ) -> Result<(RecordingState, EventStream), RecordingError> {
         let state = self
             .store
             .state(account, session)
             .await?
             .ok_or(RecordingError::NotRecorded)?;
-        let mut out = Vec::from(*b"[");
-        for chunk in self.store.chunks(account, session).await? {
-            let events = self.open_chunk(&chunk).await?;
-            if events.is_empty() {
-                continue;
-            }
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&events);
-        }
-        out.push(b']');
-        Ok((state, out))
+        let chunks = self.store.chunks(account, session).await?;
+        let reader = ChunkReader {
+            recordings: self.clone(),
+            session: session.clone(),
+            chunks: chunks.into_iter(),
+            opened: false,
+            wrote_any: false,
+            closed: false,
+        };
+        // Fused: a body may be polled again after its end (the gzip encoder is).
+        let stream =
+            futures::StreamExt::fuse(futures::stream::unfold(reader, |mut r| async move {
+                let piece = r.next_piece().await?;
+                Some((Ok(piece), r))
+            }));
+        Ok((state, Box::pin(stream)))
     }
 
     /// A chunk's events: JSON values separated by commas, without the brackets.
@@ -101,7 +109,8 @@ impl Recordings {
             .sealer
             .open_bytes(&sealed)
             .map_err(|e| storage(e.to_string()))?;
-        zstd::bulk::decompress(&compressed, 64 << 20).map_err(|e| storage(e.to_string()))
+        zstd::bulk::decompress(&compressed, MAX_BATCH_BYTES.max(CHUNK_BYTES))
+            .map_err(|e| storage(e.to_string()))
     }
 
     /// Deletes the recordings of `tier`'s accounts older than `before`; answers the chunks gone.
@@ -117,6 +126,52 @@ impl Recordings {
             }
         }
         Ok(addresses.len())
+    }
+}
+
+/// A recording's bytes as they are read: `[`, each chunk's events, `]`.
+pub type EventStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send>>;
+
+/// Walks a recording's chunks in order for [`Recordings::read`].
+struct ChunkReader {
+    recordings: Recordings,
+    session: SessionId,
+    chunks: std::vec::IntoIter<Chunk>,
+    opened: bool,
+    wrote_any: bool,
+    closed: bool,
+}
+
+impl ChunkReader {
+    /// The next piece of the JSON array, or `None` after its closing bracket.
+    async fn next_piece(&mut self) -> Option<Vec<u8>> {
+        if !self.opened {
+            self.opened = true;
+            return Some(b"[".to_vec());
+        }
+        for chunk in self.chunks.by_ref() {
+            let events = match self.recordings.open_chunk(&chunk).await {
+                Ok(events) if !events.is_empty() => events,
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::warn!(session.id = %self.session, chunk = chunk.seq, error = %err, "a recording chunk is unreadable and was left out");
+                    continue;
+                }
+            };
+            let mut piece = Vec::with_capacity(events.len() + 1);
+            if self.wrote_any {
+                piece.push(b',');
+            }
+            self.wrote_any = true;
+            piece.extend_from_slice(&events);
+            return Some(piece);
+        }
+        if self.closed {
+            return None;
+        }
+        self.closed = true;
+        Some(b"]".to_vec())
     }
 }
 
@@ -146,6 +201,7 @@ impl RecordingSink {
 /// The recording of one live session.
 pub struct SessionRecording {
     sink: RecordingSink,
+    changing: tokio::sync::Mutex<()>,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
     store: RecordingStore,
@@ -161,6 +217,8 @@ impl SessionRecording {
 
     /// Pauses (`false`) or resumes (`true`) recording; answers whether it changed.
     pub async fn set_recording(&self, on: bool) -> Result<bool, common::StoreError> {
+        // One change at a time, so the stored state is the last one made.
+        let _one = self.changing.lock().await;
         let was_paused = self.sink.paused.swap(!on, Ordering::SeqCst);
         if was_paused != on {
             return Ok(false);
@@ -207,13 +265,8 @@ pub struct RecordingTarget {
     pub clock: Clock,
 }
 
-/// Starts recording a session (its state `recording`).
-pub async fn start(target: RecordingTarget) -> Result<SessionRecording, common::StoreError> {
-    target
-        .recordings
-        .store
-        .set_state(&target.session, "recording")
-        .await?;
+/// Starts recording a session (the runner marks it `recording` when it activates the session).
+pub fn start(target: RecordingTarget) -> SessionRecording {
     let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
     let stop = CancellationToken::new();
     let stopped = stop.clone();
@@ -256,15 +309,16 @@ pub async fn start(target: RecordingTarget) -> Result<SessionRecording, common::
         }
         writer.write_chunk().await;
     });
-    Ok(SessionRecording {
+    SessionRecording {
         sink,
+        changing: tokio::sync::Mutex::new(()),
         stop,
         task: Mutex::new(Some(task)),
         store,
         account,
         session,
         clock,
-    })
+    }
 }
 
 struct Writer {
@@ -282,6 +336,15 @@ impl Writer {
     async fn push(&mut self, batch: &str) {
         if self.truncated {
             return;
+        }
+        if batch.len() > MAX_BATCH_BYTES {
+            self.write_chunk().await;
+            self.truncate().await;
+            return;
+        }
+        // A chunk holds at most CHUNK_BYTES of events, or one batch larger than that.
+        if !self.events.is_empty() && self.events.len() + batch.len() > CHUNK_BYTES {
+            self.write_chunk().await;
         }
         // A batch is a JSON array of events: kept only if it is one, its brackets dropped.
         let Ok(events) = serde_json::from_str::<Vec<Box<serde_json::value::RawValue>>>(batch)

@@ -42,19 +42,9 @@ impl RecordingStore {
     pub async fn set_state(&self, session: &SessionId, state: &str) -> Result<(), StoreError> {
         self.db
             .execute(
-                "UPDATE sessions SET recording_state = $2 WHERE id = $1",
+                "UPDATE sessions SET recording_state = $2 WHERE id = $1 \
+                 AND (recording_state IS NULL OR recording_state <> 'complete')",
                 &common::args![session.as_str(), state],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// The session is not recorded after all.
-    pub async fn clear_state(&self, session: &SessionId) -> Result<(), StoreError> {
-        self.db
-            .execute(
-                "UPDATE sessions SET recording_state = NULL WHERE id = $1",
-                &common::args![session.as_str()],
             )
             .await?;
         Ok(())

@@ -50,9 +50,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(files::get_download))
         .routes(routes!(files::downloads_zip))
         .routes(routes!(uploads::upload))
+        .merge(inspector())
+}
+
+/// The inspector's reads, gzip-encoded for a client that accepts it (a recording or a HAR
+/// shrinks several times over).
+fn inspector() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(logs::list_logs))
         .routes(routes!(logs::har))
         .routes(routes!(recording::get_recording))
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
 }
 
 /// How long a `connect_url` token stays valid.

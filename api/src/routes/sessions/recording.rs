@@ -87,7 +87,8 @@ pub async fn update_session(
 
 /// The session's recording: a JSON array of rrweb events (replay it with `rrweb-player`), as far
 /// as it has been written (every 2 seconds while the session runs; whole once the session
-/// ended). 404 `recording_not_found` when the session was not recorded.
+/// ended), streamed a chunk at a time; gzip-encoded with `Accept-Encoding: gzip`. 404
+/// `recording_not_found` when the session was not recorded.
 ///
 /// Requires `sessions:read`.
 #[utoipa::path(get, path = "/v1/sessions/{id}/recording", tag = "sessions",
@@ -121,7 +122,7 @@ pub async fn get_recording(
             RecordingError::Store(e) => e.into(),
             other => ApiError::internal(anyhow::anyhow!("{other}")),
         })?;
-    let mut response = (StatusCode::OK, events).into_response();
+    let mut response = (StatusCode::OK, axum::body::Body::from_stream(events)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
