@@ -203,7 +203,8 @@ pub struct SessionRecording {
     sink: RecordingSink,
     changing: tokio::sync::Mutex<()>,
     stop: CancellationToken,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The writer; it answers the last chunk, stored but not yet recorded.
+    task: Mutex<Option<JoinHandle<Option<Chunk>>>>,
     store: RecordingStore,
     account: AccountId,
     session: SessionId,
@@ -233,13 +234,20 @@ impl SessionRecording {
     pub async fn finish(&self, within: Duration) {
         self.stop.cancel();
         let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(mut task) = task
-            && tokio::time::timeout(within, &mut task).await.is_err()
-        {
-            task.abort();
+        let mut last = None;
+        if let Some(mut task) = task {
+            match tokio::time::timeout(within, &mut task).await {
+                Ok(Ok(chunk)) => last = chunk,
+                Ok(Err(_)) => {}
+                Err(_) => task.abort(),
+            }
         }
         let now = self.clock.now_ms();
-        if let Err(err) = self.store.complete(&self.account, &self.session, now).await {
+        let done = self
+            .store
+            .complete(&self.account, &self.session, last.as_ref(), now)
+            .await;
+        if let Err(err) = done {
             tracing::warn!(session.id = %self.session, error = %err, "a recording could not be marked complete");
         }
     }
@@ -307,7 +315,7 @@ pub fn start(target: RecordingTarget) -> SessionRecording {
         if overflow.load(Ordering::Relaxed) {
             writer.truncate().await;
         }
-        writer.write_chunk().await;
+        writer.store_chunk().await
     });
     SessionRecording {
         sink,
@@ -376,9 +384,28 @@ impl Writer {
         }
     }
 
+    /// Writes the collected events as a chunk (stored and recorded).
     async fn write_chunk(&mut self) {
-        if self.events.is_empty() {
+        let Some(chunk) = self.store_chunk().await else {
             return;
+        };
+        let t = &self.target;
+        if let Err(err) = t
+            .recordings
+            .store
+            .add_chunk(&t.account, &t.session, &chunk, t.clock.now_ms())
+            .await
+        {
+            tracing::warn!(session.id = %t.session, error = %err, "a recording chunk could not be recorded");
+            self.truncate().await;
+        }
+    }
+
+    /// Compresses, seals and stores the collected events in the blob store, within the plan's
+    /// bytes; answers the chunk for its row.
+    async fn store_chunk(&mut self) -> Option<Chunk> {
+        if self.events.is_empty() {
+            return None;
         }
         let events = std::mem::take(&mut self.events);
         let count = std::mem::take(&mut self.count);
@@ -390,20 +417,20 @@ impl Writer {
             Ok(sealed) => sealed,
             Err(err) => {
                 tracing::warn!(session.id = %t.session, error = %err, "a recording chunk could not be sealed");
-                return;
+                return None;
             }
         };
         let size = sealed.len() as u64;
         if self.stored + size > t.limit_bytes {
             self.truncate().await;
-            return;
+            return None;
         }
         // The blob store is content-addressed.
         let address = common::crypto::hex(&sha2::Sha256::digest(&sealed));
         if let Err(err) = t.recordings.blobs.put(&address, sealed).await {
             tracing::warn!(session.id = %t.session, error = %err, "a recording chunk could not be stored");
             self.truncate().await;
-            return;
+            return None;
         }
         let chunk = Chunk {
             seq: self.seq,
@@ -411,17 +438,8 @@ impl Writer {
             events: count,
             bytes: i64::try_from(size).unwrap_or(i64::MAX),
         };
-        if let Err(err) = t
-            .recordings
-            .store
-            .add_chunk(&t.account, &t.session, &chunk, t.clock.now_ms())
-            .await
-        {
-            tracing::warn!(session.id = %t.session, error = %err, "a recording chunk could not be recorded");
-            self.truncate().await;
-            return;
-        }
         self.seq += 1;
         self.stored += size;
+        Some(chunk)
     }
 }

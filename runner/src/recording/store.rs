@@ -29,6 +29,30 @@ pub struct Chunk {
     pub bytes: i64,
 }
 
+/// Inserts a chunk's row and adds its bytes to the session's, in the transaction `$tx`.
+macro_rules! insert_chunk {
+    ($tx:expr, $account:expr, $session:expr, $chunk:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO session_recording_chunks (session_id, seq, account_id, blob_address, \
+             events, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind($session.as_str())
+        .bind($chunk.seq)
+        .bind($account.as_str())
+        .bind($chunk.blob_address.as_str())
+        .bind($chunk.events)
+        .bind($chunk.bytes)
+        .bind($now)
+        .execute($tx)
+        .await?;
+        sqlx::query("UPDATE sessions SET recording_bytes = recording_bytes + $2 WHERE id = $1")
+            .bind($session.as_str())
+            .bind($chunk.bytes)
+            .execute($tx)
+            .await?;
+    };
+}
+
 #[derive(Clone)]
 pub struct RecordingStore {
     db: Db,
@@ -60,12 +84,13 @@ impl RecordingStore {
         Ok(())
     }
 
-    /// Marks the recording complete and records `session.recording.ready`, in one transaction
-    /// (once: a recording already complete is left as it is).
+    /// Marks the recording complete with its `session.recording.ready` event, together with its
+    /// `last` chunk (one transaction: the end of a recorded session costs one write).
     pub async fn complete(
         &self,
         account: &AccountId,
         session: &SessionId,
+        last: Option<&Chunk>,
         now: Millis,
     ) -> Result<(), StoreError> {
         #[derive(sqlx::FromRow)]
@@ -74,34 +99,39 @@ impl RecordingStore {
             bytes: i64,
             truncated: bool,
         }
-        let totals: Totals = self
-            .db
-            .fetch_one(
-                "SELECT CAST(COALESCE((SELECT SUM(events) FROM session_recording_chunks                  WHERE session_id = $1), 0) AS BIGINT) AS events, recording_bytes AS bytes,                  recording_truncated AS truncated FROM sessions WHERE id = $1",
-                &common::args![session.as_str()],
-            )
-            .await?;
-        let event = NewEvent::new(
-            account,
-            "session.recording.ready",
-            serde_json::json!({
-                "session_id": session,
-                "events": totals.events,
-                "bytes": totals.bytes,
-                "truncated": totals.truncated,
-            }),
-            now,
-        );
         on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
+            if let Some(chunk) = last {
+                insert_chunk!(&mut *tx, account, session, chunk, now);
+            }
             let n = sqlx::query(
-                "UPDATE sessions SET recording_state = 'complete' WHERE id = $1                  AND recording_state IN ('recording', 'paused')",
+                "UPDATE sessions SET recording_state = 'complete' WHERE id = $1 \
+                 AND recording_state IN ('recording', 'paused')",
             )
             .bind(session.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if n == 1 {
+                let totals: Totals = sqlx::query_as(
+                    "SELECT CAST(COALESCE((SELECT SUM(events) FROM session_recording_chunks \
+                     WHERE session_id = $1), 0) AS BIGINT) AS events, recording_bytes AS bytes, \
+                     recording_truncated AS truncated FROM sessions WHERE id = $1",
+                )
+                .bind(session.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                let event = NewEvent::new(
+                    account,
+                    "session.recording.ready",
+                    serde_json::json!({
+                        "session_id": session,
+                        "events": totals.events,
+                        "bytes": totals.bytes,
+                        "truncated": totals.truncated,
+                    }),
+                    now,
+                );
                 common::insert_event!(event).execute(&mut *tx).await?;
             }
             tx.commit().await?;
@@ -109,7 +139,7 @@ impl RecordingStore {
         Ok(())
     }
 
-    /// Records a chunk written to the blob store.
+    /// Records a chunk written to the blob store, and its bytes on the session.
     pub async fn add_chunk(
         &self,
         account: &AccountId,
@@ -117,27 +147,11 @@ impl RecordingStore {
         chunk: &Chunk,
         now: Millis,
     ) -> Result<(), StoreError> {
-        self.db
-            .execute(
-                "INSERT INTO session_recording_chunks (session_id, seq, account_id, blob_address, \
-                 events, bytes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &common::args![
-                    session.as_str(),
-                    chunk.seq,
-                    account.as_str(),
-                    chunk.blob_address.as_str(),
-                    chunk.events,
-                    chunk.bytes,
-                    now
-                ],
-            )
-            .await?;
-        self.db
-            .execute(
-                "UPDATE sessions SET recording_bytes = recording_bytes + $2 WHERE id = $1",
-                &common::args![session.as_str(), chunk.bytes],
-            )
-            .await?;
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            insert_chunk!(&mut *tx, account, session, chunk, now);
+            tx.commit().await?;
+        });
         Ok(())
     }
 

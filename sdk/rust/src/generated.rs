@@ -2549,7 +2549,8 @@ impl Client {
     ///
     /// The session's recording: a JSON array of rrweb events (replay it with `rrweb-player`), as far
     /// as it has been written (every 2 seconds while the session runs; whole once the session
-    /// ended). 404 `recording_not_found` when the session was not recorded.
+    /// ended), streamed a chunk at a time; gzip-encoded with `Accept-Encoding: gzip`. 404
+    /// `recording_not_found` when the session was not recorded.
     ///
     /// Requires `sessions:read`.
     pub async fn get_recording(&self, id: &str) -> Result<Vec<serde_json::Value>, Error> {
