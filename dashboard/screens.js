@@ -3,6 +3,7 @@
 // invitation acceptance. Each renders into <main> through the public API only.
 
 import { all, api, session } from "./api.js";
+import { connectLive } from "./liveview.js";
 import {
   action, badge, bytes, confirmAction, dialog, field, form, h, link, reveal, select, table, toast, when,
 } from "./ui.js";
@@ -85,6 +86,7 @@ async function sessionDetail(ctx) {
   const live = ACTIVE.has(s.status) || !s.ended_at;
   const screen = h("img", { class: "live", alt: "Live view of the session's page" });
   const liveState = h("p", { class: "hint", role: "status" }, live ? "Connecting to the live view…" : "The session has ended.");
+  const liveControls = h("div", { class: "toolbar" });
   const url = h("input", { name: "url", type: "url", required: true, placeholder: "https://example.com" });
   const format = select({ name: "format" }, [["png", "PNG"], ["jpeg", "JPEG"], ["pdf", "PDF"], ["html", "HTML"], ["text", "Text"]]);
   const downloads = slot("Downloads");
@@ -101,7 +103,7 @@ async function sessionDetail(ctx) {
     info,
     s.recording ? replaySection(id, s.recording) : null,
     downloads,
-    live ? section("Live view", liveState, screen) : liveState,
+    live ? section("Live view", liveState, liveControls, screen) : liveState,
     live ? section("Navigate", form([field("URL", url)], "Go", async (v) => {
       const r = await api("POST", `/v1/sessions/${id}/navigate`, { url: v.url });
       toast(`Loaded ${r.url || v.url} (${r.status ?? "?"})`);
@@ -122,7 +124,7 @@ async function sessionDetail(ctx) {
       ctx.go(`/sessions/${id}`, true);
     }, { class: "danger" })) : null,
   ].filter(Boolean));
-  if (live) watch(s, screen, liveState, ctx);
+  if (live) watch(s, screen, liveState, liveControls, ctx);
   await showDownloads().catch(() => {});
   ctx.every(4000, async () => {
     const now = await api("GET", `/v1/sessions/${id}`).catch(() => null);
@@ -184,32 +186,50 @@ async function saveDownload(id, d) {
   toast(`Saved ${d.filename} (${bytes(blob.size)}).`);
 }
 
-/** The screencast: JPEG frames over `GET /v1/sessions/{id}/live`. */
-function watch(s, img, state, ctx) {
+/**
+ * The live view over `GET /v1/sessions/{id}/live`: frames, and — once you take control — your
+ * clicks, scrolls and keys go to the remote page (`liveview.js`). Switch tabs, hand control back.
+ */
+function watch(s, img, state, controls, ctx) {
   if (!s.connect_url) {
     state.textContent = "The live view is not available for this session.";
     return;
   }
   const token = new URL(s.connect_url).searchParams.get("token");
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${proto}//${location.host}/v1/sessions/${s.id}/live?token=${encodeURIComponent(token)}`);
-  ws.binaryType = "blob";
-  let last = null;
-  let frames = 0;
-  ws.onmessage = (event) => {
-    if (typeof event.data === "string") return;
-    const url = URL.createObjectURL(event.data);
-    img.src = url;
-    if (last) URL.revokeObjectURL(last);
-    last = url;
-    frames += 1;
-    img.dataset.frames = String(frames);
-    state.textContent = "Live";
-  };
-  ws.onclose = (event) => {
-    state.textContent = event.reason ? `Live view closed: ${event.reason}` : "Live view closed.";
-  };
-  ctx.onLeave(() => ws.close());
+  const url = `${proto}//${location.host}/v1/sessions/${s.id}/live?token=${encodeURIComponent(token)}`;
+  const take = h("button", { type: "button" }, "Take control");
+  const release = h("button", { type: "button", hidden: true }, "Release control");
+  const done = h("button", { type: "button", hidden: true }, "Complete handoff");
+  const tabs = select({ name: "tab", "aria-label": "Tab", hidden: true }, []);
+  controls.replaceChildren(take, release, done, tabs);
+  let who = "Nobody is in control.";
+  const live = connectLive(url, img, {
+    frame: () => { if (state.dataset.live !== "1") { state.dataset.live = "1"; state.textContent = `Live. ${who}`; } },
+    control: (m) => {
+      const mine = Boolean(m.controller?.you);
+      who = mine ? "You are in control: click and type in the page." : m.controller ? `${m.controller.label} is in control.` : "Nobody is in control.";
+      state.textContent = `Live. ${who}`;
+      take.hidden = mine;
+      take.textContent = m.controller && !mine ? "Take over" : "Take control";
+      release.hidden = !mine;
+    },
+    handoff: (m) => { done.hidden = m.state !== "requested"; },
+    tabs: (m) => {
+      tabs.hidden = m.tabs.length < 2;
+      tabs.replaceChildren(...m.tabs.map((t) => h("option", { value: t.id, selected: t.active }, t.title || t.url || "New tab")));
+    },
+    error: (m) => toast(m.detail),
+    closed: (e) => { state.textContent = e.reason ? `Live view closed: ${e.reason}` : "Live view closed."; },
+  });
+  take.addEventListener("click", () => (take.textContent === "Take over" ? live.takeOver() : live.requestControl()));
+  release.addEventListener("click", () => live.release());
+  done.addEventListener("click", async () => {
+    await api("POST", `/v1/sessions/${s.id}/handoff/complete`);
+    toast("Handoff completed.");
+  });
+  tabs.addEventListener("change", () => live.switchTab(tabs.value));
+  ctx.onLeave(() => live.close());
 }
 
 // ---------------------------------------------------------------- profiles

@@ -22,6 +22,7 @@ pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::profiles::router())
         .merge(routes::cdp::router())
         .merge(routes::live::router())
+        .merge(routes::live_links::router())
         .merge(routes::webhooks::router())
         .merge(routes::team::router())
         .merge(routes::audit::router())
@@ -59,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(Scalar::with_url("/docs/", api))
         .merge(dashboard::router())
+        .merge(routes::live_page::router())
         .route(
             "/docs",
             axum::routing::get(|| async { axum::response::Redirect::permanent("/docs/") }),

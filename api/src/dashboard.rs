@@ -45,6 +45,22 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../../dashboard/style.css"),
     ),
+    (
+        "liveview.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../dashboard/liveview.js"),
+    ),
+    // The live-link page's own (`routes::live_page`).
+    (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../dashboard/live.js"),
+    ),
+    (
+        "live.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../dashboard/live.css"),
+    ),
     // Vendored, pinned (vendor/rrweb/README.md): the session page's replay.
     (
         "rrweb-player.js",
@@ -164,10 +180,12 @@ mod tests {
             }
         }
         let index = String::from_utf8_lossy(INDEX);
+        let live = include_str!("../../dashboard/live.html");
         for (name, _, _) in ASSETS {
-            if name.ends_with(".css") || *name == "app.js" {
+            if name.ends_with(".css") || *name == "app.js" || *name == "live.js" {
+                let link = format!("/assets/{name}");
                 assert!(
-                    index.contains(&format!("/assets/{name}")),
+                    index.contains(&link) || live.contains(&link),
                     "{name} not linked"
                 );
             }

@@ -74,7 +74,8 @@ pub async fn request_context(req: Request, next: Next) -> Response {
 }
 
 /// Replaces any error response that is not already problem+json (router fallbacks, rejections of
-/// axum and tower-http layers) with a problem document for its status.
+/// axum and tower-http layers) with a problem document for its status. HTML pages meant for a
+/// person (the live page's "link unavailable") stay as they are.
 pub async fn problem_fallback(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
@@ -84,7 +85,10 @@ pub async fn problem_fallback(req: Request, next: Next) -> Response {
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+        .is_some_and(|ct| {
+            ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
+                || ct.as_bytes().starts_with(b"text/html")
+        });
     if is_problem {
         return response;
     }

@@ -138,6 +138,88 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 
+/// The credential a live link's page gets for one link in exchange for its one-time token:
+/// `lv.<link id>.<mode>.<expiry unix seconds>.<base64url HMAC-SHA256(key, "viewer" session link
+/// mode expiry)>`. It opens only the live view (never raw CDP), in the link's mode, while the
+/// link is neither revoked nor expired (checked at the socket, too).
+pub mod viewer_token {
+    use base64::Engine;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+
+    fn mac(key: &[u8; 32], session_id: &str, link: &str, mode: &str, expires: i64) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+            .unwrap_or_else(|_| super::unreachable_hmac());
+        for part in ["viewer", session_id, link, mode, &expires.to_string()] {
+            mac.update(part.as_bytes());
+            mac.update(b"|");
+        }
+        mac
+    }
+
+    pub fn sign(key: &[u8; 32], session_id: &str, link: &str, mode: &str, expires: i64) -> String {
+        let sig = mac(key, session_id, link, mode, expires)
+            .finalize()
+            .into_bytes();
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig);
+        format!("lv.{link}.{mode}.{expires}.{sig}")
+    }
+
+    /// The link and mode `token` was signed for, if it is for `session_id` and not expired at
+    /// `now` (unix seconds).
+    pub fn verify(
+        key: &[u8; 32],
+        session_id: &str,
+        token: &str,
+        now: i64,
+    ) -> Option<(String, String)> {
+        let mut parts = token.split('.');
+        let (Some("lv"), Some(link), Some(mode), Some(exp), Some(sig), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let expires = exp.parse::<i64>().ok()?;
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .ok()?;
+        (now < expires
+            && mac(key, session_id, link, mode, expires)
+                .verify_slice(&sig)
+                .is_ok())
+        .then(|| (link.to_owned(), mode.to_owned()))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn tokens_bind_session_link_mode_and_expiry() {
+            let key = [7u8; 32];
+            let t = sign(&key, "ses_a", "lvl_1", "view", 1_000);
+            assert_eq!(
+                verify(&key, "ses_a", &t, 999),
+                Some(("lvl_1".into(), "view".into()))
+            );
+            assert_eq!(verify(&key, "ses_a", &t, 1_000), None, "expired");
+            assert_eq!(verify(&key, "ses_b", &t, 999), None, "other session");
+            let upgraded = t.replacen(".view.", ".interact.", 1);
+            assert_eq!(
+                verify(&key, "ses_a", &upgraded, 999),
+                None,
+                "mode is signed"
+            );
+            assert_eq!(verify(&[8u8; 32], "ses_a", &t, 999), None, "other key");
+        }
+    }
+}
+
 /// Short-lived tokens that let a `connect_url` open a session's CDP socket without a header:
 /// `<expiry unix seconds>.<base64url HMAC-SHA256(key, "session_id.expiry")>`.
 pub mod connect_token {

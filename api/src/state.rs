@@ -44,6 +44,7 @@ pub struct AppState {
     pub identity: crate::identity::Identity,
     pub audit: crate::audit::Audit,
     pub team: crate::store::team::TeamStore,
+    pub live_links: crate::store::live_links::LiveLinkStore,
     pub usage: Arc<crate::usage::Usage>,
     pub billing: crate::store::billing::BillingStore,
     /// The Stripe client, when billing is enabled (`STRIPE_SECRET_KEY`).
@@ -186,6 +187,7 @@ impl AppState {
             recordings,
             audit: crate::audit::Audit::new(db.clone()),
             team: crate::store::team::TeamStore::new(db.clone()),
+            live_links: crate::store::live_links::LiveLinkStore::new(db.clone()),
             usage: Arc::new(crate::usage::Usage::new(db.clone(), clock.clone())),
             billing: crate::store::billing::BillingStore::new(db.clone()),
             stripe: match &config.stripe_secret_key {

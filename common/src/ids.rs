@@ -99,6 +99,8 @@ define_id!(/** A team invitation. */ InviteId, "inv_");
 define_id!(/** A file a session downloaded. */ DownloadId, "dl_");
 define_id!(/** A file uploaded into a session for its file inputs. */ UploadId, "upl_");
 define_id!(/** One entry of a session's logs (console, page, network, CDP). */ LogId, "log_");
+define_id!(/** A shareable link to a session's live view. */ LiveLinkId, "lvl_");
+define_id!(/** A session handed to a person for a while. */ HandoffId, "hof_");
 
 #[cfg(test)]
 mod tests {

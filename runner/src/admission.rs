@@ -164,6 +164,8 @@ impl Runner {
             downloads,
             downloads_dir,
             uploads_dir,
+            control: Default::default(),
+            handoff: tokio::sync::watch::Sender::new(Default::default()),
         });
         self.map().insert(req.id.clone(), live.clone());
         let create_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

@@ -12,7 +12,9 @@
 
 pub mod cdp;
 pub mod chromium;
+pub mod control;
 pub mod files;
+pub mod handoff;
 pub mod logs;
 pub mod pool;
 pub mod proxy;

@@ -152,6 +152,7 @@ impl Runner {
                 _ = tick.tick() => {}
             }
             let now = self.clock.now_ms();
+            self.expire_handoffs(now).await;
             let due: Vec<(SessionId, EndReason)> = self
                 .map()
                 .values()
@@ -159,6 +160,7 @@ impl Runner {
                     if now >= s.expires_at {
                         Some((s.id.clone(), EndReason::MaxDuration))
                     } else if s.busy.load(Ordering::SeqCst) == 0
+                        && !s.handoff_pending()
                         && now - s.last_activity.load(Ordering::SeqCst) >= s.idle_timeout_ms
                     {
                         Some((s.id.clone(), EndReason::IdleTimeout))

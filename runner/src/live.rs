@@ -54,6 +54,10 @@ pub(crate) struct LiveSession {
     /// Where its downloads land and its uploads are placed (emptied when it ends).
     pub(crate) downloads_dir: std::path::PathBuf,
     pub(crate) uploads_dir: std::path::PathBuf,
+    /// Who controls its interactive live view.
+    pub(crate) control: crate::control::Control,
+    /// Its handoff to a person, if one was requested.
+    pub(crate) handoff: crate::handoff::HandoffCell,
 }
 
 impl LiveSession {
@@ -127,6 +131,27 @@ impl Watch {
     /// The page target to attach to.
     pub fn target_id(&self) -> &str {
         &self.live.target_id
+    }
+
+    /// The session's own browser context (its tabs are the pages in it and in the contexts
+    /// its clients created).
+    pub fn context_id(&self) -> &str {
+        &self.live.cdp.context_id
+    }
+
+    /// Who controls the interactive view.
+    pub fn control(&self) -> &crate::control::Control {
+        &self.live.control
+    }
+
+    /// The session's handoff and its changes.
+    pub fn handoff(&self) -> tokio::sync::watch::Receiver<crate::handoff::HandoffStatus> {
+        self.live.handoff.subscribe()
+    }
+
+    /// Records input from the live view, so a session driven by a person does not idle out.
+    pub fn touch(&self, now: Millis) {
+        self.live.last_activity.store(now, Ordering::SeqCst);
     }
 
     /// Resolves when the session ends, with the reason.

@@ -37,6 +37,22 @@ pub struct SessionRecord {
     pub logs_truncated: bool,
     /// Its recording, when it is recorded.
     pub recording: Option<crate::recording::RecordingState>,
+    /// Its latest handoff to a person, if one was requested.
+    pub handoff: Option<HandoffRecord>,
+}
+
+/// A session's latest handoff, as its row says.
+#[derive(Clone, Debug)]
+pub struct HandoffRecord {
+    pub id: String,
+    /// `requested`, `completed` or `expired`.
+    pub state: String,
+    pub reason: String,
+    pub mode: String,
+    pub live_link_id: Option<String>,
+    pub requested_at: Millis,
+    pub deadline: Millis,
+    pub ended_at: Option<Millis>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -65,6 +81,14 @@ struct Row {
     recording_state: Option<String>,
     recording_truncated: bool,
     recording_bytes: i64,
+    handoff_id: Option<String>,
+    handoff_state: Option<String>,
+    handoff_reason: Option<String>,
+    handoff_mode: Option<String>,
+    handoff_link_id: Option<String>,
+    handoff_requested_at: Option<i64>,
+    handoff_deadline: Option<i64>,
+    handoff_ended_at: Option<i64>,
 }
 
 impl From<Row> for SessionRecord {
@@ -91,6 +115,16 @@ impl From<Row> for SessionRecord {
                     truncated: r.recording_truncated,
                     bytes: r.recording_bytes,
                 }),
+            handoff: r.handoff_id.map(|id| HandoffRecord {
+                id,
+                state: r.handoff_state.unwrap_or_default(),
+                reason: r.handoff_reason.unwrap_or_default(),
+                mode: r.handoff_mode.unwrap_or_default(),
+                live_link_id: r.handoff_link_id,
+                requested_at: r.handoff_requested_at.unwrap_or_default(),
+                deadline: r.handoff_deadline.unwrap_or_default(),
+                ended_at: r.handoff_ended_at,
+            }),
             counters: Counters {
                 navigations: n(r.navigations),
                 actions: n(r.actions),
@@ -111,7 +145,9 @@ macro_rules! select_sessions {
             "SELECT id, account_id, runner_id, status, options, created_at, started_at, expires_at, ",
             "idle_timeout_ms, ended_at, end_reason, create_ms, navigations, actions, captures, ",
             "requests, bytes_received, bytes_sent, blocked_requests, egress_denied, logs_truncated, ",
-            "recording_state, recording_truncated, recording_bytes ",
+            "recording_state, recording_truncated, recording_bytes, handoff_id, handoff_state, ",
+            "handoff_reason, handoff_mode, handoff_link_id, handoff_requested_at, ",
+            "handoff_deadline, handoff_ended_at ",
             "FROM sessions ",
             $tail
         )

@@ -45,6 +45,19 @@ fn recording() -> Value {
         "bytes": {"type": "integer"}, "truncated": {"type": "boolean"}
     }})
 }
+fn handoff_requested() -> Value {
+    json!({"type": "object", "properties": {
+        "session_id": {"type": "string"}, "handoff_id": {"type": "string"},
+        "reason": {"type": "string"}, "mode": {"type": "string", "enum": ["view", "interact"]},
+        "live_url": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}
+    }})
+}
+fn handoff_ended() -> Value {
+    json!({"type": "object", "properties": {
+        "session_id": {"type": "string"}, "handoff_id": {"type": "string"},
+        "by": {"type": "string", "description": "Who completed it (`lvl_…`, `usr_…`, `key_…`) or `timeout`."}
+    }})
+}
 fn test() -> Value {
     json!({"type": "object", "properties": {"endpoint_id": {"type": "string"}, "message": {"type": "string"}}})
 }
@@ -79,6 +92,21 @@ pub const CATALOG: &[EventType] = &[
         name: "session.recording.ready",
         description: "A recorded session ended and its whole recording can be read.",
         schema: recording,
+    },
+    EventType {
+        name: "session.handoff.requested",
+        description: "A session was handed to a person; `live_url` is the page for them.",
+        schema: handoff_requested,
+    },
+    EventType {
+        name: "session.handoff.completed",
+        description: "The person (or the API) completed a handoff; the session is active again.",
+        schema: handoff_ended,
+    },
+    EventType {
+        name: "session.handoff.expired",
+        description: "A handoff's time ran out before a person completed it; the session goes on.",
+        schema: handoff_ended,
     },
     EventType {
         name: "profile.created",

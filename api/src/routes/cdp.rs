@@ -76,7 +76,7 @@ pub async fn cdp(
         scope: Scope::SessionsWrite,
         client_hint: "Connect with a WebSocket client (Playwright, Puppeteer or any CDP client).",
     };
-    let (upgrade, runner) = socket::open(&state, request, upgrade).await?;
+    let (upgrade, runner, _) = socket::open(&state, request, upgrade).await?;
     let attachment = runner.attach_cdp(&id).map_err(socket::attach_error)?;
     Ok(upgrade
         .max_message_size(runner::cdp::MAX_MESSAGE_BYTES)

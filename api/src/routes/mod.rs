@@ -8,6 +8,8 @@ pub mod cdp;
 pub mod fingerprint;
 pub mod keys;
 pub mod live;
+pub mod live_links;
+pub mod live_page;
 pub mod profiles;
 pub mod sessions;
 pub mod socket;

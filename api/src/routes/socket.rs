@@ -24,13 +24,13 @@ pub struct SocketRequest<'a> {
     pub client_hint: &'static str,
 }
 
-/// The upgrade and this node's runner, once the caller may attach.
+/// The upgrade, this node's runner and what the caller may do, once it may attach.
 pub async fn open(
     state: &AppState,
     request: SocketRequest<'_>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<(WebSocketUpgrade, Arc<Runner>), ApiError> {
-    connect::authorize(
+) -> Result<(WebSocketUpgrade, Arc<Runner>, connect::Access), ApiError> {
+    let access = connect::authorize(
         state,
         request.id,
         request.token,
@@ -49,7 +49,7 @@ pub async fn open(
         .runner
         .clone()
         .ok_or_else(|| ApiError::unavailable("This node runs no browsers.", 5))?;
-    Ok((upgrade, runner))
+    Ok((upgrade, runner, access))
 }
 
 /// A session that is not live here any more: it has ended.

@@ -50,7 +50,7 @@ const fn rest(method: Method, path: &'static str) -> BrowserRoute {
 
 /// The routes answered by the node whose runner holds the session. A session's other routes
 /// (reading it, listing) are answered by any node from the database.
-pub static AT_THE_BROWSER: [BrowserRoute; 9] = [
+pub static AT_THE_BROWSER: [BrowserRoute; 11] = [
     rest(Method::DELETE, "/v1/sessions/{id}"),
     rest(Method::PATCH, "/v1/sessions/{id}"),
     rest(Method::POST, "/v1/sessions/{id}/navigate"),
@@ -58,6 +58,8 @@ pub static AT_THE_BROWSER: [BrowserRoute; 9] = [
     rest(Method::POST, "/v1/sessions/{id}/wait"),
     rest(Method::POST, "/v1/sessions/{id}/capture"),
     rest(Method::POST, "/v1/sessions/{id}/uploads"),
+    rest(Method::POST, "/v1/sessions/{id}/handoff"),
+    rest(Method::POST, "/v1/sessions/{id}/handoff/complete"),
     BrowserRoute {
         method: Method::GET,
         path: "/v1/sessions/{id}/cdp",

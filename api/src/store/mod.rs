@@ -6,4 +6,5 @@ pub mod accounts;
 pub mod billing;
 pub mod idempotency;
 pub mod keys;
+pub mod live_links;
 pub mod team;

@@ -61,6 +61,13 @@ pub struct TotpCode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LiveEmbedding {
+    /// Origins (`https://app.example.com`, no path) whose pages may show the live page in an
+    /// `<iframe>`; empty (the default): no page may frame it. At most 20.
+    pub frame_ancestors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ActorResponse {
     /// `key_…` or `usr_…`.
     pub id: String,
@@ -591,6 +598,38 @@ pub struct PortalResponse {
     pub portal_url: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ExchangeRequest {
+    /// The `lvt_…` token from the link's URL.
+    pub token: String,
+}
+
+/// What a person with the link may do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LinkMode {
+    #[serde(rename = "view")]
+    View,
+    #[serde(rename = "interact")]
+    Interact,
+    /// A value this client does not know yet (the server is newer).
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExchangeResponse {
+    pub expires_at: String,
+    /// When the link was made for a handoff: why the session was handed over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_reason: Option<String>,
+    /// The live WebSocket URL, credential included.
+    pub live_url: String,
+    pub mode: LinkMode,
+    pub session_id: String,
+    /// The viewer credential: pass it as `?token=` to the live WebSocket.
+    pub token: String,
+}
+
 /// Query of `list_profiles`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ListProfilesQuery {
@@ -771,6 +810,25 @@ pub struct ListSessionsQuery {
     pub starting_after: Option<String>,
 }
 
+/// A session's latest handoff (`POST /v1/sessions/{id}/handoff`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SessionHandoff {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    pub expires_at: String,
+    /// `hof_…`
+    pub id: String,
+    /// `lvl_…`: the live link made for the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_link_id: Option<String>,
+    /// `view` or `interact`.
+    pub mode: String,
+    pub reason: String,
+    pub requested_at: String,
+    /// `requested` (the session is `waiting_for_human`), `completed` or `expired`.
+    pub state: String,
+}
+
 /// The state of a session's logs (`GET /v1/sessions/{id}/logs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SessionLogs {
@@ -827,6 +885,8 @@ pub struct SessionResponse {
     pub ended_at: Option<String>,
     /// When the session ends by itself (its maximum duration).
     pub expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<SessionHandoff>,
     /// `ses_…`
     pub id: String,
     pub idle_timeout_seconds: i64,
@@ -839,7 +899,8 @@ pub struct SessionResponse {
     pub runner_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
-    /// `starting`, `active`, `closing`, `closed`, `failed` or `timed_out`.
+    /// `starting`, `active`, `waiting_for_human` (an active session handed to a person: see
+    /// `handoff`), `closing`, `closed`, `failed` or `timed_out`.
     pub status: String,
     pub timeout_seconds: i64,
     pub usage: SessionUsage,
@@ -1073,6 +1134,56 @@ pub struct DownloadResponse {
     pub url: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct HandoffRequestBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<LinkMode>,
+    /// What the person should do, shown on the live page (1–500 characters).
+    pub reason: String,
+    /// 30–86400 (default 900): then the handoff expires and the session goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i64>,
+}
+
+/// A session's handoff (also `handoff` in the session).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct HandoffResponse {
+    pub expires_at: String,
+    /// `hof_…`
+    pub id: String,
+    pub live_link_id: String,
+    /// The live page for the person (works once; also in the webhook).
+    pub live_url: String,
+    pub mode: String,
+    pub reason: String,
+    pub requested_at: String,
+    pub session_id: String,
+    /// `requested`, `completed` or `expired`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CreateLiveLinkRequest {
+    /// 60–86400 (default 600). The link also ends with the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<LinkMode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveLinkResponse {
+    pub created_at: String,
+    pub expires_at: String,
+    /// `lvl_…`
+    pub id: String,
+    pub mode: LinkMode,
+    pub session_id: String,
+    /// The live page; send it to a person or put it in an `<iframe>` (see `live-embedding`).
+    /// It works once: opening it again answers 410.
+    pub url: String,
+}
+
 /// `console`, `page` (uncaught errors), `network` or `cdp` (a raw-CDP client's commands);
 /// every kind when absent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -1176,6 +1287,15 @@ pub struct UploadResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HandoffWait {
+    #[serde(rename = "completed")]
+    Completed,
+    /// A value this client does not know yet (the server is newer).
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ElementStateBody {
     #[serde(rename = "attached")]
     Attached,
@@ -1190,6 +1310,8 @@ pub enum ElementStateBody {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct WaitRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<HandoffWait>,
     /// Wait for a page load that began after the previous navigate or actions call started
     /// (for example one caused by a click).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1682,6 +1804,36 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/account/live-embedding`
+    ///
+    /// The origins allowed to frame the account's live pages.
+    ///
+    /// Requires `account:read`.
+    pub async fn get_live_embedding(&self) -> Result<LiveEmbedding, Error> {
+        self.json(
+            Method::GET,
+            "/v1/account/live-embedding".to_owned(),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `PUT /v1/account/live-embedding`
+    ///
+    /// Sets the origins allowed to frame the account's live pages (`frame-ancestors`).
+    ///
+    /// Requires `account:write`.
+    pub async fn set_live_embedding(&self, body: &LiveEmbedding) -> Result<LiveEmbedding, Error> {
+        self.json(
+            Method::PUT,
+            "/v1/account/live-embedding".to_owned(),
+            None::<&()>,
+            Some(body),
+        )
+        .await
+    }
+
     /// `GET /v1/account/me`
     ///
     /// The account of the calling credential.
@@ -2085,6 +2237,24 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/live-links/exchange`
+    ///
+    /// Exchanges a live link's one-time token for a viewer credential (the live page does this).
+    /// A token works once; a revoked, expired or used link, or one whose session ended, answers
+    /// 410 `live_link_gone`.
+    pub async fn exchange_live_link(
+        &self,
+        body: &ExchangeRequest,
+    ) -> Result<ExchangeResponse, Error> {
+        self.json(
+            Method::POST,
+            "/v1/live-links/exchange".to_owned(),
+            None::<&()>,
+            Some(body),
+        )
+        .await
+    }
+
     /// `GET /v1/profiles`
     ///
     /// Lists the account's profiles, newest first.
@@ -2477,6 +2647,45 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/sessions/{id}/handoff`
+    ///
+    /// Hands the session to a person: makes a live link for them (in the webhook
+    /// `session.handoff.requested` too) and puts the session in `waiting_for_human` until they
+    /// click *Done* on the live page, the API completes it, or `timeout_seconds` pass. The idle
+    /// timeout is paused meanwhile; the customer's CDP connection stays open and sees what the
+    /// person does. Wait for it with `POST …/wait {"handoff": "completed"}`.
+    ///
+    /// Requires `sessions:write`.
+    pub async fn request_handoff(
+        &self,
+        id: &str,
+        body: &HandoffRequestBody,
+    ) -> Result<HandoffResponse, Error> {
+        self.json(
+            Method::POST,
+            format!("/v1/sessions/{}/handoff", encode(id)),
+            None::<&()>,
+            Some(body),
+        )
+        .await
+    }
+
+    /// `POST /v1/sessions/{id}/handoff/complete`
+    ///
+    /// Completes the session's handoff from the API (the person's *Done* does the same): the
+    /// session is `active` again, its live link revoked, `session.handoff.completed` sent.
+    ///
+    /// Requires `sessions:write`.
+    pub async fn complete_handoff(&self, id: &str) -> Result<SessionResponse, Error> {
+        self.json(
+            Method::POST,
+            format!("/v1/sessions/{}/handoff/complete", encode(id)),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
     /// `GET /v1/sessions/{id}/har`
     ///
     /// The session's network log as a HAR 1.2 document (one entry per request, with timings; no
@@ -2487,6 +2696,42 @@ impl Client {
         self.json(
             Method::GET,
             format!("/v1/sessions/{}/har", encode(id)),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /v1/sessions/{id}/live-links`
+    ///
+    /// Makes a shareable link to the session's live view: a minimal page (no sign-in) in `view` or
+    /// `interact` mode, valid once, until `expires_in_seconds` pass or the session ends.
+    ///
+    /// Requires `sessions:write`.
+    pub async fn create_live_link(
+        &self,
+        id: &str,
+        body: &CreateLiveLinkRequest,
+    ) -> Result<LiveLinkResponse, Error> {
+        self.json(
+            Method::POST,
+            format!("/v1/sessions/{}/live-links", encode(id)),
+            None::<&()>,
+            Some(body),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/sessions/{id}/live-links/{link_id}`
+    ///
+    /// Revokes a live link: it can no longer be opened, and viewers who came through it are
+    /// disconnected (within 2 seconds).
+    ///
+    /// Requires `sessions:write`.
+    pub async fn revoke_live_link(&self, id: &str, link_id: &str) -> Result<(), Error> {
+        self.empty(
+            Method::DELETE,
+            format!("/v1/sessions/{}/live-links/{}", encode(id), encode(link_id)),
             None::<&()>,
             None::<&()>,
         )

@@ -6,6 +6,7 @@
 mod commands;
 mod create;
 mod files;
+mod handoff;
 mod logs;
 mod read;
 mod recording;
@@ -50,6 +51,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(files::get_download))
         .routes(routes!(files::downloads_zip))
         .routes(routes!(uploads::upload))
+        .routes(routes!(handoff::request_handoff))
+        .routes(routes!(handoff::complete_handoff))
         .merge(inspector())
 }
 
@@ -102,7 +105,8 @@ impl From<Counters> for SessionUsage {
 pub struct SessionResponse {
     /// `ses_…`
     pub id: String,
-    /// `starting`, `active`, `closing`, `closed`, `failed` or `timed_out`.
+    /// `starting`, `active`, `waiting_for_human` (an active session handed to a person: see
+    /// `handoff`), `closing`, `closed`, `failed` or `timed_out`.
     pub status: String,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -130,6 +134,25 @@ pub struct SessionResponse {
     pub logs: SessionLogs,
     /// `null` when the session is not recorded.
     pub recording: Option<SessionRecordingState>,
+    /// Its latest handoff to a person; `null` when none was requested.
+    pub handoff: Option<SessionHandoff>,
+}
+
+/// A session's latest handoff (`POST /v1/sessions/{id}/handoff`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionHandoff {
+    /// `hof_…`
+    pub id: String,
+    /// `requested` (the session is `waiting_for_human`), `completed` or `expired`.
+    pub state: String,
+    pub reason: String,
+    /// `view` or `interact`.
+    pub mode: String,
+    /// `lvl_…`: the live link made for the person.
+    pub live_link_id: Option<String>,
+    pub requested_at: String,
+    pub expires_at: String,
+    pub ended_at: Option<String>,
 }
 
 /// A recorded session's recording (`GET /v1/sessions/{id}/recording`).
@@ -168,9 +191,18 @@ impl SessionResponse {
                 .replacen("http://", "ws://", 1);
             format!("{base}/v1/sessions/{}/cdp?token={token}", record.id)
         });
+        let waiting = record.status == runner::SessionStatus::Active
+            && record
+                .handoff
+                .as_ref()
+                .is_some_and(|h| h.state == "requested");
         SessionResponse {
             id: record.id.to_string(),
-            status: record.status.as_str().to_owned(),
+            status: if waiting {
+                "waiting_for_human".to_owned()
+            } else {
+                record.status.as_str().to_owned()
+            },
             created_at: rfc3339(record.created_at),
             started_at: record.started_at.map(rfc3339),
             expires_at: rfc3339(record.expires_at),
@@ -186,6 +218,16 @@ impl SessionResponse {
             logs: SessionLogs {
                 truncated: record.logs_truncated,
             },
+            handoff: record.handoff.map(|h| SessionHandoff {
+                id: h.id,
+                state: h.state,
+                reason: h.reason,
+                mode: h.mode,
+                live_link_id: h.live_link_id,
+                requested_at: rfc3339(h.requested_at),
+                expires_at: rfc3339(h.deadline),
+                ended_at: h.ended_at.map(rfc3339),
+            }),
             recording: record.recording.map(|r| SessionRecordingState {
                 state: r.state,
                 truncated: r.truncated,

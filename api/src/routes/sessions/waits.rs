@@ -34,6 +34,12 @@ pub enum ElementStateBody {
     Hidden,
 }
 
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum HandoffWait {
+    Completed,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitRequest {
@@ -46,6 +52,10 @@ pub struct WaitRequest {
     pub navigation: Option<bool>,
     /// Wait until no request has been in flight for 500 ms.
     pub network_idle: Option<bool>,
+    /// `completed`: wait until the person the session was handed to is done (`POST
+    /// …/handoff`). An expired handoff answers 409 `handoff_expired`; none at all 409
+    /// `no_handoff`. Wait again after a 504: a person may take longer than one wait.
+    pub handoff: Option<HandoffWait>,
     /// 100–120000 ms.
     pub timeout_ms: u64,
 }
@@ -56,14 +66,20 @@ impl Validate for WaitRequest {
         if let Some(s) = &self.selector {
             check_selector(v, "selector".into(), s);
         }
-        let any = self.selector.is_some()
+        let page = self.selector.is_some()
             || self.navigation == Some(true)
             || self.network_idle == Some(true);
         v.check(
-            any,
+            page || self.handoff.is_some(),
             "selector",
-            "name at least one of selector, navigation or network_idle",
+            "name at least one of selector, navigation, network_idle or handoff",
         );
+        if page && self.handoff.is_some() {
+            v.add(
+                "handoff",
+                "is waited for on its own (not with page conditions)",
+            );
+        }
         if self.state.is_some() && self.selector.is_none() {
             v.add("state", "needs a selector");
         }
@@ -96,6 +112,13 @@ pub async fn wait(
 ) -> Result<Json<WaitResponse>, ApiError> {
     let id = session_id(&id)?;
     let started = std::time::Instant::now();
+    if body.handoff.is_some() {
+        let timeout = Duration::from_millis(body.timeout_ms);
+        wait_for_handoff(&state, &auth.principal.account_id, &id, timeout).await?;
+        return Ok(Json(WaitResponse {
+            waited_ms: started.elapsed().as_millis() as u64,
+        }));
+    }
     let spec = WaitSpec {
         selector: body.selector,
         state: match body.state.unwrap_or_default() {
@@ -114,6 +137,44 @@ pub async fn wait(
     Ok(Json(WaitResponse {
         waited_ms: started.elapsed().as_millis() as u64,
     }))
+}
+
+/// Until the session's handoff is no longer waiting for a person.
+async fn wait_for_handoff(
+    state: &AppState,
+    account: &common::ids::AccountId,
+    id: &common::ids::SessionId,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    use runner::handoff::HandoffPhase;
+    let mut rx = runner(state)?.handoff(account, id).map_err(session_error)?;
+    let waited =
+        tokio::time::timeout(timeout, rx.wait_for(|h| h.phase != HandoffPhase::Requested)).await;
+    let phase = match waited {
+        Err(_) => {
+            return Err(session_error(runner::RunnerError::Timeout(
+                timeout.as_millis() as u64,
+            )));
+        }
+        Ok(Err(_)) => {
+            return Err(ApiError::conflict(
+                "session_ended",
+                "The session has ended.",
+            ));
+        }
+        Ok(Ok(h)) => h.phase,
+    };
+    match phase {
+        HandoffPhase::Completed => Ok(()),
+        HandoffPhase::Expired => Err(ApiError::conflict(
+            "handoff_expired",
+            "The handoff expired before a person completed it; the session is active.",
+        )),
+        _ => Err(ApiError::conflict(
+            "no_handoff",
+            "No handoff was requested for this session (POST /v1/sessions/{id}/handoff).",
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]

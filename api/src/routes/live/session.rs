@@ -1,0 +1,510 @@
+//! One viewer's live socket: relays frames of the tab it watches, applies its messages (control,
+//! input, tab switches, *Done*), and tells it what changed (controller, tabs, viewport, handoff).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use base64::Engine;
+use common::ids::{AccountId, SessionId};
+use futures::{SinkExt, StreamExt, stream::SplitSink};
+use runner::{
+    Runner, Watch,
+    control::Controller,
+    handoff::{HandoffError, HandoffPhase, HandoffStatus},
+};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as BrowserMessage;
+
+use super::{
+    input::{self, ClientMessage, ControlAction},
+    tabs::{Change, Tabs},
+};
+use crate::{audit::Entry, service::connect::Access, state::AppState};
+
+/// How often a viewer that came through a live link checks that the link still stands.
+const LINK_CHECK: Duration = Duration::from_secs(2);
+
+/// Who is watching, and what it may do.
+pub struct Viewer {
+    pub id: u64,
+    pub access: Access,
+    pub account: AccountId,
+    pub session: SessionId,
+    pub watch: Watch,
+    pub runner: Arc<Runner>,
+    pub state: AppState,
+}
+
+fn close(code: u16, reason: impl Into<String>) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into().into(),
+    }))
+}
+
+fn text(value: &Value) -> Message {
+    Message::Text(value.to_string().into())
+}
+
+fn error(code: &str, detail: impl Into<String>) -> Message {
+    text(&json!({"type": "error", "code": code, "detail": detail.into()}))
+}
+
+type BrowserSink = SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    BrowserMessage,
+>;
+
+/// The browser side of one viewer: its DevTools connection and the tab it watches.
+struct Browser {
+    sink: BrowserSink,
+    next_id: u64,
+    /// Ids of `Target.attachToTarget` calls awaiting their answer, by target.
+    attaching: HashMap<u64, String>,
+    /// The tab watched, and the CDP session on it once attached.
+    target: String,
+    page_session: Option<String>,
+    viewport: (f64, f64),
+}
+
+impl Browser {
+    async fn send(&mut self, method: &str, params: Value, session: Option<&str>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        let _ = self
+            .sink
+            .send(BrowserMessage::Text(msg.to_string().into()))
+            .await;
+        id
+    }
+
+    /// Stops watching the current tab and attaches to `target`.
+    async fn switch(&mut self, target: &str) {
+        if let Some(sid) = self.page_session.take() {
+            self.send("Page.stopScreencast", json!({}), Some(&sid))
+                .await;
+            self.send("Target.detachFromTarget", json!({"sessionId": sid}), None)
+                .await;
+        }
+        self.target = target.to_owned();
+        let id = self
+            .send(
+                "Target.attachToTarget",
+                json!({"targetId": target, "flatten": true}),
+                None,
+            )
+            .await;
+        self.attaching.insert(id, target.to_owned());
+    }
+}
+
+impl Viewer {
+    fn me(&self) -> Controller {
+        Controller {
+            viewer: self.id,
+            label: self.access.label(),
+        }
+    }
+
+    async fn audit(&self, action: &'static str, data: Value) {
+        let entry = match &self.access {
+            Access::Credential(p) => Entry::by(p, action, Some(self.session.to_string()), data),
+            other => Entry {
+                account_id: Some(self.account.clone()),
+                actor: other.label(),
+                action,
+                target: Some(self.session.to_string()),
+                ip: None,
+                user_agent: None,
+                data,
+            },
+        };
+        self.state.record(entry).await;
+    }
+
+    fn control_message(&self, holder: &Option<Controller>) -> Value {
+        let controller = holder
+            .as_ref()
+            .map(|c| json!({"label": c.label, "you": c.viewer == self.id}));
+        json!({"type": "control", "controller": controller})
+    }
+
+    /// Applies a control action; answers an error for the client, if any.
+    async fn control(&self, action: ControlAction) -> Option<Message> {
+        let control = self.watch.control();
+        match action {
+            ControlAction::Request => {
+                if !self.access.may_interact() {
+                    return Some(error(
+                        "view_only",
+                        "This view is read-only: it cannot take control.",
+                    ));
+                }
+                match control.request(&self.me()) {
+                    Ok(()) => {
+                        self.audit("session.live.control_acquired", json!({})).await;
+                        None
+                    }
+                    Err(holder) => Some(error(
+                        "control_held",
+                        format!(
+                            "{} controls the session; it must release control first (a credential \
+                             with sessions:write can take over).",
+                            holder.label
+                        ),
+                    )),
+                }
+            }
+            ControlAction::TakeOver => {
+                if !self.access.may_take_over() {
+                    return Some(error(
+                        "take_over_forbidden",
+                        "Taking control over needs a credential with sessions:write.",
+                    ));
+                }
+                let previous = control.take_over(&self.me());
+                let from = previous.map(|p| p.label);
+                self.audit("session.live.control_taken_over", json!({"from": from}))
+                    .await;
+                None
+            }
+            ControlAction::Release => {
+                if control.release(self.id) {
+                    self.audit("session.live.control_released", json!({})).await;
+                }
+                None
+            }
+        }
+    }
+
+    /// Completes the session's handoff for the person.
+    async fn done(&self, handoff: &HandoffStatus) -> Option<Message> {
+        let allowed = match &self.access {
+            Access::Viewer { link, interact } => {
+                *interact && handoff.link.as_ref().is_some_and(|l| l.as_str() == link)
+            }
+            other => other.may_take_over(),
+        };
+        if !allowed {
+            return Some(error(
+                "done_forbidden",
+                "Only the person the session was handed to (or a credential with sessions:write) \
+                 can complete the handoff.",
+            ));
+        }
+        match self
+            .runner
+            .complete_handoff(&self.account, &self.session, &self.access.label())
+            .await
+        {
+            Ok(id) => {
+                self.audit("session.handoff.completed", json!({"handoff_id": id}))
+                    .await;
+                None
+            }
+            Err(HandoffError::NotPending) => {
+                Some(error("no_handoff", "No handoff is waiting for a person."))
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "a handoff could not be completed");
+                Some(error(
+                    "internal",
+                    "The handoff could not be completed; try again.",
+                ))
+            }
+        }
+    }
+}
+
+fn handoff_message(h: &HandoffStatus) -> Value {
+    json!({
+        "type": "handoff",
+        "state": h.phase.as_str(),
+        "id": h.id,
+        "expires_at": (h.phase == HandoffPhase::Requested).then(|| common::clock::rfc3339(h.deadline)),
+    })
+}
+
+/// Relays frames and messages until the session ends, the client leaves, the link closes or the
+/// browser goes away.
+pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
+    let (mut to_client, mut from_client) = client.split();
+    let connection = match tokio_tungstenite::connect_async(viewer.watch.devtools_url()).await {
+        Ok((stream, _)) => stream,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot reach the session's browser for the live view");
+            let _ = to_client.send(close(1011, "browser unreachable")).await;
+            return;
+        }
+    };
+    let (sink, mut from_browser) = connection.split();
+    let mut browser = Browser {
+        sink,
+        next_id: 1,
+        attaching: HashMap::new(),
+        target: viewer.watch.target_id().to_owned(),
+        page_session: None,
+        viewport: (0.0, 0.0),
+    };
+    browser
+        .send("Target.setDiscoverTargets", json!({"discover": true}), None)
+        .await;
+    let first = browser.target.clone();
+    browser.switch(&first).await;
+
+    let mut control_rx = viewer.watch.control().subscribe();
+    let mut handoff_rx = viewer.watch.handoff();
+    let mut tabs = Tabs::default();
+    let hello = json!({
+        "type": "hello",
+        "viewer": viewer.id,
+        "mode": if viewer.access.may_interact() { "interact" } else { "view" },
+        "can_take_over": viewer.access.may_take_over(),
+        "tab": browser.target,
+    });
+    let greeting = [
+        text(&hello),
+        text(&viewer.control_message(&control_rx.borrow_and_update())),
+        text(&handoff_message(&handoff_rx.borrow_and_update())),
+    ];
+    for message in greeting {
+        if to_client.send(message).await.is_err() {
+            return;
+        }
+    }
+    let link = match &viewer.access {
+        Access::Viewer { link, .. } => Some(link.clone()),
+        _ => None,
+    };
+    let mut link_check = tokio::time::interval(LINK_CHECK);
+    let ended = viewer.watch.ended();
+    tokio::pin!(ended);
+    loop {
+        tokio::select! {
+            reason = &mut ended => {
+                let reason = format!("session ended: {}", reason.as_str());
+                let _ = to_client.send(close(1001, reason)).await;
+                break;
+            }
+            _ = link_check.tick(), if link.is_some() => {
+                let now = viewer.state.clock.now_ms();
+                let open = match &link {
+                    Some(l) => viewer.state.live_links.still_open(l, now).await.unwrap_or(true),
+                    None => true,
+                };
+                if !open {
+                    let _ = to_client.send(close(4001, "the live link was revoked or has expired")).await;
+                    break;
+                }
+            }
+            Ok(()) = control_rx.changed() => {
+                let message = viewer.control_message(&control_rx.borrow_and_update());
+                if to_client.send(text(&message)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(()) = handoff_rx.changed() => {
+                let message = handoff_message(&handoff_rx.borrow_and_update());
+                if to_client.send(text(&message)).await.is_err() {
+                    break;
+                }
+            }
+            msg = from_client.next() => match msg {
+                Some(Ok(Message::Ping(payload))) => {
+                    let _ = to_client.send(Message::Pong(payload)).await;
+                }
+                Some(Ok(Message::Text(t))) => {
+                    let reply = on_client(&viewer, &mut browser, &tabs, &handoff_rx, t.as_str()).await;
+                    if let Some(reply) = reply
+                        && to_client.send(reply).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            },
+            msg = from_browser.next() => {
+                let text_msg = match msg {
+                    Some(Ok(BrowserMessage::Text(t))) => t,
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => {
+                        let _ = to_client.send(close(1011, "browser connection lost")).await;
+                        break;
+                    }
+                };
+                let Ok(event) = serde_json::from_str::<Value>(text_msg.as_str()) else { continue };
+                match on_browser(&mut browser, &mut tabs, &event, &settings).await {
+                    Some(Outgoing::Frame(frame, viewport)) => {
+                        if let Some(v) = viewport {
+                            let _ = to_client.send(text(&v)).await;
+                        }
+                        if to_client.send(Message::Binary(frame.into())).await.is_err() {
+                            break;
+                        }
+                        let ack = json!({"sessionId": event["params"]["sessionId"]});
+                        let sid = browser.page_session.clone();
+                        browser.send("Page.screencastFrameAck", ack, sid.as_deref()).await;
+                    }
+                    Some(Outgoing::Tabs) => {
+                        if to_client.send(text(&tabs.message(&browser.target))).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Outgoing::Gone) => {
+                        let _ = to_client.send(close(1011, "the page is gone")).await;
+                        break;
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    if viewer.watch.control().release(viewer.id) {
+        viewer
+            .audit("session.live.control_released", json!({"left": true}))
+            .await;
+    }
+    if let Some(sid) = browser.page_session.take() {
+        browser
+            .send("Page.stopScreencast", json!({}), Some(&sid))
+            .await;
+        browser
+            .send("Target.detachFromTarget", json!({"sessionId": sid}), None)
+            .await;
+    }
+    let _ = browser.sink.close().await;
+}
+
+/// What a browser message means for the client.
+enum Outgoing {
+    /// A JPEG frame, with a `viewport` message first when the page's size changed.
+    Frame(Vec<u8>, Option<Value>),
+    Tabs,
+    Gone,
+}
+
+async fn on_browser(
+    browser: &mut Browser,
+    tabs: &mut Tabs,
+    event: &Value,
+    settings: &Value,
+) -> Option<Outgoing> {
+    if let Some(id) = event["id"].as_u64()
+        && let Some(target) = browser.attaching.remove(&id)
+    {
+        let Some(sid) = event["result"]["sessionId"].as_str() else {
+            // The tab went away before we attached: watch the newest one left.
+            return match tabs.newest().map(str::to_owned) {
+                Some(next) if next != target => {
+                    browser.switch(&next).await;
+                    Some(Outgoing::Tabs)
+                }
+                _ => Some(Outgoing::Gone),
+            };
+        };
+        if target == browser.target {
+            browser.page_session = Some(sid.to_owned());
+            browser
+                .send("Page.startScreencast", settings.clone(), Some(sid))
+                .await;
+        }
+        return None;
+    }
+    let method = event["method"].as_str().unwrap_or("");
+    if method.starts_with("Target.") {
+        return match tabs.apply(method, &event["params"]) {
+            Change::Opened(id) if id != browser.target && method == "Target.targetCreated" => {
+                // The view follows a tab the page (or a client) opened.
+                browser.switch(&id).await;
+                Some(Outgoing::Tabs)
+            }
+            Change::Closed(id) if id == browser.target => {
+                browser.page_session = None;
+                match tabs.newest().map(str::to_owned) {
+                    Some(next) => {
+                        browser.switch(&next).await;
+                        Some(Outgoing::Tabs)
+                    }
+                    None => Some(Outgoing::Gone),
+                }
+            }
+            Change::None => None,
+            _ => Some(Outgoing::Tabs),
+        };
+    }
+    if method != "Page.screencastFrame"
+        || event["sessionId"].as_str() != browser.page_session.as_deref()
+    {
+        return None;
+    }
+    let frame = event["params"]["data"]
+        .as_str()
+        .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())?;
+    let meta = &event["params"]["metadata"];
+    let size = (
+        meta["deviceWidth"].as_f64().unwrap_or(0.0),
+        meta["deviceHeight"].as_f64().unwrap_or(0.0),
+    );
+    let viewport = (size != browser.viewport).then(|| {
+        browser.viewport = size;
+        json!({"type": "viewport", "width": size.0, "height": size.1})
+    });
+    Some(Outgoing::Frame(frame, viewport))
+}
+
+async fn on_client(
+    viewer: &Viewer,
+    browser: &mut Browser,
+    tabs: &Tabs,
+    handoff: &tokio::sync::watch::Receiver<HandoffStatus>,
+    raw: &str,
+) -> Option<Message> {
+    let message = match input::parse(raw) {
+        Ok(m) => m,
+        Err(detail) => return Some(error("invalid_message", detail)),
+    };
+    match &message {
+        ClientMessage::Control { action } => viewer.control(*action).await,
+        ClientMessage::Tab { id } => {
+            if !tabs.contains(id) {
+                return Some(error("unknown_tab", "No tab of this session has that id."));
+            }
+            browser.switch(id).await;
+            Some(text(&tabs.message(id)))
+        }
+        ClientMessage::Done => {
+            let status = handoff.borrow().clone();
+            viewer.done(&status).await
+        }
+        ClientMessage::Mouse(_)
+        | ClientMessage::Key(_)
+        | ClientMessage::Text { .. }
+        | ClientMessage::Paste { .. } => {
+            if !viewer.access.may_interact() {
+                return Some(error(
+                    "view_only",
+                    "This view is read-only: input is not sent.",
+                ));
+            }
+            if !viewer.watch.control().is_held_by(viewer.id) {
+                return Some(error(
+                    "not_controller",
+                    "Ask for control first ({\"type\": \"control\", \"action\": \"request\"}).",
+                ));
+            }
+            let Some(sid) = browser.page_session.clone() else {
+                return Some(error("no_page", "The tab is not ready yet; try again."));
+            };
+            for (method, params) in input::commands(&message) {
+                browser.send(method, params, Some(&sid)).await;
+            }
+            viewer.watch.touch(viewer.state.clock.now_ms());
+            None
+        }
+    }
+}
