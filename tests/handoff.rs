@@ -337,7 +337,7 @@ async fn one_controller_at_a_time_and_a_takeover_needs_write(backend: Backend) {
     let env = Env::new(backend);
     let s = env.start();
     let key = s.key().to_owned();
-    let (sid, _) = session_on_form(&s, &key, &site).await;
+    let (sid, connect_url) = session_on_form(&s, &key, &site).await;
 
     // A person with an interact link takes control.
     let a = exchange(

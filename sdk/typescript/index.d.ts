@@ -65,6 +65,43 @@ export interface Session {
   logs: { truncated: boolean };
   /** `null` unless the session was created with `record: true`. */
   recording: { state: "recording" | "paused" | "complete"; truncated: boolean; bytes: number } | null;
+  /** The latest handoff to a person; `null` when none was requested. */
+  handoff: SessionHandoff | null;
+}
+
+export interface SessionHandoff {
+  id: string;
+  /** `requested` while the session is `waiting_for_human`. */
+  state: "requested" | "completed" | "expired";
+  reason: string;
+  mode: "view" | "interact";
+  live_link_id: string | null;
+  requested_at: string;
+  expires_at: string;
+  ended_at: string | null;
+}
+
+export interface LiveLink {
+  id: string;
+  session_id: string;
+  mode: "view" | "interact";
+  /** One-time URL of the live page (410 once opened, revoked, expired or the session ended). */
+  url: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface Handoff {
+  id: string;
+  session_id: string;
+  state: "requested" | "completed" | "expired";
+  reason: string;
+  mode: "view" | "interact";
+  /** Send this to the person. */
+  live_url: string;
+  live_link_id: string;
+  requested_at: string;
+  expires_at: string;
 }
 
 export interface CreateSessionOptions {
@@ -111,6 +148,8 @@ export interface WaitCondition {
   state?: "attached" | "visible" | "hidden";
   navigation?: boolean;
   network_idle?: boolean;
+  /** Until the person the session was handed to clicks Done (see `waitForHandoff`). */
+  handoff?: "completed";
 }
 
 export interface CaptureOptions {
@@ -234,6 +273,11 @@ export class Sessions {
   logs(id: string, type?: LogType): AsyncIterable<LogEntry>;
   recording(id: string): Promise<Array<{ type: number; timestamp: number; data: unknown }>>;
   setRecording(id: string, record: boolean): Promise<Session>;
+  createLiveLink(id: string, options?: { mode?: "view" | "interact"; expires_in_seconds?: number }): Promise<LiveLink>;
+  revokeLiveLink(id: string, linkId: string): Promise<void>;
+  handOff(id: string, reason: string, options?: { mode?: "view" | "interact"; timeout_seconds?: number }): Promise<Handoff>;
+  completeHandoff(id: string): Promise<Session>;
+  waitForHandoff(id: string, timeoutSeconds?: number): Promise<void>;
   har(id: string): Promise<{ log: { version: "1.2"; creator: { name: string; version: string }; entries: Record<string, unknown>[] } }>;
   release(id: string): Promise<Session>;
 }

@@ -152,6 +152,39 @@ export class Sessions {
   setRecording(id, record) {
     return this.c.request("PATCH", path("/v1/sessions/{id}", { id }), { body: { record } });
   }
+  /** `POST /v1/sessions/{id}/live-links`: a one-time URL to the live view (`view` or `interact`). */
+  createLiveLink(id, options = {}) {
+    return this.c.request("POST", path("/v1/sessions/{id}/live-links", { id }), { body: compact({ mode: "view", ...options }) });
+  }
+  /** `DELETE /v1/sessions/{id}/live-links/{link_id}`: the link stops working; its viewers are disconnected. */
+  revokeLiveLink(id, linkId) {
+    return this.c.request("DELETE", path("/v1/sessions/{id}/live-links/{link_id}", { id, link_id: linkId }));
+  }
+  /** `POST /v1/sessions/{id}/handoff`: hands the session to a person; send them `live_url`. */
+  handOff(id, reason, options = {}) {
+    return this.c.request("POST", path("/v1/sessions/{id}/handoff", { id }), { body: compact({ reason, ...options }) });
+  }
+  /** `POST /v1/sessions/{id}/handoff/complete`: ends the handoff from the API. */
+  completeHandoff(id) {
+    return this.c.request("POST", path("/v1/sessions/{id}/handoff/complete", { id }));
+  }
+  /**
+   * `POST /v1/sessions/{id}/wait` with `{handoff: "completed"}`, repeated until the person clicks
+   * Done or `timeoutSeconds` pass (a `timeout` error); an expired handoff throws `handoff_expired`.
+   */
+  async waitForHandoff(id, timeoutSeconds = 900) {
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    for (;;) {
+      const left = deadline - Date.now();
+      const step = Math.round(Math.max(100, Math.min(left, 120000)));
+      try {
+        await this.wait(id, { handoff: "completed", timeout_ms: step });
+        return;
+      } catch (err) {
+        if (err.code !== "timeout" || Date.now() >= deadline) throw err;
+      }
+    }
+  }
   /** `POST /v1/sessions/{id}/uploads`: places `content` (bytes) in the session as `filename`. */
   upload(id, filename, content) {
     return this.c.request("POST", path("/v1/sessions/{id}/uploads", { id }), { query: { filename }, content });

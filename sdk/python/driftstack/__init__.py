@@ -220,6 +220,45 @@ class Sessions:
         return self._c.request("PATCH", _path("/v1/sessions/{id}", id=session_id),
                                {"record": record})
 
+    def create_live_link(self, session_id: str, mode: str = "view",
+                         expires_in_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """`POST /v1/sessions/{id}/live-links`: a one-time URL to the session's live view
+        (`view` or `interact`) to send to a person or embed in an iframe."""
+        return self._c.request("POST", _path("/v1/sessions/{id}/live-links", id=session_id),
+                               _body(mode=mode, expires_in_seconds=expires_in_seconds))
+
+    def revoke_live_link(self, session_id: str, link_id: str) -> None:
+        """`DELETE /v1/sessions/{id}/live-links/{link_id}`: the link stops working; its viewers
+        are disconnected."""
+        self._c.request("DELETE", _path("/v1/sessions/{id}/live-links/{link_id}",
+                                        id=session_id, link_id=link_id))
+
+    def hand_off(self, session_id: str, reason: str, mode: Optional[str] = None,
+                 timeout_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """`POST /v1/sessions/{id}/handoff`: hands the session to a person; send them the
+        answer's `live_url` (the `session.handoff.requested` webhook carries it too)."""
+        return self._c.request("POST", _path("/v1/sessions/{id}/handoff", id=session_id),
+                               _body(reason=reason, mode=mode, timeout_seconds=timeout_seconds))
+
+    def complete_handoff(self, session_id: str) -> Dict[str, Any]:
+        """`POST /v1/sessions/{id}/handoff/complete`: ends the handoff from the API."""
+        return self._c.request("POST", _path("/v1/sessions/{id}/handoff/complete", id=session_id))
+
+    def wait_for_handoff(self, session_id: str, timeout_seconds: float = 900) -> None:
+        """`POST /v1/sessions/{id}/wait` with `{"handoff": "completed"}`, repeated until the
+        person clicks Done (or `timeout_seconds` pass: `DriftstackError` `timeout`). An expired
+        handoff raises `DriftstackError` `handoff_expired`."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            left = deadline - time.monotonic()
+            step = int(max(0.1, min(left, 120)) * 1000)
+            try:
+                self.wait(session_id, step, handoff="completed")
+                return
+            except DriftstackError as err:
+                if err.code != "timeout" or time.monotonic() >= deadline:
+                    raise
+
     def upload(self, session_id: str, filename: str, content: bytes) -> Dict[str, Any]:
         """`POST /v1/sessions/{id}/uploads`: places `content` in the session as `filename`."""
         return self._c.request("POST", _path("/v1/sessions/{id}/uploads", id=session_id),

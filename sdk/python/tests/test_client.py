@@ -188,3 +188,23 @@ def test_a_recorded_session_replays_and_pauses(client, page_url):
         assert paused["recording"]["state"] == "paused"
     finally:
         client.sessions.release(session["id"])
+
+
+def test_a_handoff_is_completed_and_waited_for(client, page_url):
+    session = client.sessions.create()
+    try:
+        client.sessions.navigate(session["id"], page_url)
+        link = client.sessions.create_live_link(session["id"], mode="view", expires_in_seconds=120)
+        assert "/live/lvt_" in link["url"] and link["mode"] == "view"
+        client.sessions.revoke_live_link(session["id"], link["id"])
+        handoff = client.sessions.hand_off(session["id"], "solve the captcha", timeout_seconds=300)
+        assert handoff["state"] == "requested" and "/live/lvt_" in handoff["live_url"]
+        assert client.sessions.get(session["id"])["status"] == "waiting_for_human"
+        with pytest.raises(DriftstackError) as err:
+            client.sessions.wait_for_handoff(session["id"], timeout_seconds=0.5)
+        assert err.value.code == "timeout"
+        done = client.sessions.complete_handoff(session["id"])
+        assert done["status"] == "active" and done["handoff"]["state"] == "completed"
+        client.sessions.wait_for_handoff(session["id"], timeout_seconds=5)
+    finally:
+        client.sessions.release(session["id"])

@@ -59,6 +59,25 @@ test("an upload reaches a file input", live, async () => {
   }
 });
 
+test("a handoff is completed and waited for", live, async () => {
+  const ds = client();
+  const session = await ds.sessions.create();
+  try {
+    const link = await ds.sessions.createLiveLink(session.id, { mode: "interact", expires_in_seconds: 120 });
+    assert.match(link.url, /\/live\/lvt_/);
+    await ds.sessions.revokeLiveLink(session.id, link.id);
+    const handoff = await ds.sessions.handOff(session.id, "approve the payment", { timeout_seconds: 300 });
+    assert.equal(handoff.state, "requested");
+    assert.equal((await ds.sessions.get(session.id)).status, "waiting_for_human");
+    await assert.rejects(ds.sessions.waitForHandoff(session.id, 0.5), (err) => err.code === "timeout");
+    const done = await ds.sessions.completeHandoff(session.id);
+    assert.equal(done.handoff.state, "completed");
+    await ds.sessions.waitForHandoff(session.id, 5);
+  } finally {
+    await ds.sessions.release(session.id);
+  }
+});
+
 test("problems are typed errors", live, async () => {
   const ds = client();
   await assert.rejects(ds.sessions.get("ses_00000000000000000000000000000000"), (err) => {
