@@ -58,6 +58,11 @@ async function start() {
       }
     },
     tabs: (m) => {
+      // Always say which site the page below is (a page can open a look-alike popup).
+      const active = m.tabs.find((t) => t.active);
+      let site = "";
+      try { site = active ? new URL(active.url).host || active.url : ""; } catch { site = active?.url || ""; }
+      $("site").textContent = site;
       $("tabs-label").hidden = m.tabs.length < 2;
       tabs.replaceChildren(...m.tabs.map((t) => {
         const o = document.createElement("option");

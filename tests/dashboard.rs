@@ -442,6 +442,41 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     .await;
     ui.shot("session-live").await;
     let session_id = ui.path().await.trim_start_matches("/sessions/").to_owned();
+    // Take control and type into the remote page through the live view.
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{session_id}/actions"),
+            serde_json::json!({"actions": [{"type": "evaluate", "expression":
+                "document.body.insertAdjacentHTML('beforeend', '<input id=remote style=\"position:fixed;inset:0;width:100vw;height:100vh;font-size:40px\">')"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    ui.click("Take control").await;
+    ui.wait_text("You are in control").await;
+    let screen = ui.page.find_element("img.live").await.expect("live image");
+    screen.click().await.expect("click the live view");
+    screen
+        .type_str("hi from the dashboard")
+        .await
+        .expect("type");
+    let typed = eventually(Duration::from_secs(15), async || {
+        let r = s
+            .post(
+                &key,
+                &format!("/v1/sessions/{session_id}/actions"),
+                serde_json::json!({"actions": [{"type": "evaluate", "expression": "document.querySelector('#remote').value"}]}),
+            )
+            .await;
+        r.json()["results"][0]["value"] == "hi from the dashboard"
+    })
+    .await;
+    assert!(
+        typed,
+        "what was typed in the dashboard reached the remote page"
+    );
+    ui.click("Release control").await;
+    ui.wait_text("Nobody is in control").await;
     ui.click("Capture").await;
     ui.wait_text("Captured").await;
     // A download the page makes is listed on the session page and saved from there.

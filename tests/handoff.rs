@@ -469,6 +469,41 @@ async fn one_controller_at_a_time_and_a_takeover_needs_write(backend: Backend) {
     })
     .await;
 
+    // A tab opened through CDP: the view lists it and follows it; the viewer can switch back.
+    let two_tabs =
+        |v: &Value| v["type"] == "tabs" && v["tabs"].as_array().is_some_and(|t| t.len() == 2);
+    let (mut cdp, _) = tokio_tungstenite::connect_async(&connect_url)
+        .await
+        .expect("cdp");
+    send(
+        &mut cdp,
+        json!({"id": 1, "method": "Target.createTarget", "params": {"url": site.url("/form")}}),
+    )
+    .await;
+    let tabs = next_text(&mut owner, two_tabs).await;
+    let list = tabs["tabs"].as_array().expect("tabs").clone();
+    assert_eq!(
+        list.iter().filter(|t| t["active"] == true).count(),
+        1,
+        "{tabs}"
+    );
+    let original = list
+        .iter()
+        .find(|t| t["active"] == false)
+        .expect("the first tab")
+        .clone();
+    send(&mut owner, json!({"type": "tab", "id": original["id"]})).await;
+    next_text(&mut owner, |v| {
+        v["type"] == "tabs"
+            && v["tabs"].as_array().is_some_and(|t| {
+                t.iter()
+                    .any(|t| t["id"] == original["id"] && t["active"] == true)
+            })
+    })
+    .await;
+    send(&mut owner, json!({"type": "tab", "id": "NOSUCHTAB"})).await;
+    next_text(&mut owner, error_code("unknown_tab")).await;
+
     let actions = audit_actions(&s, &key).await;
     for action in [
         "session.live.control_acquired",

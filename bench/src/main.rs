@@ -22,6 +22,7 @@ mod baseline;
 mod compare;
 mod inspector;
 mod limits;
+mod live_input;
 mod procfs;
 mod profile;
 mod report;
@@ -70,6 +71,8 @@ struct Args {
     sandbox: bool,
     /// Compare cycles with recording off and on, and measure a recorded minute's stored bytes.
     inspector: bool,
+    /// Measure the interactive live view's input-to-frame latency with this many keystrokes.
+    live_input: Option<usize>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -89,6 +92,7 @@ fn parse_args() -> anyhow::Result<Args> {
         soak_mixed: None,
         sandbox: false,
         inspector: false,
+        live_input: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -108,6 +112,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--soak-mixed" => args.soak_mixed = Some(value()?.parse()?),
             "--sandbox" => args.sandbox = true,
             "--inspector" => args.inspector = true,
+            "--live-input" => args.live_input = Some(value()?.parse()?),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -157,6 +162,12 @@ async fn main() -> anyhow::Result<()> {
         let md = profiles_bench(&args.binary, rounds).await?;
         print!("{md}");
         write_named_section(&args.out, "profiles", &md)?;
+        return Ok(());
+    }
+    if let Some(keys) = args.live_input {
+        let md = live_input::live_input_bench(&args, &url, keys).await?;
+        print!("{md}");
+        write_named_section(&args.out, "live-input", &md)?;
         return Ok(());
     }
     if args.inspector {

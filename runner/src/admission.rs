@@ -166,6 +166,8 @@ impl Runner {
             uploads_dir,
             control: Default::default(),
             handoff: tokio::sync::watch::Sender::new(Default::default()),
+            handoff_lock: tokio::sync::Mutex::new(()),
+            viewers: Default::default(),
         });
         self.map().insert(req.id.clone(), live.clone());
         let create_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

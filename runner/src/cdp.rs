@@ -261,7 +261,8 @@ impl SessionCdp {
         }
     }
 
-    fn owns_context(&self, id: &str) -> bool {
+    /// Whether browser context `id` is this session's (its own, or one its clients created).
+    pub fn owns_context(&self, id: &str) -> bool {
         self.contexts
             .lock()
             .map(|c| c.contains(id))

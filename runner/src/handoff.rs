@@ -115,28 +115,19 @@ impl Runner {
         req: &HandoffRequest,
     ) -> Result<(), HandoffError> {
         let live = self.live_of(account, id)?;
-        let mut claimed = false;
-        live.handoff.send_if_modified(|h| {
-            if h.phase == HandoffPhase::Requested {
-                return false;
-            }
-            *h = HandoffStatus {
-                phase: HandoffPhase::Requested,
-                id: Some(req.id.clone()),
-                link: Some(req.link.clone()),
-                deadline: req.deadline,
-            };
-            claimed = true;
-            true
-        });
-        if !claimed {
+        // Under the lock the check, the write and the change seen by waiters are one step.
+        let _one = live.handoff_lock.lock().await;
+        if live.handoff.borrow().phase == HandoffPhase::Requested {
             return Err(HandoffError::Pending);
         }
         let now = self.clock.now_ms();
-        if let Err(err) = write_request(self.store.db(), account, id, req, now).await {
-            live.handoff.send_replace(HandoffStatus::default());
-            return Err(err.into());
-        }
+        write_request(self.store.db(), account, id, req, now).await?;
+        live.handoff.send_replace(HandoffStatus {
+            phase: HandoffPhase::Requested,
+            id: Some(req.id.clone()),
+            link: Some(req.link.clone()),
+            deadline: req.deadline,
+        });
         self.events_recorded();
         Ok(())
     }
@@ -193,22 +184,19 @@ impl Runner {
         phase: HandoffPhase,
         by: &str,
     ) -> Result<HandoffId, HandoffError> {
-        let mut ended = None;
-        live.handoff.send_if_modified(|h| {
-            if h.phase != HandoffPhase::Requested {
-                return false;
+        let _one = live.handoff_lock.lock().await;
+        let (handoff, link) = {
+            let h = live.handoff.borrow();
+            match (h.phase, h.id.clone(), h.link.clone()) {
+                (HandoffPhase::Requested, Some(id), Some(link)) => (id, link),
+                _ => return Err(HandoffError::NotPending),
             }
-            ended = h.id.clone().zip(h.link.clone());
-            h.phase = phase;
-            true
-        });
-        let Some((handoff, link)) = ended else {
-            return Err(HandoffError::NotPending);
         };
         let now = self.clock.now_ms();
+        write_end(self.store.db(), live, &handoff, &link, phase, by, now).await?;
+        live.handoff.send_modify(|h| h.phase = phase);
         live.last_activity
             .store(now, std::sync::atomic::Ordering::SeqCst);
-        write_end(self.store.db(), live, &handoff, &link, phase, by, now).await?;
         self.events_recorded();
         Ok(handoff)
     }

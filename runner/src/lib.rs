@@ -49,7 +49,7 @@ use crate::{chromium::LaunchOptions, pool::Pool, store::SessionStore};
 use admission::{read_state, remember_storage};
 use lifecycle::register;
 use live::LiveSession;
-pub use live::{CdpAttachment, Watch};
+pub use live::{CdpAttachment, ViewerSlot, Watch};
 
 #[derive(Clone, Debug)]
 pub struct RunnerConfig {

@@ -3,7 +3,7 @@
 
 use std::sync::{
     Arc, Mutex,
-    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+    atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering},
 };
 
 use common::{
@@ -58,6 +58,10 @@ pub(crate) struct LiveSession {
     pub(crate) control: crate::control::Control,
     /// Its handoff to a person, if one was requested.
     pub(crate) handoff: crate::handoff::HandoffCell,
+    /// One handoff change at a time (the stored state is the last one made).
+    pub(crate) handoff_lock: tokio::sync::Mutex<()>,
+    /// Its live viewers now.
+    pub(crate) viewers: AtomicUsize,
 }
 
 impl LiveSession {
@@ -133,10 +137,20 @@ impl Watch {
         &self.live.target_id
     }
 
-    /// The session's own browser context (its tabs are the pages in it and in the contexts
-    /// its clients created).
-    pub fn context_id(&self) -> &str {
-        &self.live.cdp.context_id
+    /// Whether browser context `id` is this session's: its tabs are the pages in its own
+    /// context and in those its clients created (a reused browser's next session has another).
+    pub fn owns_context(&self, id: &str) -> bool {
+        self.live.cdp.owns_context(id)
+    }
+
+    /// Counts a live viewer of the session; `None` past `max` at once. The count drops with
+    /// the guard.
+    pub fn viewer_slot(&self, max: usize) -> Option<ViewerSlot> {
+        let n = self.live.viewers.fetch_add(1, Ordering::SeqCst);
+        let slot = ViewerSlot {
+            live: self.live.clone(),
+        };
+        (n < max).then_some(slot)
     }
 
     /// Who controls the interactive view.
@@ -157,6 +171,17 @@ impl Watch {
     /// Resolves when the session ends, with the reason.
     pub async fn ended(&self) -> EndReason {
         ended(&self.live).await
+    }
+}
+
+/// One of a session's live viewers (see [`Watch::viewer_slot`]).
+pub struct ViewerSlot {
+    live: Arc<LiveSession>,
+}
+
+impl Drop for ViewerSlot {
+    fn drop(&mut self) {
+        self.live.viewers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -50,11 +50,20 @@ fn html(status: StatusCode, body: String, ancestors: &[String]) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(v) = HeaderValue::from_str(&csp(ancestors)) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    if ancestors.is_empty() {
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    match HeaderValue::from_str(&csp(ancestors)) {
+        Ok(v) => {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+            if ancestors.is_empty() {
+                h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            }
+        }
+        // Never served without a policy: the strictest one then.
+        Err(_) => {
+            if let Ok(v) = HeaderValue::from_str(&csp(&[])) {
+                h.insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        }
     }
     response
 }

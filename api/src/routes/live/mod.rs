@@ -40,6 +40,9 @@ use crate::{
     state::AppState,
 };
 
+/// Live viewers one session may have at once (each costs a screencast in its browser).
+const MAX_VIEWERS: usize = 10;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(live))
 }
@@ -76,7 +79,8 @@ pub struct LiveParams {
               (status = 409, description = "The session has ended (`session_ended`)", body = Problem, content_type = "application/problem+json"),
               (status = 410, description = "The live link was revoked or expired (`live_link_gone`)", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json"),
-              (status = 426, body = Problem, content_type = "application/problem+json")),
+              (status = 426, body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "The session has its maximum of live viewers (`too_many_viewers`)", body = Problem, content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub async fn live(
     State(state): State<AppState>,
@@ -118,6 +122,13 @@ pub async fn live(
         }
     };
     let watch = runner.watch(&id).map_err(socket::attach_error)?;
+    let slot = watch.viewer_slot(MAX_VIEWERS).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_viewers",
+            format!("A session has at most {MAX_VIEWERS} live viewers at once."),
+        )
+    })?;
     let settings = json!({
         "format": "jpeg",
         "quality": quality,
@@ -126,6 +137,8 @@ pub async fn live(
         "everyNthFrame": 1,
     });
     let viewer = session::Viewer {
+        _slot: slot,
+        control_budget: std::sync::Mutex::new((std::time::Instant::now(), 0)),
         id: runner::control::next_viewer(),
         access,
         account,
@@ -135,6 +148,7 @@ pub async fn live(
         state,
     };
     Ok(upgrade
+        .max_message_size(input::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| session::run(socket, viewer, settings))
         .into_response())
 }

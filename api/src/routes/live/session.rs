@@ -23,9 +23,16 @@ use crate::{audit::Entry, service::connect::Access, state::AppState};
 
 /// How often a viewer that came through a live link checks that the link still stands.
 const LINK_CHECK: Duration = Duration::from_secs(2);
+/// A viewer that does not take a message within this is dropped (it would stall its loop).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Control changes a viewer may make per [`CONTROL_WINDOW`] (each is audited).
+const CONTROL_CHANGES: u32 = 10;
+const CONTROL_WINDOW: Duration = Duration::from_secs(10);
 
 /// Who is watching, and what it may do.
 pub struct Viewer {
+    /// Counts this viewer against the session's limit while it is connected.
+    pub _slot: runner::ViewerSlot,
     pub id: u64,
     pub access: Access,
     pub account: AccountId,
@@ -33,6 +40,8 @@ pub struct Viewer {
     pub watch: Watch,
     pub runner: Arc<Runner>,
     pub state: AppState,
+    /// Control changes in the current window: (window start, count).
+    pub control_budget: std::sync::Mutex<(std::time::Instant, u32)>,
 }
 
 fn close(code: u16, reason: impl Into<String>) -> Message {
@@ -133,8 +142,26 @@ impl Viewer {
         json!({"type": "control", "controller": controller})
     }
 
+    /// Whether another control change fits this viewer's budget.
+    fn spend_control(&self) -> bool {
+        let Ok(mut b) = self.control_budget.lock() else {
+            return false;
+        };
+        if b.0.elapsed() >= CONTROL_WINDOW {
+            *b = (std::time::Instant::now(), 0);
+        }
+        b.1 += 1;
+        b.1 <= CONTROL_CHANGES
+    }
+
     /// Applies a control action; answers an error for the client, if any.
     async fn control(&self, action: ControlAction) -> Option<Message> {
+        if !self.spend_control() {
+            return Some(error(
+                "too_many_changes",
+                format!("At most {CONTROL_CHANGES} control changes per 10 seconds."),
+            ));
+        }
         let control = self.watch.control();
         match action {
             ControlAction::Request => {
@@ -220,6 +247,16 @@ impl Viewer {
     }
 }
 
+type ClientSink = SplitSink<WebSocket, Message>;
+
+/// Hands `message` to the client within [`SEND_TIMEOUT`]; `false` when it is gone or stalled.
+async fn deliver(to_client: &mut ClientSink, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, to_client.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
 fn handoff_message(h: &HandoffStatus) -> Value {
     json!({
         "type": "handoff",
@@ -237,7 +274,7 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
         Ok((stream, _)) => stream,
         Err(err) => {
             tracing::warn!(error = %err, "cannot reach the session's browser for the live view");
-            let _ = to_client.send(close(1011, "browser unreachable")).await;
+            let _ = deliver(&mut to_client, close(1011, "browser unreachable")).await;
             return;
         }
     };
@@ -272,7 +309,7 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
         text(&handoff_message(&handoff_rx.borrow_and_update())),
     ];
     for message in greeting {
-        if to_client.send(message).await.is_err() {
+        if !deliver(&mut to_client, message).await {
             return;
         }
     }
@@ -285,42 +322,45 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
     tokio::pin!(ended);
     loop {
         tokio::select! {
+            // The end of the session comes first: the browser may be handed to another session.
+            biased;
             reason = &mut ended => {
                 let reason = format!("session ended: {}", reason.as_str());
-                let _ = to_client.send(close(1001, reason)).await;
+                let _ = deliver(&mut to_client, close(1001, reason)).await;
                 break;
             }
             _ = link_check.tick(), if link.is_some() => {
                 let now = viewer.state.clock.now_ms();
+                // A link that cannot be checked is treated as closed.
                 let open = match &link {
-                    Some(l) => viewer.state.live_links.still_open(l, now).await.unwrap_or(true),
+                    Some(l) => viewer.state.live_links.still_open(l, now).await.unwrap_or(false),
                     None => true,
                 };
                 if !open {
-                    let _ = to_client.send(close(4001, "the live link was revoked or has expired")).await;
+                    let _ = deliver(&mut to_client, close(4001, "the live link was revoked or has expired")).await;
                     break;
                 }
             }
             Ok(()) = control_rx.changed() => {
                 let message = viewer.control_message(&control_rx.borrow_and_update());
-                if to_client.send(text(&message)).await.is_err() {
+                if !deliver(&mut to_client, text(&message)).await {
                     break;
                 }
             }
             Ok(()) = handoff_rx.changed() => {
                 let message = handoff_message(&handoff_rx.borrow_and_update());
-                if to_client.send(text(&message)).await.is_err() {
+                if !deliver(&mut to_client, text(&message)).await {
                     break;
                 }
             }
             msg = from_client.next() => match msg {
                 Some(Ok(Message::Ping(payload))) => {
-                    let _ = to_client.send(Message::Pong(payload)).await;
+                    let _ = deliver(&mut to_client, Message::Pong(payload)).await;
                 }
                 Some(Ok(Message::Text(t))) => {
                     let reply = on_client(&viewer, &mut browser, &tabs, &handoff_rx, t.as_str()).await;
                     if let Some(reply) = reply
-                        && to_client.send(reply).await.is_err()
+                        && !deliver(&mut to_client, reply).await
                     {
                         break;
                     }
@@ -333,17 +373,19 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
                     Some(Ok(BrowserMessage::Text(t))) => t,
                     Some(Ok(_)) => continue,
                     Some(Err(_)) | None => {
-                        let _ = to_client.send(close(1011, "browser connection lost")).await;
+                        let _ = deliver(&mut to_client, close(1011, "browser connection lost")).await;
                         break;
                     }
                 };
                 let Ok(event) = serde_json::from_str::<Value>(text_msg.as_str()) else { continue };
-                match on_browser(&mut browser, &mut tabs, &event, &settings).await {
+                let following = !viewer.watch.control().is_held_by(viewer.id);
+                let owned = |context: &str| viewer.watch.owns_context(context);
+                match on_browser(&mut browser, &mut tabs, &event, &settings, following, owned).await {
                     Some(Outgoing::Frame(frame, viewport)) => {
                         if let Some(v) = viewport {
-                            let _ = to_client.send(text(&v)).await;
+                            let _ = deliver(&mut to_client, text(&v)).await;
                         }
-                        if to_client.send(Message::Binary(frame.into())).await.is_err() {
+                        if !deliver(&mut to_client, Message::Binary(frame.into())).await {
                             break;
                         }
                         let ack = json!({"sessionId": event["params"]["sessionId"]});
@@ -351,12 +393,13 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
                         browser.send("Page.screencastFrameAck", ack, sid.as_deref()).await;
                     }
                     Some(Outgoing::Tabs) => {
-                        if to_client.send(text(&tabs.message(&browser.target))).await.is_err() {
+                        let sent = deliver(&mut to_client, text(&tabs.message(&browser.target))).await;
+                        if !sent {
                             break;
                         }
                     }
                     Some(Outgoing::Gone) => {
-                        let _ = to_client.send(close(1011, "the page is gone")).await;
+                        let _ = deliver(&mut to_client, close(1011, "the page is gone")).await;
                         break;
                     }
                     None => {}
@@ -388,11 +431,15 @@ enum Outgoing {
     Gone,
 }
 
+/// `follow`: a newly opened tab is watched at once (not while this viewer holds control: its
+/// input must not move to a tab it did not choose — a popup the page opened, say).
 async fn on_browser(
     browser: &mut Browser,
     tabs: &mut Tabs,
     event: &Value,
     settings: &Value,
+    follow: bool,
+    owned: impl Fn(&str) -> bool,
 ) -> Option<Outgoing> {
     if let Some(id) = event["id"].as_u64()
         && let Some(target) = browser.attaching.remove(&id)
@@ -417,8 +464,10 @@ async fn on_browser(
     }
     let method = event["method"].as_str().unwrap_or("");
     if method.starts_with("Target.") {
-        return match tabs.apply(method, &event["params"]) {
-            Change::Opened(id) if id != browser.target && method == "Target.targetCreated" => {
+        return match tabs.apply(method, &event["params"], owned) {
+            Change::Opened(id)
+                if follow && id != browser.target && method == "Target.targetCreated" =>
+            {
                 // The view follows a tab the page (or a client) opened.
                 browser.switch(&id).await;
                 Some(Outgoing::Tabs)

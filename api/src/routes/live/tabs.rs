@@ -11,6 +11,16 @@ pub struct Tab {
     pub title: String,
 }
 
+/// The longest URL or title a `tabs` message carries.
+const MAX_TEXT: usize = 200;
+
+fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Tabs {
     tabs: Vec<Tab>,
@@ -29,21 +39,27 @@ pub enum Change {
 }
 
 impl Tabs {
-    /// Applies a `Target.*` event.
-    pub fn apply(&mut self, method: &str, params: &Value) -> Change {
+    /// Applies a `Target.*` event; pages of browser contexts that `owned` refuses are not the
+    /// session's (a reused browser hosts the next session in another context) and are ignored.
+    pub fn apply(&mut self, method: &str, params: &Value, owned: impl Fn(&str) -> bool) -> Change {
         match method {
             "Target.targetCreated" | "Target.targetInfoChanged" => {
                 let info = &params["targetInfo"];
-                if info["type"] != "page" {
+                let context = info["browserContextId"].as_str().unwrap_or("");
+                if info["type"] != "page" || !owned(context) {
                     return Change::None;
                 }
                 let Some(id) = info["targetId"].as_str() else {
                     return Change::None;
                 };
+                // Redacted like the logs (secret query values, fragments), and bounded: the page
+                // chooses both.
                 let tab = Tab {
                     id: id.to_owned(),
-                    url: info["url"].as_str().unwrap_or("").to_owned(),
-                    title: info["title"].as_str().unwrap_or("").to_owned(),
+                    url: bounded(&runner::logs::redact::url(
+                        info["url"].as_str().unwrap_or(""),
+                    )),
+                    title: bounded(info["title"].as_str().unwrap_or("")),
                 };
                 match self.tabs.iter_mut().find(|t| t.id == id) {
                     Some(t) if *t == tab => Change::None,
@@ -96,37 +112,68 @@ mod tests {
     use super::*;
 
     fn created(id: &str, kind: &str, url: &str) -> Value {
-        json!({"targetInfo": {"targetId": id, "type": kind, "url": url, "title": ""}})
+        json!({"targetInfo": {"targetId": id, "type": kind, "url": url, "title": "", "browserContextId": "C1"}})
+    }
+
+    fn ours(context: &str) -> bool {
+        context == "C1"
+    }
+
+    #[test]
+    fn another_contexts_pages_and_secrets_stay_out() {
+        let mut t = Tabs::default();
+        let other = json!({"targetInfo": {"targetId": "X", "type": "page", "url": "https://next.test/", "title": "", "browserContextId": "C2"}});
+        assert_eq!(t.apply("Target.targetCreated", &other, ours), Change::None);
+        let secret = created("A", "page", "https://a.test/cb?token=abc#frag");
+        t.apply("Target.targetCreated", &secret, ours);
+        let long = json!({"targetInfo": {"targetId": "A", "type": "page", "url": "https://a.test/", "title": "t".repeat(5000), "browserContextId": "C1"}});
+        t.apply("Target.targetInfoChanged", &long, ours);
+        let m = t.message("A");
+        assert!(
+            !m.to_string().contains("abc") && !m.to_string().contains("next.test"),
+            "{m}"
+        );
+        assert!(m["tabs"][0]["title"].as_str().unwrap_or("").chars().count() <= MAX_TEXT + 1);
     }
 
     #[test]
     fn pages_are_tracked_in_order_and_others_ignored() {
         let mut t = Tabs::default();
         assert_eq!(
-            t.apply("Target.targetCreated", &created("A", "page", "about:blank")),
+            t.apply(
+                "Target.targetCreated",
+                &created("A", "page", "about:blank"),
+                ours
+            ),
             Change::Opened("A".into())
         );
         assert_eq!(
-            t.apply("Target.targetCreated", &created("W", "service_worker", "")),
+            t.apply(
+                "Target.targetCreated",
+                &created("W", "service_worker", ""),
+                ours
+            ),
             Change::None
         );
         assert_eq!(
             t.apply(
                 "Target.targetCreated",
-                &created("B", "page", "https://b.test/")
+                &created("B", "page", "https://b.test/"),
+                ours
             ),
             Change::Opened("B".into())
         );
         assert_eq!(
             t.apply(
                 "Target.targetInfoChanged",
-                &created("A", "page", "https://a.test/")
+                &created("A", "page", "https://a.test/"),
+                ours
             ),
             Change::Updated
         );
         assert_eq!(t.newest(), Some("B"));
         assert_eq!(
-            t.apply("Target.targetDestroyed", &json!({"targetId": "B"})),
+            t.apply("Target.targetDestroyed", &json!({"targetId": "B"}), ours),
             Change::Closed("B".into())
         );
         assert_eq!(t.newest(), Some("A"));
