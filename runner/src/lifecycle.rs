@@ -50,8 +50,11 @@ impl Runner {
             self.save_profile(&live.account_id, id, p, b).await;
         }
         if let Some(browser) = browser {
+            // A live viewer still connected holds a DevTools connection to this browser: it is
+            // not handed to another session while that could still be open.
             let reusable = reason == EndReason::Released
                 && !live.dirty.load(Ordering::SeqCst)
+                && live.viewers.load(Ordering::SeqCst) == 0
                 && browser.process.is_alive();
             self.pool.give_back(browser, reusable);
         }
