@@ -292,6 +292,8 @@ pub struct ExchangeResponse {
 /// Exchanges a live link's one-time token for a viewer credential (the live page does this).
 /// A token works once; a revoked, expired or used link, or one whose session ended, answers
 /// 410 `live_link_gone`.
+///
+/// Requires `none`: the link's one-time token is the credential.
 #[utoipa::path(post, path = "/v1/live-links/exchange", tag = "sessions",
     request_body = ExchangeRequest,
     responses((status = 200, body = ExchangeResponse),

@@ -2242,6 +2242,8 @@ impl Client {
     /// Exchanges a live link's one-time token for a viewer credential (the live page does this).
     /// A token works once; a revoked, expired or used link, or one whose session ended, answers
     /// 410 `live_link_gone`.
+    ///
+    /// Requires `none`: the link's one-time token is the credential.
     pub async fn exchange_live_link(
         &self,
         body: &ExchangeRequest,

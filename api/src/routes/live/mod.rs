@@ -68,9 +68,11 @@ pub struct LiveParams {
 /// page changes — and, for a viewer allowed to interact that holds control, a remote control:
 /// JSON text messages carry mouse, key, text and paste input, control requests and tab
 /// switches; the server answers with `hello`, `control`, `viewport`, `tabs`, `handoff` and
-/// `error` messages (docs/HANDOFF.md). Watching needs `sessions:read`; interacting and taking
-/// control over needs `sessions:write` (or the `connect_url` token, or an `interact` live link,
-/// which may not take over).
+/// `error` messages (docs/HANDOFF.md). Interacting and taking control over needs
+/// `sessions:write` (or the `connect_url` token, or an `interact` live link, which may not take
+/// over).
+///
+/// Requires `sessions:read` (or the `connect_url` token, or a live link's viewer credential).
 #[utoipa::path(get, path = "/v1/sessions/{id}/live", tag = "sessions",
     params(("id" = String, Path, description = "`ses_…`"), LiveParams),
     responses((status = 101, description = "Switching to the WebSocket protocol"),
