@@ -41,7 +41,7 @@ ensure_sandbox() {
 # Node.js and the stock Playwright/Puppeteer clients the CDP tests drive (no browser download).
 ensure_node_clients() {
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
-  if [ ! -d tests/cdp/node_modules/puppeteer-core ] || [ ! -d tests/cdp/node_modules/playwright-core ] || [ ! -d tests/cdp/node_modules/har-validator ]; then
+  if [ ! -d tests/cdp/node_modules/puppeteer-core ] || [ ! -d tests/cdp/node_modules/playwright-core ] || [ ! -d tests/cdp/node_modules/har-validator ] || [ ! -d tests/cdp/node_modules/api-smart-diff ]; then
     (cd tests/cdp && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)
   fi
 }

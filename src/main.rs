@@ -49,6 +49,9 @@ enum Command {
     /// List the runner registry (one JSON object per line): id, address, state, capacity,
     /// live sessions, last heartbeat.
     Runners,
+    /// Who still calls deprecated routes, every account (one JSON object per line): account,
+    /// credential, route, day, calls (docs/VERSIONING.md).
+    DeprecatedCalls,
 }
 
 #[derive(Subcommand)]
@@ -170,6 +173,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => Ok(()),
+        Command::DeprecatedCalls => {
+            let db = api::open_database(&config).await?;
+            let listed = api::store::deprecated_calls::DeprecatedCallStore::new(db.clone())
+                .all()
+                .await;
+            db.close().await;
+            for row in listed? {
+                println!("{}", serde_json::to_string(&row)?);
+            }
+            Ok(())
+        }
         Command::Runners => {
             let db = api::open_database(&config).await?;
             let listed = runner::registry::RunnerRegistry::new(db.clone())

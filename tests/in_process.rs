@@ -349,3 +349,48 @@ async fn with_forwarding_on_a_session_whose_runner_is_gone_is_a_503_to_retry() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
     assert!(r.headers.contains_key(header::RETRY_AFTER));
 }
+
+/// A route in the deprecation table answers with `Deprecation`, `Sunset` and `Link`, and its
+/// calls are counted per credential; other routes carry none of it.
+#[tokio::test]
+async fn a_deprecated_route_says_so_and_its_calls_are_counted() {
+    static TABLE: &[api::deprecation::Deprecated] = &[api::deprecation::Deprecated {
+        method: "GET",
+        path: "/v1/version",
+        since: 1_764_547_200,
+        sunset: 1_780_272_000,
+        instead: "nothing: a test entry",
+    }];
+    let mut app = app(&[]).await;
+    app.state.deprecated = TABLE;
+    let (_, key) = app.account("deprecated@example.com", None).await;
+    for _ in 0..2 {
+        let r = app.call(Method::GET, "/v1/version", Some(&key), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["deprecation"], "@1764547200");
+        assert_eq!(r.headers["sunset"], "Mon, 01 Jun 2026 00:00:00 GMT");
+        let link = r.headers["link"].to_str().expect("link");
+        assert!(link.contains("rel=\"deprecation\""), "{link}");
+        assert_eq!(r.body["api_version"], "1.0.0");
+    }
+    let anonymous = app.call(Method::GET, "/v1/version", None, None).await;
+    assert!(anonymous.headers.contains_key("deprecation"));
+    let fresh = app.call(Method::GET, "/v1/usage", Some(&key), None).await;
+    assert!(
+        !fresh.headers.contains_key("deprecation"),
+        "only the deprecated route says so"
+    );
+    let counted = app
+        .call(Method::GET, "/v1/usage/deprecated", Some(&key), None)
+        .await;
+    assert_eq!(counted.status, StatusCode::OK, "{}", counted.body);
+    let rows = counted.body["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 1, "{}", counted.body);
+    assert_eq!(rows[0]["path"], "/v1/version");
+    assert_eq!(rows[0]["calls"], 2);
+    assert!(
+        rows[0]["actor"].as_str().unwrap_or("").starts_with("key_"),
+        "{}",
+        counted.body
+    );
+}

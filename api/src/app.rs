@@ -31,6 +31,8 @@ pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     let mut api = api;
     openapi::add_common_problems(&mut api);
+    api.info.version = crate::openapi::API_VERSION.to_owned();
+    crate::deprecation::mark(&mut api, crate::deprecation::DEPRECATED);
     (routes, api)
 }
 
@@ -72,6 +74,10 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::routing::route_to_owner,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::deprecation::headers_and_count,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -14,6 +14,7 @@ pub mod background;
 pub mod cluster_keys;
 pub mod config;
 pub mod dashboard;
+pub mod deprecation;
 pub mod error;
 pub mod extract;
 pub mod identity;

@@ -9,6 +9,10 @@ use utoipa::{
 
 use crate::error::Problem;
 
+/// The API's own semantic version (`info.version`, `GET /v1/version`): minor for additive
+/// changes, major for breaking ones (docs/VERSIONING.md).
+pub const API_VERSION: &str = "1.0.0";
+
 #[derive(OpenApi)]
 #[openapi(
     info(

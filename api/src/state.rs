@@ -45,6 +45,9 @@ pub struct AppState {
     pub audit: crate::audit::Audit,
     pub team: crate::store::team::TeamStore,
     pub live_links: crate::store::live_links::LiveLinkStore,
+    pub deprecated_calls: crate::store::deprecated_calls::DeprecatedCallStore,
+    /// The deprecated routes (`deprecation::DEPRECATED`; a test may put others here).
+    pub deprecated: &'static [crate::deprecation::Deprecated],
     pub usage: Arc<crate::usage::Usage>,
     pub billing: crate::store::billing::BillingStore,
     /// The Stripe client, when billing is enabled (`STRIPE_SECRET_KEY`).
@@ -188,6 +191,8 @@ impl AppState {
             audit: crate::audit::Audit::new(db.clone()),
             team: crate::store::team::TeamStore::new(db.clone()),
             live_links: crate::store::live_links::LiveLinkStore::new(db.clone()),
+            deprecated_calls: crate::store::deprecated_calls::DeprecatedCallStore::new(db.clone()),
+            deprecated: crate::deprecation::DEPRECATED,
             usage: Arc::new(crate::usage::Usage::new(db.clone(), clock.clone())),
             billing: crate::store::billing::BillingStore::new(db.clone()),
             stripe: match &config.stripe_secret_key {

@@ -369,12 +369,19 @@ pub fn gone_problem(gone: Gone) -> ApiError {
     ApiError::new(StatusCode::GONE, "live_link_gone", gone.explain())
 }
 
+/// An origin: `http(s)://host[:port]`, no path, query or wildcard.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, pattern = "^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")]
+pub struct Origin(pub String);
+
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveEmbedding {
     /// Origins (`https://app.example.com`, no path) whose pages may show the live page in an
     /// `<iframe>`; empty (the default): no page may frame it. At most 20.
-    pub frame_ancestors: Vec<String>,
+    #[schema(max_items = 20)]
+    pub frame_ancestors: Vec<Origin>,
 }
 
 impl Validate for LiveEmbedding {
@@ -384,7 +391,7 @@ impl Validate for LiveEmbedding {
             "frame_ancestors",
             "at most 20 origins",
         );
-        for (i, origin) in self.frame_ancestors.iter().enumerate() {
+        for (i, Origin(origin)) in self.frame_ancestors.iter().enumerate() {
             if !is_origin(origin) {
                 v.add(
                     format!("frame_ancestors[{i}]"),
@@ -403,14 +410,16 @@ fn is_origin(s: &str) -> bool {
     else {
         return false;
     };
-    let (host, port) = rest.split_once(':').unwrap_or((rest, ""));
+    let (host, port) = match rest.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
     !host.is_empty()
         && host.len() <= 253
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        && port.chars().all(|c| c.is_ascii_digit())
-        && port.len() <= 5
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// The origins allowed to frame the account's live pages.
@@ -426,7 +435,9 @@ pub async fn get_live_embedding(
         .live_links
         .frame_ancestors(auth.principal.account_id.as_str())
         .await?;
-    Ok(Json(LiveEmbedding { frame_ancestors }))
+    Ok(Json(LiveEmbedding {
+        frame_ancestors: frame_ancestors.into_iter().map(Origin).collect(),
+    }))
 }
 
 /// Sets the origins allowed to frame the account's live pages (`frame-ancestors`).
@@ -443,16 +454,17 @@ pub async fn set_live_embedding(
     ValidatedJson(body): ValidatedJson<LiveEmbedding>,
 ) -> Result<Json<LiveEmbedding>, ApiError> {
     let p = &auth.principal;
+    let origins: Vec<String> = body.frame_ancestors.iter().map(|o| o.0.clone()).collect();
     state
         .live_links
-        .set_frame_ancestors(&p.account_id, &body.frame_ancestors)
+        .set_frame_ancestors(&p.account_id, &origins)
         .await?;
     state
         .record(Entry::by(
             p,
             "account.live_embedding.updated",
             None,
-            json!({"frame_ancestors": body.frame_ancestors}),
+            json!({"frame_ancestors": origins}),
         ))
         .await;
     Ok(Json(body))

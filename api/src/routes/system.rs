@@ -105,6 +105,8 @@ pub struct VersionResponse {
     pub build: &'static str,
     /// The API major version.
     pub api: &'static str,
+    /// The API's semantic version (`info.version` of the OpenAPI document; docs/VERSIONING.md).
+    pub api_version: &'static str,
 }
 
 /// The version of this server. No authentication.
@@ -115,6 +117,7 @@ pub async fn version() -> axum::Json<VersionResponse> {
         version: env!("CARGO_PKG_VERSION"),
         build: option_env!("DRIFTSTACK_BUILD").unwrap_or("dev"),
         api: "v1",
+        api_version: crate::openapi::API_VERSION,
     })
 }
 

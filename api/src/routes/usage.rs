@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_usage))
         .routes(routes!(check_feature))
+        .routes(routes!(deprecated_calls))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -180,4 +181,30 @@ pub async fn check_feature(
             )
         }),
     }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeprecatedCallsResponse {
+    /// Calls of the last 90 days, one entry per credential, route and UTC day, newest first.
+    pub data: Vec<crate::store::deprecated_calls::DeprecatedCalls>,
+}
+
+/// Which of the account's keys and users still call deprecated routes (docs/VERSIONING.md): one
+/// entry per credential, route and day, for the last 90 days. Empty while nothing deprecated is
+/// called.
+///
+/// Requires `usage:read`.
+#[utoipa::path(get, path = "/v1/usage/deprecated", tag = "usage",
+    responses((status = 200, body = DeprecatedCallsResponse)),
+    security(("bearer" = [])))]
+pub async fn deprecated_calls(
+    State(state): State<AppState>,
+    auth: Require<UsageRead>,
+) -> Result<Json<DeprecatedCallsResponse>, ApiError> {
+    let since = state.clock.now_ms() - 90 * 86_400_000;
+    let data = state
+        .deprecated_calls
+        .of_account(auth.principal.account_id.as_str(), since)
+        .await?;
+    Ok(Json(DeprecatedCallsResponse { data }))
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod billing;
+pub mod deprecated_calls;
 pub mod idempotency;
 pub mod keys;
 pub mod live_links;

@@ -60,11 +60,14 @@ pub struct TotpCode {
     pub code: String,
 }
 
+/// An origin: `http(s)://host[:port]`, no path, query or wildcard.
+pub type Origin = String;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct LiveEmbedding {
     /// Origins (`https://app.example.com`, no path) whose pages may show the live page in an
     /// `<iframe>`; empty (the default): no page may frame it. At most 20.
-    pub frame_ancestors: Vec<String>,
+    pub frame_ancestors: Vec<Origin>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -1460,6 +1463,30 @@ pub struct UsageResponse {
     pub tier: String,
 }
 
+/// Calls of one credential to one deprecated route on one day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeprecatedCalls {
+    /// `acct_…`; empty for calls without a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// `key_…`, `usr_…` or `anonymous`.
+    pub actor: String,
+    pub calls: i64,
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// The last call (unix milliseconds).
+    pub last_at: i64,
+    pub method: String,
+    /// The route, as in the OpenAPI document.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DeprecatedCallsResponse {
+    /// Calls of the last 90 days, one entry per credential, route and UTC day, newest first.
+    pub data: Vec<DeprecatedCalls>,
+}
+
 /// Whether a feature can be used now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct FeatureCheck {
@@ -1487,6 +1514,8 @@ pub struct FeatureCheck {
 pub struct VersionResponse {
     /// The API major version.
     pub api: String,
+    /// The API's semantic version (`info.version` of the OpenAPI document; docs/VERSIONING.md).
+    pub api_version: String,
     /// The build (git commit) or `dev`.
     pub build: String,
     /// The release version.
@@ -2991,6 +3020,23 @@ impl Client {
         self.json(
             Method::GET,
             "/v1/usage".to_owned(),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/usage/deprecated`
+    ///
+    /// Which of the account's keys and users still call deprecated routes (docs/VERSIONING.md): one
+    /// entry per credential, route and day, for the last 90 days. Empty while nothing deprecated is
+    /// called.
+    ///
+    /// Requires `usage:read`.
+    pub async fn deprecated_calls(&self) -> Result<DeprecatedCallsResponse, Error> {
+        self.json(
+            Method::GET,
+            "/v1/usage/deprecated".to_owned(),
             None::<&()>,
             None::<&()>,
         )

@@ -1,0 +1,148 @@
+//! Deprecated routes, declared in one table ([`DEPRECATED`]; docs/VERSIONING.md). A deprecated
+//! route's answers carry `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and
+//! `Link: <…>; rel="deprecation"`; the OpenAPI document marks its operation `deprecated`; every
+//! call is counted per credential and day (`store::deprecated_calls`), so an account — and an
+//! operator — can see who still calls it.
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderMap, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+
+use crate::state::AppState;
+
+/// One deprecated route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deprecated {
+    /// `GET`, `POST`, …
+    pub method: &'static str,
+    /// The route as the router knows it: `/v1/sessions/{id}/…`.
+    pub path: &'static str,
+    /// When it was announced (unix seconds).
+    pub since: i64,
+    /// When it may be removed (unix seconds): at least 6 months after `since`.
+    pub sunset: i64,
+    /// What to use instead, for the changelog and the docs.
+    pub instead: &'static str,
+}
+
+/// The deprecated routes of this release. None yet: `/v1` was first released on 2026-12-01.
+pub static DEPRECATED: &[Deprecated] = &[];
+
+/// The entry for `method path`, if it is deprecated.
+pub fn find(table: &'static [Deprecated], method: &str, path: &str) -> Option<&'static Deprecated> {
+    table
+        .iter()
+        .find(|d| d.method.eq_ignore_ascii_case(method) && d.path == path)
+}
+
+/// Adds the three headers of a deprecated route's answer.
+pub fn add_headers(d: &Deprecated, public_url: &str, h: &mut HeaderMap) {
+    let sunset = std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.sunset.max(0) as u64);
+    let values = [
+        ("deprecation", format!("@{}", d.since)),
+        ("sunset", httpdate::fmt_http_date(sunset)),
+        (
+            "link",
+            format!("<{public_url}/docs/>; rel=\"deprecation\"; type=\"text/html\""),
+        ),
+    ];
+    for (name, value) in values {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.append(name, v);
+        }
+    }
+}
+
+/// Marks the table's operations `deprecated: true` in the OpenAPI document.
+pub fn mark(api: &mut utoipa::openapi::OpenApi, table: &[Deprecated]) {
+    use utoipa::openapi::Deprecated as Flag;
+    for d in table {
+        let Some(item) = api.paths.paths.get_mut(d.path) else {
+            continue;
+        };
+        let op = match d.method.to_ascii_uppercase().as_str() {
+            "GET" => item.get.as_mut(),
+            "POST" => item.post.as_mut(),
+            "PUT" => item.put.as_mut(),
+            "PATCH" => item.patch.as_mut(),
+            "DELETE" => item.delete.as_mut(),
+            _ => None,
+        };
+        if let Some(op) = op {
+            op.deprecated = Some(Flag::True);
+        }
+    }
+}
+
+/// The layer: answers of deprecated routes get the headers, and their calls are counted.
+pub async fn headers_and_count(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let found = matched
+        .as_deref()
+        .and_then(|path| find(state.deprecated, req.method().as_str(), path));
+    let Some(d) = found else {
+        return next.run(req).await;
+    };
+    // Only deprecated calls pay for this: who is calling, for the counter.
+    let actor = match state.auth.authenticate(req.headers()).await {
+        Ok(p) => (p.account_id.to_string(), p.actor.id().to_owned()),
+        Err(_) => (String::new(), "anonymous".to_owned()),
+    };
+    let mut response = next.run(req).await;
+    add_headers(d, &state.public_url, response.headers_mut());
+    let now = state.clock.now_ms();
+    if let Err(err) = state
+        .deprecated_calls
+        .count(&actor.0, &actor.1, d.method, d.path, now)
+        .await
+    {
+        tracing::warn!(error = %err, "a deprecated call could not be counted");
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static TABLE: &[Deprecated] = &[Deprecated {
+        method: "GET",
+        path: "/v1/version",
+        since: 1_764_547_200,
+        sunset: 1_780_272_000,
+        instead: "nothing",
+    }];
+
+    #[test]
+    fn headers_follow_the_rfcs() {
+        let mut h = HeaderMap::new();
+        add_headers(&TABLE[0], "https://ds.test", &mut h);
+        assert_eq!(h["deprecation"], "@1764547200");
+        assert_eq!(h["sunset"], "Mon, 01 Jun 2026 00:00:00 GMT");
+        assert_eq!(
+            h["link"],
+            "<https://ds.test/docs/>; rel=\"deprecation\"; type=\"text/html\""
+        );
+        assert_eq!(find(TABLE, "get", "/v1/version"), Some(&TABLE[0]));
+        assert_eq!(find(TABLE, "POST", "/v1/version"), None);
+    }
+
+    #[test]
+    fn the_openapi_document_marks_deprecated_operations() {
+        let (_, mut api) = crate::app::router_parts();
+        mark(&mut api, TABLE);
+        let doc = serde_json::to_value(&api).unwrap_or_default();
+        assert_eq!(doc["paths"]["/v1/version"]["get"]["deprecated"], true);
+        assert!(doc["paths"]["/v1/usage"]["get"].get("deprecated").is_none());
+    }
+}
