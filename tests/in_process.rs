@@ -394,3 +394,22 @@ async fn a_deprecated_route_says_so_and_its_calls_are_counted() {
         counted.body
     );
 }
+
+/// The OpenAPI document marks a deprecated route's operation `deprecated: true`.
+#[test]
+fn the_openapi_document_marks_deprecated_operations() {
+    let (_, mut doc) = api::app::router_parts();
+    api::deprecation::mark(
+        &mut doc,
+        &[api::deprecation::Deprecated {
+            method: "GET",
+            path: "/v1/version",
+            since: 0,
+            sunset: 0,
+            instead: "",
+        }],
+    );
+    let doc = serde_json::to_value(&doc).expect("json");
+    assert_eq!(doc["paths"]["/v1/version"]["get"]["deprecated"], true);
+    assert!(doc["paths"]["/v1/usage"]["get"].get("deprecated").is_none());
+}

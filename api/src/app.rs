@@ -77,7 +77,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::deprecation::headers_and_count,
+            middleware::deprecation,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

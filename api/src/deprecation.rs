@@ -1,17 +1,10 @@
 //! Deprecated routes, declared in one table ([`DEPRECATED`]; docs/VERSIONING.md). A deprecated
-//! route's answers carry `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and
+//! route's answers carry (through `middleware::deprecation`) `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and
 //! `Link: <…>; rel="deprecation"`; the OpenAPI document marks its operation `deprecated`; every
 //! call is counted per credential and day (`store::deprecated_calls`), so an account — and an
 //! operator — can see who still calls it.
 
-use axum::{
-    extract::{MatchedPath, Request, State},
-    http::{HeaderMap, HeaderValue},
-    middleware::Next,
-    response::Response,
-};
-
-use crate::state::AppState;
+use axum::http::{HeaderMap, HeaderValue};
 
 /// One deprecated route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,40 +70,6 @@ pub fn mark(api: &mut utoipa::openapi::OpenApi, table: &[Deprecated]) {
     }
 }
 
-/// The layer: answers of deprecated routes get the headers, and their calls are counted.
-pub async fn headers_and_count(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    let found = matched
-        .as_deref()
-        .and_then(|path| find(state.deprecated, req.method().as_str(), path));
-    let Some(d) = found else {
-        return next.run(req).await;
-    };
-    // Only deprecated calls pay for this: who is calling, for the counter.
-    let actor = match state.auth.authenticate(req.headers()).await {
-        Ok(p) => (p.account_id.to_string(), p.actor.id().to_owned()),
-        Err(_) => (String::new(), "anonymous".to_owned()),
-    };
-    let mut response = next.run(req).await;
-    add_headers(d, &state.public_url, response.headers_mut());
-    let now = state.clock.now_ms();
-    if let Err(err) = state
-        .deprecated_calls
-        .count(&actor.0, &actor.1, d.method, d.path, now)
-        .await
-    {
-        tracing::warn!(error = %err, "a deprecated call could not be counted");
-    }
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,14 +94,5 @@ mod tests {
         );
         assert_eq!(find(TABLE, "get", "/v1/version"), Some(&TABLE[0]));
         assert_eq!(find(TABLE, "POST", "/v1/version"), None);
-    }
-
-    #[test]
-    fn the_openapi_document_marks_deprecated_operations() {
-        let (_, mut api) = crate::app::router_parts();
-        mark(&mut api, TABLE);
-        let doc = serde_json::to_value(&api).unwrap_or_default();
-        assert_eq!(doc["paths"]["/v1/version"]["get"]["deprecated"], true);
-        assert!(doc["paths"]["/v1/usage"]["get"].get("deprecated").is_none());
     }
 }

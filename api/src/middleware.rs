@@ -366,3 +366,33 @@ pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next)
     }
     response
 }
+
+/// The layer: answers of deprecated routes get the headers, and their calls are counted.
+pub async fn deprecation(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let found = matched
+        .as_deref()
+        .and_then(|path| crate::deprecation::find(state.deprecated, req.method().as_str(), path));
+    let Some(d) = found else {
+        return next.run(req).await;
+    };
+    // Only deprecated calls pay for this: who is calling, for the counter.
+    let actor = match state.auth.authenticate(req.headers()).await {
+        Ok(p) => (p.account_id.to_string(), p.actor.id().to_owned()),
+        Err(_) => (String::new(), "anonymous".to_owned()),
+    };
+    let mut response = next.run(req).await;
+    crate::deprecation::add_headers(d, &state.public_url, response.headers_mut());
+    let now = state.clock.now_ms();
+    if let Err(err) = state
+        .deprecated_calls
+        .count(&actor.0, &actor.1, d.method, d.path, now)
+        .await
+    {
+        tracing::warn!(error = %err, "a deprecated call could not be counted");
+    }
+    response
+}
