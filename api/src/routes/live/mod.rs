@@ -13,6 +13,7 @@
 //! ends the socket is closed with code 1001 and the reason; a viewer that came through a live
 //! link is closed with 4001 once the link is revoked or expires.
 
+mod browser;
 mod input;
 mod session;
 mod tabs;

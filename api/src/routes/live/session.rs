@@ -4,7 +4,6 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use base64::Engine;
 use common::ids::{AccountId, SessionId};
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use runner::{
@@ -16,8 +15,9 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as BrowserMessage;
 
 use super::{
+    browser::{Browser, Outgoing, on_browser},
     input::{self, ClientMessage, ControlAction},
-    tabs::{Change, Tabs},
+    tabs::Tabs,
 };
 use crate::{audit::Entry, service::connect::Access, state::AppState};
 
@@ -57,58 +57,6 @@ fn text(value: &Value) -> Message {
 
 fn error(code: &str, detail: impl Into<String>) -> Message {
     text(&json!({"type": "error", "code": code, "detail": detail.into()}))
-}
-
-type BrowserSink = SplitSink<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    BrowserMessage,
->;
-
-/// The browser side of one viewer: its DevTools connection and the tab it watches.
-struct Browser {
-    sink: BrowserSink,
-    next_id: u64,
-    /// Ids of `Target.attachToTarget` calls awaiting their answer, by target.
-    attaching: HashMap<u64, String>,
-    /// The tab watched, and the CDP session on it once attached.
-    target: String,
-    page_session: Option<String>,
-    viewport: (f64, f64),
-}
-
-impl Browser {
-    async fn send(&mut self, method: &str, params: Value, session: Option<&str>) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut msg = json!({"id": id, "method": method, "params": params});
-        if let Some(s) = session {
-            msg["sessionId"] = json!(s);
-        }
-        let _ = self
-            .sink
-            .send(BrowserMessage::Text(msg.to_string().into()))
-            .await;
-        id
-    }
-
-    /// Stops watching the current tab and attaches to `target`.
-    async fn switch(&mut self, target: &str) {
-        if let Some(sid) = self.page_session.take() {
-            self.send("Page.stopScreencast", json!({}), Some(&sid))
-                .await;
-            self.send("Target.detachFromTarget", json!({"sessionId": sid}), None)
-                .await;
-        }
-        self.target = target.to_owned();
-        let id = self
-            .send(
-                "Target.attachToTarget",
-                json!({"targetId": target, "flatten": true}),
-                None,
-            )
-            .await;
-        self.attaching.insert(id, target.to_owned());
-    }
 }
 
 impl Viewer {
@@ -283,6 +231,11 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
         sink,
         next_id: 1,
         attaching: HashMap::new(),
+        first_frame: None,
+        first_metrics: None,
+        screencast: None,
+        retry_at: None,
+        retries: 0,
         target: viewer.watch.target_id().to_owned(),
         page_session: None,
         viewport: (0.0, 0.0),
@@ -341,6 +294,9 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
                     break;
                 }
             }
+            _ = tokio::time::sleep_until(browser.retry_at.unwrap_or_else(tokio::time::Instant::now)), if browser.retry_at.is_some() => {
+                browser.start_screencast(&settings).await;
+            }
             Ok(()) = control_rx.changed() => {
                 let message = viewer.control_message(&control_rx.borrow_and_update());
                 if !deliver(&mut to_client, text(&message)).await {
@@ -392,6 +348,18 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
                         let sid = browser.page_session.clone();
                         browser.send("Page.screencastFrameAck", ack, sid.as_deref()).await;
                     }
+                    Some(Outgoing::Still(frame)) => {
+                        let sent = deliver(&mut to_client, Message::Binary(frame.into())).await;
+                        if !sent {
+                            break;
+                        }
+                    }
+                    Some(Outgoing::Viewport(v)) => {
+                        let sent = deliver(&mut to_client, text(&v)).await;
+                        if !sent {
+                            break;
+                        }
+                    }
                     Some(Outgoing::Tabs) => {
                         let sent = deliver(&mut to_client, text(&tabs.message(&browser.target))).await;
                         if !sent {
@@ -421,89 +389,6 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
             .await;
     }
     let _ = browser.sink.close().await;
-}
-
-/// What a browser message means for the client.
-enum Outgoing {
-    /// A JPEG frame, with a `viewport` message first when the page's size changed.
-    Frame(Vec<u8>, Option<Value>),
-    Tabs,
-    Gone,
-}
-
-/// `follow`: a newly opened tab is watched at once (not while this viewer holds control: its
-/// input must not move to a tab it did not choose — a popup the page opened, say).
-async fn on_browser(
-    browser: &mut Browser,
-    tabs: &mut Tabs,
-    event: &Value,
-    settings: &Value,
-    follow: bool,
-    owned: impl Fn(&str) -> bool,
-) -> Option<Outgoing> {
-    if let Some(id) = event["id"].as_u64()
-        && let Some(target) = browser.attaching.remove(&id)
-    {
-        let Some(sid) = event["result"]["sessionId"].as_str() else {
-            // The tab went away before we attached: watch the newest one left.
-            return match tabs.newest().map(str::to_owned) {
-                Some(next) if next != target => {
-                    browser.switch(&next).await;
-                    Some(Outgoing::Tabs)
-                }
-                _ => Some(Outgoing::Gone),
-            };
-        };
-        if target == browser.target {
-            browser.page_session = Some(sid.to_owned());
-            browser
-                .send("Page.startScreencast", settings.clone(), Some(sid))
-                .await;
-        }
-        return None;
-    }
-    let method = event["method"].as_str().unwrap_or("");
-    if method.starts_with("Target.") {
-        return match tabs.apply(method, &event["params"], owned) {
-            Change::Opened(id)
-                if follow && id != browser.target && method == "Target.targetCreated" =>
-            {
-                // The view follows a tab the page (or a client) opened.
-                browser.switch(&id).await;
-                Some(Outgoing::Tabs)
-            }
-            Change::Closed(id) if id == browser.target => {
-                browser.page_session = None;
-                match tabs.newest().map(str::to_owned) {
-                    Some(next) => {
-                        browser.switch(&next).await;
-                        Some(Outgoing::Tabs)
-                    }
-                    None => Some(Outgoing::Gone),
-                }
-            }
-            Change::None => None,
-            _ => Some(Outgoing::Tabs),
-        };
-    }
-    if method != "Page.screencastFrame"
-        || event["sessionId"].as_str() != browser.page_session.as_deref()
-    {
-        return None;
-    }
-    let frame = event["params"]["data"]
-        .as_str()
-        .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())?;
-    let meta = &event["params"]["metadata"];
-    let size = (
-        meta["deviceWidth"].as_f64().unwrap_or(0.0),
-        meta["deviceHeight"].as_f64().unwrap_or(0.0),
-    );
-    let viewport = (size != browser.viewport).then(|| {
-        browser.viewport = size;
-        json!({"type": "viewport", "width": size.0, "height": size.1})
-    });
-    Some(Outgoing::Frame(frame, viewport))
 }
 
 async fn on_client(
