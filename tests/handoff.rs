@@ -402,6 +402,12 @@ async fn one_controller_at_a_time_and_a_takeover_needs_write(backend: Backend) {
         next_text(&mut owner, is("hello")).await["can_take_over"],
         true
     );
+    // The page's size comes first (the still and its metrics), before any change of the page.
+    let viewport = next_text(&mut owner, is("viewport")).await;
+    assert!(
+        viewport["width"].as_f64().unwrap_or(0.0) > 400.0,
+        "{viewport}"
+    );
     send(
         &mut owner,
         json!({"type": "control", "action": "take_over"}),
@@ -419,11 +425,6 @@ async fn one_controller_at_a_time_and_a_takeover_needs_write(backend: Backend) {
     next_text(&mut first, error_code("not_controller")).await;
 
     // The controller clicks into the field and types, by the protocol.
-    let viewport = next_text(&mut owner, is("viewport")).await;
-    assert!(
-        viewport["width"].as_f64().unwrap_or(0.0) > 400.0,
-        "{viewport}"
-    );
     send(
         &mut owner,
         json!({"type": "mouse", "event": "click", "x": 200, "y": 140}),
