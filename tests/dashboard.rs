@@ -600,4 +600,12 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
 
     let errors = ui.errors();
     assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
+
+    // The API reference renders from this server alone (the browser has no internet).
+    ui.goto("/docs/").await;
+    ui.wait(
+        "the API reference rendered",
+        "document.body.innerText.includes('The version of this server') && document.body.innerText.includes('sessions')",
+    )
+    .await;
 }

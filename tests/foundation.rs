@@ -47,9 +47,24 @@ async fn system_routes(backend: Backend) {
         "the served spec differs from openapi.json"
     );
 
+    // The API reference works offline: Scalar is served by the binary, nothing from a CDN.
     let r = s.get("", "/docs/").await;
     assert_eq!(r.status, 200);
-    assert!(r.text().contains("/openapi.json") || r.text().contains("openapi"));
+    let page = r.text();
+    assert!(page.contains("data-url=\"/openapi.json\""), "{page}");
+    assert!(page.contains("src=\"/docs/scalar.js\""), "{page}");
+    assert!(
+        !page.contains("https://") && !page.contains("http://"),
+        "{page}"
+    );
+    let csp = r.header("content-security-policy").unwrap_or("").to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    let script = s.get("", "/docs/scalar.js").await;
+    assert_eq!(script.status, 200);
+    assert!(script.text().len() > 1_000_000, "the whole vendored bundle");
 
     // Metrics: a wrong or missing token is refused; the right one gets Prometheus text.
     s.get("", "/metrics").await.assert_problem(403, "forbidden");

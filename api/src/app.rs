@@ -7,7 +7,6 @@ use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, middleware::from
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_scalar::{Scalar, Servable};
 
 use crate::{dashboard, error::problem_for_status, middleware, openapi, routes, state::AppState};
 
@@ -46,7 +45,7 @@ pub fn openapi_json() -> String {
 
 /// The complete application: routes, `/openapi.json`, `/docs/`, and every layer.
 pub fn app(state: AppState) -> Router {
-    let (routes, api) = router_parts();
+    let (routes, _) = router_parts();
     let spec = openapi_json();
     let timeout = state.config.request_timeout;
     let body_limit = state.config.max_body_bytes;
@@ -60,13 +59,9 @@ pub fn app(state: AppState) -> Router {
                 )
             }),
         )
-        .merge(Scalar::with_url("/docs/", api))
+        .merge(routes::docs::router())
         .merge(dashboard::router())
         .merge(routes::live_page::router())
-        .route(
-            "/docs",
-            axum::routing::get(|| async { axum::response::Redirect::permanent("/docs/") }),
-        )
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async {
             problem_for_status(StatusCode::METHOD_NOT_ALLOWED)

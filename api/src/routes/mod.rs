@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod cdp;
+pub mod docs;
 pub mod fingerprint;
 pub mod keys;
 pub mod live;
