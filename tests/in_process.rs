@@ -413,3 +413,27 @@ fn the_openapi_document_marks_deprecated_operations() {
     assert_eq!(doc["paths"]["/v1/version"]["get"]["deprecated"], true);
     assert!(doc["paths"]["/v1/usage"]["get"].get("deprecated").is_none());
 }
+
+/// A deprecated field is `deprecated: true` on its property in the OpenAPI document.
+#[test]
+fn the_openapi_document_marks_deprecated_fields() {
+    let (_, mut doc) = api::app::router_parts();
+    api::deprecation::mark_fields(
+        &mut doc,
+        &[api::deprecation::DeprecatedField {
+            schema: "SessionResponse",
+            field: "create_ms",
+            since: 0,
+            sunset: 0,
+            instead: "",
+        }],
+    );
+    let doc = serde_json::to_value(&doc).expect("json");
+    let props = &doc["components"]["schemas"]["SessionResponse"]["properties"];
+    assert_eq!(
+        props["create_ms"]["deprecated"], true,
+        "{}",
+        props["create_ms"]
+    );
+    assert!(props["status"].get("deprecated").is_none());
+}

@@ -32,6 +32,7 @@ pub fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     openapi::add_common_problems(&mut api);
     api.info.version = crate::openapi::API_VERSION.to_owned();
     crate::deprecation::mark(&mut api, crate::deprecation::DEPRECATED);
+    crate::deprecation::mark_fields(&mut api, crate::deprecation::DEPRECATED_FIELDS);
     (routes, api)
 }
 

@@ -1,4 +1,6 @@
-//! Deprecated routes, declared in one table ([`DEPRECATED`]; docs/VERSIONING.md). A deprecated
+//! Deprecated routes and fields, each declared in one table ([`DEPRECATED`],
+//! [`DEPRECATED_FIELDS`]; docs/VERSIONING.md). A deprecated field is `deprecated: true` in the
+//! OpenAPI document. A deprecated
 //! route's answers carry (through `middleware::deprecation`) `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and
 //! `Link: <…>; rel="deprecation"`; the OpenAPI document marks its operation `deprecated`; every
 //! call is counted per credential and day (`store::deprecated_calls`), so an account — and an
@@ -66,6 +68,41 @@ pub fn mark(api: &mut utoipa::openapi::OpenApi, table: &[Deprecated]) {
         };
         if let Some(op) = op {
             op.deprecated = Some(Flag::True);
+        }
+    }
+}
+
+/// One deprecated field of a schema (a request or response body's property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeprecatedField {
+    /// The schema's name in the OpenAPI document (`SessionResponse`).
+    pub schema: &'static str,
+    pub field: &'static str,
+    /// When it was announced and when it may go (unix seconds).
+    pub since: i64,
+    pub sunset: i64,
+    /// What to use instead.
+    pub instead: &'static str,
+}
+
+/// The deprecated fields of this release. None yet.
+pub static DEPRECATED_FIELDS: &[DeprecatedField] = &[];
+
+/// Marks the fields `deprecated: true` in the OpenAPI document. A field that is a bare `$ref`
+/// cannot carry the flag in utoipa's model: deprecate such a field by its schema's description.
+pub fn mark_fields(api: &mut utoipa::openapi::OpenApi, fields: &[DeprecatedField]) {
+    use utoipa::openapi::{Deprecated as Flag, RefOr, schema::Schema};
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    for f in fields {
+        let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(f.schema) else {
+            continue;
+        };
+        match schema.properties.get_mut(f.field) {
+            Some(RefOr::T(Schema::Object(p))) => p.deprecated = Some(Flag::True),
+            Some(RefOr::T(Schema::Array(p))) => p.deprecated = Some(Flag::True),
+            _ => {}
         }
     }
 }
