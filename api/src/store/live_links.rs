@@ -179,6 +179,28 @@ impl LiveLinkStore {
             .await
     }
 
+    /// Why viewers who came through link `id` must leave (`None`: they may stay).
+    pub async fn closed(&self, id: &str, now: Millis) -> Result<Option<Gone>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            expires_at: i64,
+            revoked_at: Option<i64>,
+        }
+        let row: Option<Row> = self
+            .db
+            .fetch_optional(
+                "SELECT expires_at, revoked_at FROM live_links WHERE id = $1",
+                &common::args![id],
+            )
+            .await?;
+        Ok(match row {
+            None => Some(Gone::Revoked),
+            Some(r) if r.revoked_at.is_some() => Some(Gone::Revoked),
+            Some(r) if now >= r.expires_at => Some(Gone::Expired),
+            Some(_) => None,
+        })
+    }
+
     /// Whether viewers who came through link `id` may stay (not revoked, not expired).
     pub async fn still_open(&self, id: &str, now: Millis) -> Result<bool, StoreError> {
         let found: Option<String> = self

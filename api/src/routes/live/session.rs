@@ -19,7 +19,7 @@ use super::{
     input::{self, ClientMessage, ControlAction},
     tabs::Tabs,
 };
-use crate::{audit::Entry, service::connect::Access, state::AppState};
+use crate::{audit::Entry, service::connect::Access, state::AppState, store::live_links::Gone};
 
 /// How often a viewer that came through a live link checks that the link still stands.
 const LINK_CHECK: Duration = Duration::from_secs(2);
@@ -282,18 +282,6 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
                 let _ = deliver(&mut to_client, close(1001, reason)).await;
                 break;
             }
-            _ = link_check.tick(), if link.is_some() => {
-                let now = viewer.state.clock.now_ms();
-                // A link that cannot be checked is treated as closed.
-                let open = match &link {
-                    Some(l) => viewer.state.live_links.still_open(l, now).await.unwrap_or(false),
-                    None => true,
-                };
-                if !open {
-                    let _ = deliver(&mut to_client, close(4001, "the live link was revoked or has expired")).await;
-                    break;
-                }
-            }
             _ = tokio::time::sleep_until(browser.retry_at.unwrap_or_else(tokio::time::Instant::now)), if browser.retry_at.is_some() => {
                 browser.start_screencast(&settings).await;
             }
@@ -307,6 +295,29 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
                 let message = handoff_message(&handoff_rx.borrow_and_update());
                 if !deliver(&mut to_client, text(&message)).await {
                     break;
+                }
+            }
+            _ = link_check.tick(), if link.is_some() => {
+                let now = viewer.state.clock.now_ms();
+                // A link that cannot be checked is treated as closed.
+                let closed = match &link {
+                    Some(l) => viewer.state.live_links.closed(l, now).await.unwrap_or(Some(Gone::Revoked)),
+                    None => None,
+                };
+                // A handoff's link expires with the handoff: the runner's end of it (within a
+                // lifecycle tick) is told to the person first; a revocation cuts off at once.
+                let handoff_due = {
+                    let h = handoff_rx.borrow();
+                    h.phase == HandoffPhase::Requested
+                        && h.link.as_ref().map(|l| l.as_str()) == link.as_deref()
+                };
+                match closed {
+                    Some(Gone::Expired) if handoff_due => {}
+                    Some(_) => {
+                        let _ = deliver(&mut to_client, close(4001, "the live link was revoked or has expired")).await;
+                        break;
+                    }
+                    None => {}
                 }
             }
             msg = from_client.next() => match msg {
