@@ -74,11 +74,8 @@ pub async fn authorize(
             && let Some((link, mode)) =
                 keys().find_map(|key| viewer_token::verify(key, id.as_str(), token, now))
         {
-            let open = state
-                .live_links
-                .still_open(&link, state.clock.now_ms())
-                .await?;
-            if !open {
+            let closed = state.live_links.closed(&link, state.clock.now_ms()).await?;
+            if closed.is_some() {
                 return Err(ApiError::new(
                     axum::http::StatusCode::GONE,
                     "live_link_gone",

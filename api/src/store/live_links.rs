@@ -201,18 +201,6 @@ impl LiveLinkStore {
         })
     }
 
-    /// Whether viewers who came through link `id` may stay (not revoked, not expired).
-    pub async fn still_open(&self, id: &str, now: Millis) -> Result<bool, StoreError> {
-        let found: Option<String> = self
-            .db
-            .scalar_optional(
-                "SELECT id FROM live_links WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
-                &common::args![id, now],
-            )
-            .await?;
-        Ok(found.is_some())
-    }
-
     /// Revokes one of the account's links of `session`; answers whether it existed.
     pub async fn revoke(
         &self,
