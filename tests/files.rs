@@ -50,15 +50,26 @@ async fn session_on_page(s: &Server, key: &str, site: &pages::Site) -> String {
 
 /// Clicks `selector` and waits for the download it starts.
 async fn click_and_wait(s: &Server, key: &str, sid: &str, selector: &str) -> support::Reply {
-    s.post(
-        key,
-        &format!("/v1/sessions/{sid}/actions"),
-        json!({"timeout_ms": 20000, "actions": [
-            {"type": "click", "selector": selector},
-            {"type": "wait_for_download"}
-        ]}),
-    )
-    .await
+    let r = s
+        .post(
+            key,
+            &format!("/v1/sessions/{sid}/actions"),
+            json!({"timeout_ms": 20000, "actions": [
+                {"type": "click", "selector": selector},
+                {"type": "wait_for_download"}
+            ]}),
+        )
+        .await;
+    if r.status != 200 {
+        // Shown with a failing test: what the server saw of the download.
+        let log = s.log();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        eprintln!(
+            "server log (last lines, newest first):\n{}",
+            tail.join("\n")
+        );
+    }
+    r
 }
 
 async fn a_clicked_download_is_kept_and_fetchable_after_the_session_and_a_restart(

@@ -253,6 +253,72 @@ async fn bad_bodies_name_the_field_in_a_sentence() {
     assert!(r.body["errors"]["proxy.server"].is_string(), "{}", r.body);
 }
 
+/// Every serde message a user can trigger reads as a sentence (dashboard bug 7: "Expires in -5"
+/// showed `invalid value: integer -5, expected u32`).
+#[tokio::test]
+async fn type_errors_are_sentences_not_serde_text() {
+    let app = app(&[]).await;
+    let (_, key) = app.account("sentences@example.com", None).await;
+    let cases = [
+        (
+            "/v1/api-keys",
+            json!({"name": "k", "expires_in_days": -5}),
+            "expires_in_days",
+            "must be a whole number from 0 to 4294967295, not -5",
+        ),
+        (
+            "/v1/api-keys",
+            json!({"name": 5}),
+            "name",
+            "must be a string, not 5",
+        ),
+        (
+            "/v1/sessions",
+            json!({"viewport": {"width": "wide", "height": 720}}),
+            "viewport.width",
+            "must be a whole number",
+        ),
+        (
+            "/v1/sessions",
+            json!({"viewprot": {}}),
+            "viewprot",
+            "is not a field here",
+        ),
+        (
+            "/v1/sessions",
+            json!({"viewport": []}),
+            "viewport",
+            "must be an object, not a list",
+        ),
+    ];
+    for (path, body, field, want) in cases {
+        let r = app
+            .call(Method::POST, path, Some(&key), Some(body.clone()))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
+        let text = r.body["errors"][field].as_str().unwrap_or_default();
+        assert!(
+            text.contains(want),
+            "{body}: {field} says {text:?}; {}",
+            r.body
+        );
+        for jargon in [
+            "invalid value",
+            "invalid type",
+            "expected u",
+            "struct ",
+            " at line ",
+        ] {
+            assert!(!text.contains(jargon), "{body}: {text:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn admission_on_a_node_without_browsers_says_so() {
     let app = app(&[]).await;

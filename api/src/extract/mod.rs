@@ -5,6 +5,7 @@
 //! ([`credentials`]).
 
 pub mod credentials;
+mod serde_text;
 
 pub use credentials::Require;
 
@@ -66,12 +67,8 @@ fn field_error<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> (St
     } else {
         path
     };
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(&message)
-        .to_owned();
-    (field, message)
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    (field, serde_text::humanize(message))
 }
 
 /// A JSON request body, deserialized strictly and validated. An empty body counts as `{}`.

@@ -126,9 +126,11 @@ pub async fn follow(f: Follow) -> anyhow::Result<SessionDownloads> {
             };
             let Some(event) = event else { break };
             if let Some(done) = handle(&f, &mut tracked, event).await {
+                tracing::info!(session.id = %f.session, download.id = %done.id, state = ?done.state, "a download ended");
                 tx.send_modify(|list| list.push(done));
             }
         }
+        tracing::debug!(session.id = %f.session, "downloads no longer followed");
         // Stopped: what the browser already reported still counts (a completed file is kept).
         while let Ok(event) = events.events.try_recv() {
             if let Some(done) = handle(&f, &mut tracked, event).await {
@@ -257,6 +259,7 @@ async fn began(
         .await
     {
         Ok(id) => {
+            tracing::info!(session.id = %f.session, download.id = %id, "a download began");
             let record = DownloadRecord {
                 id,
                 account_id: f.account.clone(),
