@@ -21,6 +21,7 @@ on_both_backends!(
     an_address_belongs_to_whoever_proves_it,
     step_up_by_password_is_throttled_and_mfa_enrolment_needs_it,
     the_otp_limit_holds_under_concurrent_attempts,
+    the_dashboards_own_calls_are_not_billable_api_calls,
 );
 
 const PASSWORD: &str = "a long and unusual passphrase";
@@ -1115,4 +1116,34 @@ async fn the_otp_limit_holds_under_concurrent_attempts(backend: Backend) {
     let limited = statuses.iter().filter(|st| **st == 429).count();
     assert_eq!(checked + limited, 40, "{statuses:?}");
     assert!(checked <= 5, "{checked} codes were checked: {statuses:?}");
+}
+
+/// Dashboard bug 11: the dashboard polls; a signed-in person's requests are not metered as API
+/// calls (an API key's are, even a key the person made).
+async fn the_dashboards_own_calls_are_not_billable_api_calls(backend: Backend) {
+    let env = env(backend);
+    let s = env.start();
+    let t = signed_up(&s, &env, "meter@example.com").await;
+    let dash = token(&t, "access_token");
+    let calls = async |who: &str| {
+        let r = s.get(who, "/v1/usage").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["meters"]["api_calls"]["used"]
+            .as_f64()
+            .expect("api_calls.used")
+    };
+    let before = calls(&dash).await;
+    for _ in 0..5 {
+        assert_eq!(s.get(&dash, "/v1/sessions").await.status, 200);
+        assert_eq!(s.get(&dash, "/v1/account/me").await.status, 200);
+    }
+    assert_eq!(calls(&dash).await, before, "dashboard polling is not billed");
+    let r = post_auth(&s, &dash, "/v1/api-keys", json!({"name": "ci"})).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key = token(&r.json(), "key");
+    for _ in 0..3 {
+        assert_eq!(s.get(&key, "/v1/sessions").await.status, 200);
+    }
+    // Three calls by the key, and its own read of the usage.
+    assert_eq!(calls(&key).await, before + 4.0, "an API key's calls are counted");
 }

@@ -356,7 +356,8 @@ pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next)
         headers(&mut r, &v);
         return r;
     }
-    if state.config.metering {
+    // The dashboard's own requests (a signed-in person, polling) are not billable API calls.
+    if state.config.metering && principal.dashboard.is_none() {
         state.usage.count_api_call(&principal.account_id);
     }
     req.extensions_mut().insert(principal);
