@@ -118,9 +118,14 @@ export async function api(method, path, body, options = {}) {
     });
   };
   let r = await send();
+  // Only an expired or unknown token (`unauthorized`) is refreshed and sent again: a wrong code
+  // or password (`invalid_code`, `invalid_credentials`) sent twice would count twice.
   if (r.status === 401 && !options.anonymous && session.refresh) {
-    await refresh();
-    r = await send();
+    const problem = await problemOf(r.clone());
+    if (problem.code === "unauthorized") {
+      await refresh();
+      r = await send();
+    }
   }
   if (r.status === 403 && stepUp) {
     const problem = await problemOf(r.clone());

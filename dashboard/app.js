@@ -74,7 +74,7 @@ async function render() {
     main().append(h("h1", {}, "Not found"), h("p", {}, "There is no such page."));
     return;
   }
-  await run(() => screen({ id, params, go, every, onLeave, refreshMe }));
+  await run(() => screen({ id, params, go, every, onLeave, refreshMe, me }));
 }
 
 async function run(screen) {
@@ -181,7 +181,26 @@ function login() {
       [field("Email", { name: "email", type: "email", autocomplete: "username", required: true }),
         field("Password", { name: "password", type: "password", autocomplete: "current-password", required: true })],
       "Sign in",
-      async (v) => finishLogin(await api("POST", "/v1/auth/login", v, { anonymous: true })),
+      async (v, f) => {
+        try {
+          finishLogin(await api("POST", "/v1/auth/login", v, { anonymous: true }));
+        } catch (err) {
+          if (err.code !== "email_not_verified") throw err;
+          f.querySelector(".verify-note")?.remove();
+          const note = h("div", { class: "notice verify-note", role: "status" },
+            h("p", {}, "Confirm your email first: follow the link we sent you."));
+          note.append(h("button", {
+            type: "button",
+            onclick: async (e) => {
+              e.target.disabled = true;
+              await api("POST", "/v1/auth/verify-email/resend", { email: v.email }, { anonymous: true })
+                .then(() => note.replaceChildren(h("p", {}, `A new link is on its way to ${v.email}.`)))
+                .catch((problem) => note.replaceChildren(h("p", {}, problem.message)));
+            },
+          }, "Send a new link"));
+          f.append(note);
+        }
+      },
     ),
     h("p", {}, link("/signup", "Create an account"), " · ", link("/magic-link", "Email me a sign-in link"),
       " · ", link("/password-reset", "Forgot your password?")),

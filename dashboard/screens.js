@@ -28,6 +28,14 @@ function slot(label) {
 
 const ACTIVE = new Set(["starting", "running", "active", "live"]);
 
+/** The idle timeout: empty means the plan's default, which the hint states. */
+function idleField(defaults) {
+  const idle = defaults?.idle_timeout_seconds;
+  return field("Idle timeout (seconds)",
+    { name: "idle_timeout_seconds", type: "number", min: 1, max: idle, placeholder: idle != null ? String(idle) : "" },
+    idle != null ? `Empty: your plan's ${idle} s. You may set less, not more.` : "Empty: your plan's default.");
+}
+
 async function sessions(ctx) {
   if (ctx.id) return sessionDetail(ctx);
   title("Sessions");
@@ -39,7 +47,7 @@ async function sessions(ctx) {
       [field("Profile", profile),
         h("div", { class: "check" }, h("input", { type: "checkbox", name: "persist", id: "persist" }), h("label", { for: "persist" }, "Save the profile's state when the session ends")),
         h("div", { class: "check" }, h("input", { type: "checkbox", name: "record", id: "record" }), h("label", { for: "record" }, "Record the session for replay")),
-        field("Idle timeout (seconds)", { name: "idle_timeout_seconds", type: "number", min: 1, placeholder: "300" })],
+        idleField(ctx.me?.session_defaults)],
       "Start session",
       async (v) => {
         const body = {};
@@ -71,7 +79,15 @@ async function sessions(ctx) {
 
 async function sessionDetail(ctx) {
   const id = ctx.id;
-  const s = await api("GET", `/v1/sessions/${id}`);
+  let s;
+  try {
+    s = await api("GET", `/v1/sessions/${id}`);
+  } catch (err) {
+    if (err.status !== 404 && err.status !== 422) throw err;
+    title("Session not found");
+    main().append(h("p", {}, `There is no session ${id} in this account.`), h("p", {}, link("/sessions", "All sessions")));
+    return;
+  }
   title(`Session ${id}`);
   const info = slot("Session details");
   const showInfo = (s) =>
@@ -118,7 +134,7 @@ async function sessionDetail(ctx) {
       toast(`Captured ${bytes(blob.size)}.`);
     })) : null,
     live ? h("div", { class: "actions" }, action("End session", async () => {
-      if (!(await confirmAction("End this session?", "The browser is closed; a persisted profile is saved."))) return;
+      if (!(await confirmAction("End this session?", endingText(s), "End session"))) return;
       await api("DELETE", `/v1/sessions/${id}`);
       toast("Session ended.");
       ctx.go(`/sessions/${id}`, true);
@@ -131,6 +147,15 @@ async function sessionDetail(ctx) {
     if (now) showInfo(now);
     await showDownloads().catch(() => {});
   });
+}
+
+/** What ending `s` does, for the confirmation. */
+function endingText(s) {
+  const profile = s.options?.profile_id;
+  if (!profile) return "The browser is closed. This session has no profile, so nothing is saved.";
+  return s.options?.persist
+    ? `The browser is closed and its state is saved to the profile ${profile}.`
+    : `The browser is closed; the profile ${profile} is left as it was (this session does not save it).`;
 }
 
 /**

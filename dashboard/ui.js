@@ -45,7 +45,8 @@ export function select(props, options) {
   return h(
     "select",
     props,
-    options.map(([value, label]) => h("option", { value, selected: value === props.value }, label)),
+    // `defaultSelected` (the attribute) is what a form reset returns to.
+    options.map(([value, label]) => h("option", { value, defaultSelected: value === props.value }, label)),
   );
 }
 

@@ -1137,7 +1137,11 @@ async fn the_dashboards_own_calls_are_not_billable_api_calls(backend: Backend) {
         assert_eq!(s.get(&dash, "/v1/sessions").await.status, 200);
         assert_eq!(s.get(&dash, "/v1/account/me").await.status, 200);
     }
-    assert_eq!(calls(&dash).await, before, "dashboard polling is not billed");
+    assert_eq!(
+        calls(&dash).await,
+        before,
+        "dashboard polling is not billed"
+    );
     let r = post_auth(&s, &dash, "/v1/api-keys", json!({"name": "ci"})).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let key = token(&r.json(), "key");
@@ -1145,5 +1149,9 @@ async fn the_dashboards_own_calls_are_not_billable_api_calls(backend: Backend) {
         assert_eq!(s.get(&key, "/v1/sessions").await.status, 200);
     }
     // Three calls by the key, and its own read of the usage.
-    assert_eq!(calls(&key).await, before + 4.0, "an API key's calls are counted");
+    assert_eq!(
+        calls(&key).await,
+        before + 4.0,
+        "an API key's calls are counted"
+    );
 }

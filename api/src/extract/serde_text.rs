@@ -5,33 +5,27 @@
 
 /// The sentence for a serde message about one field (the field itself is named elsewhere).
 pub fn humanize(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("invalid type: ") {
-        if let Some((got, expected)) = rest.split_once(", expected ") {
-            return format!(
-                "must be {}, not {}",
-                expected_words(expected),
-                got_words(got)
-            );
-        }
+    let expecting = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once(", expected "))
+    };
+    if let Some((got, expected)) =
+        expecting("invalid type: ").or_else(|| expecting("invalid value: "))
+    {
+        return format!(
+            "must be {}, not {}",
+            expected_words(expected),
+            got_words(got)
+        );
     }
-    if let Some(rest) = message.strip_prefix("invalid value: ") {
-        if let Some((got, expected)) = rest.split_once(", expected ") {
-            return format!(
-                "must be {}, not {}",
-                expected_words(expected),
-                got_words(got)
-            );
+    if let Some((len, expected)) = expecting("invalid length ") {
+        let expected = expected_words(expected);
+        if expected == "an object" {
+            // serde would read an object from a list of its fields; the API takes objects.
+            return "must be an object, not a list".to_owned();
         }
-    }
-    if let Some(rest) = message.strip_prefix("invalid length ") {
-        if let Some((len, expected)) = rest.split_once(", expected ") {
-            let expected = expected_words(expected);
-            if expected == "an object" {
-                // serde would read an object from a list of its fields; the API takes objects.
-                return "must be an object, not a list".to_owned();
-            }
-            return format!("has {len} items; it must be {expected}");
-        }
+        return format!("has {len} items; it must be {expected}");
     }
     if let Some(rest) = message.strip_prefix("unknown variant ") {
         let (got, allowed) = rest.split_once(", ").unwrap_or((rest, ""));

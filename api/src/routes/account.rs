@@ -76,6 +76,18 @@ pub struct AccountMeResponse {
     pub avatar_url: Option<String>,
     /// The signed-in user (absent for API keys).
     pub user: Option<MeUser>,
+    /// What a session of this plan gets when its request does not say (absent if the plan is
+    /// not known to this server).
+    pub session_defaults: Option<SessionDefaults>,
+}
+
+/// A plan's session defaults; a create request may lower them, never raise them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDefaults {
+    /// Seconds without a command before a session is ended.
+    pub idle_timeout_seconds: u32,
+    /// The longest a session may live, in seconds.
+    pub max_session_seconds: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -147,7 +159,12 @@ async fn me(state: &AppState, p: &Principal) -> Result<AccountMeResponse, ApiErr
             )
         }
     };
+    let session_defaults = state.tiers.get(&account.tier).map(|t| SessionDefaults {
+        idle_timeout_seconds: t.idle_timeout_seconds,
+        max_session_seconds: t.max_session_seconds,
+    });
     Ok(AccountMeResponse {
+        session_defaults,
         id: account.id.to_string(),
         name: account.name,
         tier: account.tier,

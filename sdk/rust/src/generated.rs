@@ -125,6 +125,15 @@ pub enum Scope {
     Other,
 }
 
+/// A plan's session defaults; a create request may lower them, never raise them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SessionDefaults {
+    /// Seconds without a command before a session is ended.
+    pub idle_timeout_seconds: i64,
+    /// The longest a session may live, in seconds.
+    pub max_session_seconds: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct MeUser {
     pub email: String,
@@ -153,6 +162,8 @@ pub struct AccountMeResponse {
     pub region: Option<String>,
     /// What that credential may do.
     pub scopes: Vec<Scope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_defaults: Option<SessionDefaults>,
     /// A unique short name for the account (URLs, dashboards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slug: Option<String>,
