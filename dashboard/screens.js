@@ -361,13 +361,17 @@ async function keys(ctx) {
     const rows = await all("/v1/api-keys");
     list.replaceChildren(table([
       ["Name", (k) => k.name],
-      ["Key", (k) => h("code", {}, `${k.prefix}…${k.last4}`)],
+      ["Key", (k) => h("code", { class: "nowrap" }, `${k.prefix}…${k.last4}`)],
       ["Mode", (k) => k.mode],
-      ["Scopes", (k) => k.scopes.join(", ")],
+      ["Scopes", (k) => (k.scopes.length ? k.scopes.join(", ") : "all scopes")],
       ["Status", (k) => badge(k.status)],
+      ["Created", (k) => when(k.created_at)],
+      ["Expires", (k) => (k.expires_at ? when(k.expires_at) : "never")],
       ["Last used", (k) => when(k.last_used_at)],
-      ["", (k) => (k.status === "active" ? h("div", { class: "actions" },
-        action("Rotate", async () => {
+      // A key that still works can always be revoked (an expiring one too: the old key of a
+      // rotation may be the leaked one); one already replaced by a rotation is not rotated again.
+      ["", (k) => (k.status === "active" || k.status === "expiring" ? h("div", { class: "actions" },
+        k.rotated_to ? null : action("Rotate", async () => {
           if (!(await confirmAction("Rotate this key?", "A new key replaces it; the old one keeps working for 24 hours.", "Rotate"))) return;
           const n = await api("POST", `/v1/api-keys/${k.id}/rotate`, {}, { idempotent: true });
           await reveal("New API key", "API key", n.key);

@@ -440,6 +440,36 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     ui.wait_text("ci").await;
     // The key works against the API.
     assert_eq!(s.get(&key, "/v1/sessions").await.status, 200);
+    // Rotating leaves the old key `expiring` for its grace, and still revocable (bug 2).
+    ui.click("Rotate").await;
+    ui.wait_text("Rotate this key?").await;
+    ui.click("Rotate").await;
+    ui.wait(
+        "the new key or a step-up prompt",
+        "document.body.innerText.includes('New API key') || document.body.innerText.includes(\"Confirm it's you\")",
+    )
+    .await;
+    if ui
+        .eval("document.body.innerText.includes(\"Confirm it's you\")")
+        .await
+        == Value::Bool(true)
+    {
+        ui.tick("Use a recovery code instead").await;
+        ui.fill("Authenticator code", &codes[2]).await;
+        ui.click("Verify").await;
+    }
+    ui.wait_text("New API key").await;
+    ui.click("Done").await;
+    ui.wait(
+        "the rotated key with its Revoke button and no Rotate",
+        "[...document.querySelectorAll('tr')].some(tr => tr.innerText.includes('expiring') \
+         && [...tr.querySelectorAll('button')].some(b => b.textContent.trim() === 'Revoke') \
+         && ![...tr.querySelectorAll('button')].some(b => b.textContent.trim() === 'Rotate'))",
+    )
+    .await;
+    ui.shot("api-key-rotated").await;
+    // The old key works during its grace.
+    assert_eq!(s.get(&key, "/v1/sessions").await.status, 200);
 
     // Start a session and watch it live; navigating changes the picture.
     ui.click("Sessions").await;
