@@ -606,6 +606,23 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
 
     // A webhook endpoint, a test event, and a replay of its delivery (same webhook-id twice).
     ui.click("Webhooks").await;
+    // The event checkboxes neither overlap nor clip (bug 8).
+    ui.wait(
+        "the event checkboxes",
+        "document.querySelectorAll('fieldset.scopes label').length > 5",
+    )
+    .await;
+    let clashes = ui
+        .eval(
+            "(() => { const ls = [...document.querySelectorAll('fieldset.scopes label')]; \
+             const r = ls.map(l => l.getBoundingClientRect()); const out = []; \
+             ls.forEach((l, i) => { if (l.scrollWidth > l.clientWidth + 1) out.push('clipped ' + l.textContent); \
+               r.forEach((q, j) => { const p = r[i]; if (j > i && p.left < q.right - 1 && q.left < p.right - 1 \
+                 && p.top < q.bottom - 1 && q.top < p.bottom - 1) out.push(l.textContent + ' over ' + ls[j].textContent); }); }); \
+             return out; })()",
+        )
+        .await;
+    assert_eq!(clashes, serde_json::json!([]), "event checkboxes");
     ui.fill("URL", &hook).await;
     ui.click("Add endpoint").await;
     ui.wait_text("Copy the signing secret now").await;
