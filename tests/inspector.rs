@@ -465,7 +465,16 @@ async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend
             == true
     })
     .await;
-    assert!(truncated, "the session says its recording was truncated");
+    if !truncated {
+        // A rare CI failure left no trace: show what the server saw of this recording.
+        let detail = s.get(&key, &format!("/v1/sessions/{big_sid}")).await.text();
+        let log = s.log();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        panic!(
+            "the session says its recording was truncated: {detail}\nserver log, newest first:\n{}",
+            tail.join("\n")
+        );
+    }
     let r = s
         .post(
             &key,
