@@ -183,7 +183,7 @@ function login() {
       "Sign in",
       async (v, f) => {
         try {
-          finishLogin(await api("POST", "/v1/auth/login", v, { anonymous: true }));
+          await finishLogin(await api("POST", "/v1/auth/login", v, { anonymous: true }));
         } catch (err) {
           if (err.code !== "email_not_verified") throw err;
           f.querySelector(".verify-note")?.remove();
