@@ -41,7 +41,7 @@ ensure_sandbox() {
 # Node.js and the stock Playwright/Puppeteer clients the CDP tests drive (no browser download).
 ensure_node_clients() {
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
-  if [ ! -d tests/cdp/node_modules/puppeteer-core ] || [ ! -d tests/cdp/node_modules/playwright-core ] || [ ! -d tests/cdp/node_modules/har-validator ] || [ ! -d tests/cdp/node_modules/api-smart-diff ]; then
+  if [ ! -d tests/cdp/node_modules/puppeteer-core ] || [ ! -d tests/cdp/node_modules/playwright-core ] || [ ! -d tests/cdp/node_modules/har-validator ] || [ ! -d tests/cdp/node_modules/api-smart-diff ] || [ ! -d tests/cdp/node_modules/@modelcontextprotocol/sdk ]; then
     (cd tests/cdp && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)
   fi
 }
@@ -107,6 +107,10 @@ ensure_sdk_tools() {
   # (tests/cluster.rs).
   if [ ! -x "$venv/bin/moto_server" ]; then
     "$venv/bin/pip" install -q 'moto[server]==5.2.5'
+  fi
+  # The official MCP Python SDK, a client of the built-in MCP server (tests/mcp.rs).
+  if ! "$venv/bin/python" -c 'import mcp' 2>/dev/null; then
+    "$venv/bin/pip" install -q 'mcp==2.3.0'
   fi
   "$venv/bin/pip" install -q --no-deps --force-reinstall ./sdk/python
   export DRIFTSTACK_SDK_PYTHON="$venv/bin/python"

@@ -2,6 +2,8 @@
 //! hands over to library code. `serve` runs the service; the other commands administer the
 //! configured database directly and print only the requested value on stdout.
 
+mod mcp_bridge;
+
 use std::process::ExitCode;
 
 use api::{apikey::KeyMode, config::Config};
@@ -31,6 +33,13 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// A stdio MCP server for local MCP clients, relaying to a Driftstack's `/mcp` (the API key
+    /// comes from DRIFTSTACK_API_KEY; see docs/MCP.md).
+    Mcp {
+        /// The Driftstack to talk to, e.g. `https://driftstack.example.com`.
+        #[arg(long)]
+        url: String,
+    },
     /// Manage accounts.
     Accounts {
         #[command(subcommand)]
@@ -124,6 +133,15 @@ fn main() -> ExitCode {
         print!("{}", api::openapi_json());
         return ExitCode::SUCCESS;
     }
+    if let Command::Mcp { url } = &cli.command {
+        return match mcp_bridge::run_blocking(url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("driftstack mcp: {err}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(err) => {
@@ -172,7 +190,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Mcp { .. } => Ok(()),
         Command::DeprecatedCalls => {
             let db = api::open_database(&config).await?;
             let listed = api::store::deprecated_calls::DeprecatedCallStore::new(db.clone())

@@ -1,6 +1,6 @@
 //! The router: every resource's routes with their OpenAPI description, `/openapi.json`, the
 //! Scalar reference at `/docs/`, the dashboard, and the layers every request passes, outermost
-//! first: request context, problem fallback, the runner-node gate, timeout, body limit,
+//! first (the MCP server at `/mcp`, in front, drives the rest in process): request context, problem fallback, the runner-node gate, timeout, body limit,
 //! `Referrer-Policy`, rate limits, idempotency, and the routing of session commands to their node.
 
 use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, middleware::from_fn};
@@ -50,7 +50,7 @@ pub fn app(state: AppState) -> Router {
     let spec = openapi_json();
     let timeout = state.config.request_timeout;
     let body_limit = state.config.max_body_bytes;
-    routes
+    let app = routes
         .route(
             "/openapi.json",
             axum::routing::get(move || async move {
@@ -104,5 +104,6 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(from_fn(middleware::problem_fallback))
         .layer(from_fn(middleware::request_context))
-        .with_state(state)
+        .with_state(state.clone());
+    crate::mcp::mount(state, app)
 }

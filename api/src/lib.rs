@@ -19,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod identity;
 pub mod mail;
+pub mod mcp;
 pub mod middleware;
 pub mod node;
 pub mod openapi;

@@ -309,6 +309,11 @@ pub const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-l
 pub const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 pub const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
+/// Marks a request the MCP server sends on a caller's behalf: its `/mcp` request was already
+/// rate-limited, so [`limits`] counts it as an API call without limiting it again.
+#[derive(Clone, Copy, Debug)]
+pub struct InProcess;
+
 /// Resolves the caller once for the layers below, applies its rate limit (by tier; headers on
 /// every answer, 429 over the limit) and counts the API call for usage. Requests without a valid
 /// credential pass untouched (the handler answers 401, or they are public).
@@ -325,37 +330,14 @@ pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next)
         req.extensions_mut().insert(principal);
         return next.run(req).await;
     }
-    let verdict = if state.config.rate_limits {
-        state.tiers.get(&principal.tier).map(|tier| {
-            state.limiter.check(
-                principal.actor.id(),
-                tier.rate_limit_per_second,
-                tier.rate_limit_burst,
-            )
-        })
-    } else {
+    let verdict = if req.extensions().get::<InProcess>().is_some() {
         None
+    } else {
+        match rate_check(&state, &principal) {
+            Ok(v) => v,
+            Err(refused) => return *refused,
+        }
     };
-    let headers = |r: &mut Response, v: &crate::ratelimit::Verdict| {
-        let h = r.headers_mut();
-        h.insert(X_RATELIMIT_LIMIT, HeaderValue::from(v.limit));
-        h.insert(X_RATELIMIT_REMAINING, HeaderValue::from(v.remaining));
-        h.insert(X_RATELIMIT_RESET, HeaderValue::from(v.reset_seconds));
-    };
-    if let Some(v) = verdict.filter(|v| !v.allowed) {
-        let mut r = ApiError::too_many(
-            "rate_limited",
-            format!(
-                "Too many requests for this credential; your plan allows bursts of {} and a \
-                 steady rate per second. Retry after the indicated time.",
-                v.limit
-            ),
-            v.reset_seconds,
-        )
-        .into_response();
-        headers(&mut r, &v);
-        return r;
-    }
     // The dashboard's own requests (a signed-in person, polling) are not billable API calls.
     if state.config.metering && principal.dashboard.is_none() {
         state.usage.count_api_call(&principal.account_id);
@@ -363,9 +345,51 @@ pub async fn limits(State(state): State<AppState>, mut req: Request, next: Next)
     req.extensions_mut().insert(principal);
     let mut response = next.run(req).await;
     if let Some(v) = verdict {
-        headers(&mut response, &v);
+        rate_headers(&mut response, &v);
     }
     response
+}
+
+/// Takes one request from the caller's rate limit: the verdict (none when limits are off), or
+/// the 429 to answer.
+pub fn rate_check(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+) -> Result<Option<crate::ratelimit::Verdict>, Box<Response>> {
+    if !state.config.rate_limits {
+        return Ok(None);
+    }
+    let Some(tier) = state.tiers.get(&principal.tier) else {
+        return Ok(None);
+    };
+    let v = state.limiter.check(
+        principal.actor.id(),
+        tier.rate_limit_per_second,
+        tier.rate_limit_burst,
+    );
+    if v.allowed {
+        return Ok(Some(v));
+    }
+    let mut r = ApiError::too_many(
+        "rate_limited",
+        format!(
+            "Too many requests for this credential; your plan allows bursts of {} and a steady \
+             rate per second. Retry after the indicated time.",
+            v.limit
+        ),
+        v.reset_seconds,
+    )
+    .into_response();
+    rate_headers(&mut r, &v);
+    Err(Box::new(r))
+}
+
+/// The `x-ratelimit-*` headers of a verdict.
+pub fn rate_headers(r: &mut Response, v: &crate::ratelimit::Verdict) {
+    let h = r.headers_mut();
+    h.insert(X_RATELIMIT_LIMIT, HeaderValue::from(v.limit));
+    h.insert(X_RATELIMIT_REMAINING, HeaderValue::from(v.remaining));
+    h.insert(X_RATELIMIT_RESET, HeaderValue::from(v.reset_seconds));
 }
 
 /// The layer: answers of deprecated routes get the headers, and their calls are counted.

@@ -121,6 +121,12 @@ pub enum Action {
     },
     /// Waits for the session's next download to finish; its value describes the download.
     WaitForDownload,
+    /// Goes one entry back in the tab's history and waits for the page to be shown.
+    Back,
+    /// Goes one entry forward in the tab's history and waits for the page to be shown.
+    Forward,
+    /// Loads the page again and waits for its `load`.
+    Reload,
 }
 
 impl Action {
@@ -135,6 +141,9 @@ impl Action {
             Action::Evaluate { .. } => "evaluate",
             Action::SetFiles { .. } => "set_files",
             Action::WaitForDownload => "wait_for_download",
+            Action::Back => "back",
+            Action::Forward => "forward",
+            Action::Reload => "reload",
         }
     }
 }
@@ -158,6 +167,10 @@ pub enum CaptureFormat {
     Pdf,
     Html,
     Text,
+    /// The page's main content as Markdown.
+    Markdown,
+    /// The page as an outline of roles and names, each element one can act on tagged with a ref.
+    Snapshot,
 }
 
 impl CaptureFormat {
@@ -168,7 +181,8 @@ impl CaptureFormat {
             CaptureFormat::Webp => "image/webp",
             CaptureFormat::Pdf => "application/pdf",
             CaptureFormat::Html => "text/html; charset=utf-8",
-            CaptureFormat::Text => "text/plain; charset=utf-8",
+            CaptureFormat::Text | CaptureFormat::Snapshot => "text/plain; charset=utf-8",
+            CaptureFormat::Markdown => "text/markdown; charset=utf-8",
         }
     }
 }
@@ -199,6 +213,10 @@ pub struct WaitSpec {
     pub navigation: bool,
     /// Wait until no request has been in flight for 500 ms.
     pub network_idle: bool,
+    /// Wait until the page's visible text contains this.
+    pub text: Option<String>,
+    /// Wait until the page's visible text no longer contains this.
+    pub text_gone: Option<String>,
     pub timeout_ms: u64,
 }
 

@@ -1,4 +1,4 @@
-//! Running a session's actions (click, hover, type, press, scroll, select, evaluate) on a
+//! Running a session's actions (click, hover, type, press, scroll, select, evaluate, history) on a
 //! [`SessionPage`], each within its own deadline; the first failure stops the list.
 
 use std::{
@@ -185,6 +185,9 @@ impl SessionPage {
                 let value = self.evaluate_value(expression, deadline).await?;
                 Ok(Some(value))
             }
+            Action::Back => self.go_history(-1, deadline).await.map(|()| None),
+            Action::Forward => self.go_history(1, deadline).await.map(|()| None),
+            Action::Reload => self.reload(deadline).await.map(|()| None),
         }
     }
 }

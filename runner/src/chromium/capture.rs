@@ -1,5 +1,5 @@
-//! Captures of a [`SessionPage`]: HTML, text, PDF, and screenshots of the viewport, the full
-//! page or one element.
+//! Captures of a [`SessionPage`]: HTML, text, PDF, screenshots of the viewport, the full page or
+//! one element, and (from `agent`) Markdown and the snapshot outline.
 
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,8 @@ impl SessionPage {
                 CaptureFormat::Png | CaptureFormat::Jpeg | CaptureFormat::Webp => {
                     self.screenshot(spec, deadline).await
                 }
+                CaptureFormat::Markdown => Ok(self.markdown(deadline).await?.into_bytes()),
+                CaptureFormat::Snapshot => Ok(self.snapshot(deadline).await?.into_bytes()),
             }
         };
         tokio::time::timeout(timeout, run)

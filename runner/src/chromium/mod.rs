@@ -7,6 +7,7 @@
 //! user-data dir; nothing a browser creates outlives it.
 
 mod actions;
+mod agent;
 mod capture;
 mod downloads;
 mod logs;

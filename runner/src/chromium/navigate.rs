@@ -214,6 +214,17 @@ impl SessionPage {
                     }
                 })?;
         }
+        for (text, present) in [(&spec.text, true), (&spec.text_gone, false)] {
+            let Some(text) = text else { continue };
+            let text = serde_json::to_string(text)
+                .map_err(|e| RunnerError::Internal(anyhow::anyhow!("wait text: {e}")))?;
+            let probe = format!(
+                "(document.body ? document.body.innerText : '').includes({text}) === {present}"
+            );
+            self.wait_until_true(&probe, deadline, "")
+                .await
+                .map_err(|_| RunnerError::Timeout(spec.timeout_ms))?;
+        }
         if spec.network_idle && !self.monitor.wait_for(deadline, network_idle).await {
             return Err(timeout);
         }

@@ -1049,6 +1049,16 @@ pub enum ActionBody {
     /// limit fails it.
     #[serde(rename = "wait_for_download")]
     WaitForDownload {},
+    /// Goes back one page in the tab's history and waits until it is shown (fails when there
+    /// is no previous page).
+    #[serde(rename = "back")]
+    Back {},
+    /// Goes forward one page in the tab's history and waits until it is shown.
+    #[serde(rename = "forward")]
+    Forward {},
+    /// Loads the page again and waits for its `load`.
+    #[serde(rename = "reload")]
+    Reload {},
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -1090,6 +1100,10 @@ pub enum CaptureFormatBody {
     Html,
     #[serde(rename = "text")]
     Text,
+    #[serde(rename = "markdown")]
+    Markdown,
+    #[serde(rename = "snapshot")]
+    Snapshot,
     /// A value this client does not know yet (the server is newer).
     #[serde(other)]
     Other,
@@ -1338,6 +1352,12 @@ pub struct WaitRequest {
     pub selector: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ElementStateBody>,
+    /// Wait until the page's visible text contains this (1–1000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Wait until the page's visible text no longer contains this (1–1000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_gone: Option<String>,
     /// 100–120000 ms.
     pub timeout_ms: i64,
 }
@@ -2610,8 +2630,9 @@ impl Client {
 
     /// `POST /v1/sessions/{id}/capture`
     ///
-    /// Captures the page as an image (`png`, `jpeg`, `webp`), a `pdf`, its `html` or its visible
-    /// `text`. The answer is the bytes with the matching `Content-Type`.
+    /// Captures the page as an image (`png`, `jpeg`, `webp`), a `pdf`, its `html`, its visible
+    /// `text`, its main content as `markdown`, or a `snapshot` outline with element refs. The answer
+    /// is the bytes with the matching `Content-Type`.
     ///
     /// Requires `sessions:write`.
     pub async fn capture(&self, id: &str, body: &CaptureRequest) -> Result<Vec<u8>, Error> {
@@ -2875,7 +2896,8 @@ impl Client {
 
     /// `POST /v1/sessions/{id}/wait`
     ///
-    /// Waits for an element state, a navigation or network idleness. Not reached within
+    /// Waits for an element state, a navigation, text to appear or go, or network idleness (all
+    /// that are named, in that order). Not reached within
     /// `timeout_ms`: 504 `timeout`.
     ///
     /// Requires `sessions:write`.

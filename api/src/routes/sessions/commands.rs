@@ -169,6 +169,13 @@ pub enum ActionBody {
     /// limit fails it.
     #[serde(rename = "wait_for_download")]
     WaitForDownload,
+    /// Goes back one page in the tab's history and waits until it is shown (fails when there
+    /// is no previous page).
+    Back,
+    /// Goes forward one page in the tab's history and waits until it is shown.
+    Forward,
+    /// Loads the page again and waits for its `load`.
+    Reload,
 }
 
 impl From<ActionBody> for Action {
@@ -183,6 +190,9 @@ impl From<ActionBody> for Action {
             ActionBody::Evaluate { expression } => Action::Evaluate { expression },
             ActionBody::SetFiles { selector, uploads } => Action::SetFiles { selector, uploads },
             ActionBody::WaitForDownload => Action::WaitForDownload,
+            ActionBody::Back => Action::Back,
+            ActionBody::Forward => Action::Forward,
+            ActionBody::Reload => Action::Reload,
         }
     }
 }
@@ -277,7 +287,10 @@ impl Validate for ActionsRequest {
                         );
                     }
                 }
-                ActionBody::WaitForDownload => {}
+                ActionBody::WaitForDownload
+                | ActionBody::Back
+                | ActionBody::Forward
+                | ActionBody::Reload => {}
             }
         }
     }

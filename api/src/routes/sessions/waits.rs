@@ -52,6 +52,10 @@ pub struct WaitRequest {
     pub navigation: Option<bool>,
     /// Wait until no request has been in flight for 500 ms.
     pub network_idle: Option<bool>,
+    /// Wait until the page's visible text contains this (1–1000 characters).
+    pub text: Option<String>,
+    /// Wait until the page's visible text no longer contains this (1–1000 characters).
+    pub text_gone: Option<String>,
     /// `completed`: wait until the person the session was handed to is done (`POST
     /// …/handoff`). An expired handoff answers 409 `handoff_expired`; none at all 409
     /// `no_handoff`. Wait again after a 504: a person may take longer than one wait.
@@ -66,13 +70,24 @@ impl Validate for WaitRequest {
         if let Some(s) = &self.selector {
             check_selector(v, "selector".into(), s);
         }
+        for (field, text) in [("text", &self.text), ("text_gone", &self.text_gone)] {
+            if let Some(t) = text {
+                v.check(
+                    !t.is_empty() && t.chars().count() <= 1000,
+                    field,
+                    "must be 1 to 1000 characters",
+                );
+            }
+        }
         let page = self.selector.is_some()
             || self.navigation == Some(true)
-            || self.network_idle == Some(true);
+            || self.network_idle == Some(true)
+            || self.text.is_some()
+            || self.text_gone.is_some();
         v.check(
             page || self.handoff.is_some(),
             "selector",
-            "name at least one of selector, navigation, network_idle or handoff",
+            "name at least one of selector, navigation, network_idle, text, text_gone or handoff",
         );
         if page && self.handoff.is_some() {
             v.add(
@@ -91,7 +106,8 @@ pub struct WaitResponse {
     pub waited_ms: u64,
 }
 
-/// Waits for an element state, a navigation or network idleness. Not reached within
+/// Waits for an element state, a navigation, text to appear or go, or network idleness (all
+/// that are named, in that order). Not reached within
 /// `timeout_ms`: 504 `timeout`.
 ///
 /// Requires `sessions:write`.
@@ -128,6 +144,8 @@ pub async fn wait(
         },
         navigation: body.navigation.unwrap_or(false),
         network_idle: body.network_idle.unwrap_or(false),
+        text: body.text,
+        text_gone: body.text_gone,
         timeout_ms: body.timeout_ms,
     };
     runner(&state)?
@@ -186,6 +204,13 @@ pub enum CaptureFormatBody {
     Pdf,
     Html,
     Text,
+    /// The page's main content (`<main>`, a single `<article>`, or the body without navigation,
+    /// header and footer) as Markdown, links absolute; at most 200000 bytes.
+    Markdown,
+    /// The page as an outline of roles and names, one line per element; each element one can
+    /// act on is tagged `[e12]` and gets the attribute `data-ds-ref="e12"`, so the selector
+    /// `[data-ds-ref="e12"]` finds it in later actions.
+    Snapshot,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -235,8 +260,9 @@ impl Validate for CaptureRequest {
     }
 }
 
-/// Captures the page as an image (`png`, `jpeg`, `webp`), a `pdf`, its `html` or its visible
-/// `text`. The answer is the bytes with the matching `Content-Type`.
+/// Captures the page as an image (`png`, `jpeg`, `webp`), a `pdf`, its `html`, its visible
+/// `text`, its main content as `markdown`, or a `snapshot` outline with element refs. The answer
+/// is the bytes with the matching `Content-Type`.
 ///
 /// Requires `sessions:write`.
 #[utoipa::path(post, path = "/v1/sessions/{id}/capture", tag = "sessions",
@@ -245,7 +271,8 @@ impl Validate for CaptureRequest {
     responses((status = 421, description = "The session runs on another node (`session_on_another_node`)", body = Problem, content_type = "application/problem+json"),
               (status = 200, description = "The capture",
                content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"),
-                       (Vec<u8> = "application/pdf"), (String = "text/html"), (String = "text/plain"))),
+                       (Vec<u8> = "application/pdf"), (String = "text/html"), (String = "text/plain"),
+                       (String = "text/markdown"))),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
@@ -264,6 +291,8 @@ pub async fn capture(
         CaptureFormatBody::Pdf => CaptureFormat::Pdf,
         CaptureFormatBody::Html => CaptureFormat::Html,
         CaptureFormatBody::Text => CaptureFormat::Text,
+        CaptureFormatBody::Markdown => CaptureFormat::Markdown,
+        CaptureFormatBody::Snapshot => CaptureFormat::Snapshot,
     };
     let spec = CaptureSpec {
         format,
