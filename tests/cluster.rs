@@ -755,3 +755,102 @@ async fn profiles_travel_between_runners_through_s3() {
     let gone = via_b.get_profile(&profile.id).await.expect_err("deleted");
     assert_eq!(gone.status(), Some(404));
 }
+
+/// An MCP session whose requests alternate between two API nodes (as behind a load balancer):
+/// the server keeps nothing between requests, and a snapshot's refs live in the page, so a ref
+/// taken through one node is clicked through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_session_alternates_between_two_api_nodes() {
+    use serde_json::json;
+    use support::mcp;
+    let site = pages::start_with(vec![(
+        "/counter",
+        r#"<title>Counter</title><h1>Clicks: <span id="n">0</span></h1>
+        <button onclick="n.textContent = Number(n.textContent) + 1">Add one</button>"#
+            .to_owned(),
+    )])
+    .await;
+    let mut a = Env::new(Backend::Postgres);
+    a.set("DRIFTSTACK_CLUSTER_TOKEN", "a-long-shared-cluster-secret");
+    let node_a = a.start();
+    let key = node_a.key().to_owned();
+    let mut b = joining(&a);
+    b.set("DRIFTSTACK_CLUSTER_TOKEN", "a-long-shared-cluster-secret");
+    let node_b = b.start();
+    let nodes = [node_a.base.as_str(), node_b.base.as_str()];
+
+    let info = mcp::initialize(nodes[0], &key).await;
+    assert_eq!(info["serverInfo"]["name"], "driftstack", "{info}");
+    let (status, tools) = mcp::post(
+        nodes[1],
+        Some(&key),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        tools["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| t.len() >= 19)
+    );
+
+    let created = mcp::call(nodes[0], &key, "session_create", json!({})).await;
+    let sid = created["structuredContent"]["session_id"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    let opened = mcp::call(
+        nodes[1],
+        &key,
+        "navigate",
+        json!({"session_id": sid, "url": site.url("/counter")}),
+    )
+    .await;
+    assert_ne!(opened["isError"], true, "{opened}");
+    let mut turn = 0;
+    for expected in ["Clicks: 1", "Clicks: 2", "Clicks: 3"] {
+        let snap = mcp::text(
+            &mcp::call(
+                nodes[turn % 2],
+                &key,
+                "snapshot",
+                json!({"session_id": sid}),
+            )
+            .await,
+        );
+        let button = snap
+            .lines()
+            .find(|l| l.contains("button \"Add one\""))
+            .and_then(|l| l.trim().strip_prefix('['))
+            .and_then(|l| l.split(']').next())
+            .unwrap_or_else(|| panic!("no button in {snap}"))
+            .to_owned();
+        turn += 1;
+        let clicked = mcp::call(
+            nodes[turn % 2],
+            &key,
+            "click",
+            json!({"session_id": sid, "ref": button}),
+        )
+        .await;
+        assert_ne!(clicked["isError"], true, "{clicked}");
+        let waited = mcp::call(
+            nodes[turn % 2],
+            &key,
+            "wait_for",
+            json!({"session_id": sid, "text": expected, "timeout_ms": 5000}),
+        )
+        .await;
+        assert_ne!(waited["isError"], true, "{expected}: {waited}");
+    }
+    let released = mcp::call(
+        nodes[1],
+        &key,
+        "session_release",
+        json!({"session_id": sid}),
+    )
+    .await;
+    assert_ne!(released["isError"], true, "{released}");
+    let gone = mcp::call(nodes[0], &key, "snapshot", json!({"session_id": sid})).await;
+    assert_eq!(mcp::error_code(&gone), "session_ended", "{gone}");
+}

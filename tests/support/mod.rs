@@ -7,6 +7,7 @@
 pub mod cdp;
 pub mod hooks;
 pub mod mail;
+pub mod mcp;
 pub mod pages;
 pub mod stripe;
 

@@ -332,12 +332,8 @@ async fn session_list(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
     let limit = a.uint("limit", 1, 100)?.unwrap_or(20);
     let mut query = format!("limit={limit}");
     if let Some(status) = a.str("status")? {
-        let known = ["starting", "active", "ended", "failed"];
-        if !known.contains(&status) {
-            return Err(ToolError::invalid(
-                "status",
-                "must be starting, active, ended or failed",
-            ));
+        if !["live", "all"].contains(&status) {
+            return Err(ToolError::invalid("status", "must be live or all"));
         }
         query.push_str(&format!("&status={status}"));
     }
@@ -370,7 +366,7 @@ async fn session_list(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
             .join("\n")
     };
     if page["has_more"] == json!(true) {
-        text.push_str("\n… more exist (raise limit or filter by status)");
+        text.push_str("\n… more exist (raise limit, or status: live)");
     }
     Ok(Outcome::text(text).with(json!({"sessions": sessions, "has_more": page["has_more"]})))
 }

@@ -49,7 +49,7 @@ pub fn catalogue() -> Vec<Tool> {
             "session_list",
             "Lists the account's sessions, newest first.",
             json!({
-                "status": {"type": "string", "enum": ["starting", "active", "ended", "failed"], "description": "Only sessions in this state."},
+                "status": {"type": "string", "enum": ["live", "all"], "description": "`live`: starting, active and closing sessions only; default all."},
                 "limit": {"type": "integer", "minimum": 1, "maximum": 100, "description": "At most this many (default 20)."},
             }),
             &[],

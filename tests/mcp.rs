@@ -1,0 +1,297 @@
+//! The built-in MCP server, end to end with clients no one here wrote, on SQLite and PostgreSQL:
+//! the official Python SDK over streamable HTTP signs in to a loopback form by snapshot refs
+//! (typed text seen, a password never, stale refs and the egress guard as tool errors), every
+//! tool call metered once as an API call and audited like REST; the official TypeScript SDK over
+//! stdio through `driftstack mcp`; and the gate: no key 401, a key without a sessions scope 403
+//! (problem+json, before any MCP message), a read-only key cannot create, another account's
+//! session is not found, ids cannot walk the REST paths, the key's rate limit applies.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Backend, Env, Server, mcp, pages};
+
+on_both_backends!(
+    an_agent_signs_in_through_the_python_sdk_over_http,
+    a_local_client_drives_a_session_through_the_stdio_bridge,
+    the_gate_and_the_tools_refuse_what_a_key_may_not_do,
+);
+
+const SIGNIN: &str = r#"<title>Sign in</title><main><h1>Sign in</h1><p>Members only.</p>
+<form action="/welcome"><label>Email <input name="email"></label>
+<label>Password <input type="password" name="pw"></label>
+<select name="plan"><option value="free">Free</option><option value="team">Team</option></select>
+<button>Sign in</button></form></main>"#;
+
+const WELCOME: &str = r#"<title>Welcome</title><nav><a href="/">Home</a></nav><main>
+<h1>Welcome back</h1><p id="who"></p><a href="/two">Next</a></main>
+<script>const q = new URLSearchParams(location.search);
+document.getElementById('who').textContent = 'Signed in as ' + q.get('email') + ' on ' + q.get('plan');
+</script>"#;
+
+async fn site() -> pages::Site {
+    pages::start_with(vec![
+        ("/signin", SIGNIN.to_owned()),
+        ("/welcome", WELCOME.to_owned()),
+    ])
+    .await
+}
+
+fn start(backend: Backend) -> (Env, Server) {
+    let mut env = Env::new(backend);
+    env.set("DRIFTSTACK_USAGE_FLUSH_SECONDS", "1");
+    let server = env.start();
+    (env, server)
+}
+
+async fn api_calls(s: &Server, key: &str) -> f64 {
+    let usage = s.get(key, "/v1/usage").await;
+    assert_eq!(usage.status, 200, "{}", usage.text());
+    usage.json()["meters"]["api_calls"]["used"]
+        .as_f64()
+        .expect("api_calls.used")
+}
+
+async fn an_agent_signs_in_through_the_python_sdk_over_http(backend: Backend) {
+    let site = site().await;
+    let (_env, s) = start(backend);
+    let key = s.key().to_owned();
+    let before = api_calls(&s, &key).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new(support::tool("python"))
+            .arg(format!(
+                "{}/tests/mcp/agent_http.py",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .args([&s.url("/mcp"), &key, &site.url("/")])
+            .output(),
+    )
+    .await
+    .expect("the agent within 3 minutes")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Python agent failed:\n{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let summary: Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or("{}"))
+        .expect("the agent's summary line");
+    let rest_calls = summary["rest_calls"].as_f64().expect("rest_calls");
+    let sid = summary["session_id"].as_str().expect("session_id");
+
+    // Each tool call that reached the API counted once (not twice: the /mcp request itself is
+    // not an API call). Readings cost one each; wait for the flush, then read once more.
+    let mut reads = 1.0;
+    let reached = support::eventually(Duration::from_secs(15), async || {
+        reads += 1.0;
+        api_calls(&s, &key).await >= before + rest_calls
+    })
+    .await;
+    assert!(reached, "the tool calls were not metered");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = api_calls(&s, &key).await;
+    reads += 1.0;
+    let counted = after - before;
+    assert!(
+        counted >= rest_calls + reads - 2.0 && counted <= rest_calls + reads,
+        "{rest_calls} tool calls and {reads} readings, but {counted} API calls counted"
+    );
+
+    // Audited like the REST call, with the key as the actor.
+    let audit = s.get(&key, "/v1/audit-log?limit=100").await;
+    assert_eq!(audit.status, 200);
+    let entries = audit.json()["data"].as_array().cloned().unwrap_or_default();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "session.created" && e["target"].as_str() == Some(sid)),
+        "no session.created entry for {sid}: {entries:?}"
+    );
+}
+
+async fn a_local_client_drives_a_session_through_the_stdio_bridge(backend: Backend) {
+    let site = site().await;
+    let (env, s) = start(backend);
+    let reader = env.cli(&[
+        "keys",
+        "create",
+        "--email",
+        "owner@localhost",
+        "--scopes",
+        "sessions:read",
+    ]);
+    let dir = format!("{}/tests/cdp", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("node")
+            .arg(format!("{dir}/mcp-stdio.mjs"))
+            .args([support::BIN, &s.base, s.key(), &reader, &site.url("")])
+            .output(),
+    )
+    .await
+    .expect("the stdio client within 3 minutes")
+    .expect("node runs");
+    assert!(
+        out.status.success(),
+        "the TypeScript client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The bridge without a key, or with a URL it cannot use, says why and exits 2.
+    let no_key = env
+        .command(&["mcp", "--url", &s.base])
+        .env_remove("DRIFTSTACK_API_KEY")
+        .output()
+        .expect("run the bridge");
+    assert_eq!(no_key.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("DRIFTSTACK_API_KEY"));
+    let bad_url = env
+        .command(&["mcp", "--url", "file:///etc/passwd"])
+        .env("DRIFTSTACK_API_KEY", s.key())
+        .output()
+        .expect("run the bridge");
+    assert_eq!(bad_url.status.code(), Some(2));
+}
+
+async fn the_gate_and_the_tools_refuse_what_a_key_may_not_do(backend: Backend) {
+    let site = site().await;
+    let (env, s) = start(backend);
+    let key = s.key().to_owned();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+
+    // No key, a wrong key: 401 problem+json before any MCP message is read.
+    for k in [None, Some("ds_live_notarealkeyatallnotarealkeyatall00")] {
+        let (status, body) = mcp::post(&s.base, k, list.clone()).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["code"], "unauthorized", "{body}");
+    }
+    // A key with no sessions scope: 403 naming the permission.
+    let usage_only = env.cli(&[
+        "keys",
+        "create",
+        "--email",
+        "owner@localhost",
+        "--scopes",
+        "usage:read",
+    ]);
+    let (status, body) = mcp::post(&s.base, Some(&usage_only), list.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "missing_permission");
+
+    // A read-only key sees the tools and lists sessions, but cannot start or drive one.
+    let reader = env.cli(&[
+        "keys",
+        "create",
+        "--email",
+        "owner@localhost",
+        "--scopes",
+        "sessions:read",
+    ]);
+    mcp::initialize(&s.base, &reader).await;
+    let denied = mcp::call(&s.base, &reader, "session_create", json!({})).await;
+    assert_eq!(mcp::error_code(&denied), "missing_permission");
+    let listed = mcp::call(&s.base, &reader, "session_list", json!({})).await;
+    assert_ne!(listed["isError"], true, "{listed}");
+
+    let created = mcp::call(&s.base, &key, "session_create", json!({})).await;
+    let sid = created["structuredContent"]["session_id"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    let nav = json!({"session_id": sid, "url": site.url("/signin")});
+    let driven = mcp::call(&s.base, &reader, "navigate", nav.clone()).await;
+    assert_eq!(mcp::error_code(&driven), "missing_permission");
+
+    // Another account's key cannot reach the session.
+    env.cli(&["accounts", "create", "--email", "intruder@example.com"]);
+    let intruder = env.cli(&["keys", "create", "--email", "intruder@example.com"]);
+    let foreign = mcp::call(&s.base, &intruder, "navigate", nav.clone()).await;
+    assert_eq!(mcp::error_code(&foreign), "not_found", "{foreign}");
+    let foreign = mcp::call(&s.base, &intruder, "snapshot", json!({"session_id": sid})).await;
+    assert_eq!(mcp::error_code(&foreign), "not_found", "{foreign}");
+
+    // Arguments cannot walk the REST paths or smuggle fields.
+    for bad in [
+        format!("{sid}/../../api-keys"),
+        "../api-keys".to_owned(),
+        format!("{sid}?x=1"),
+    ] {
+        let r = mcp::call(&s.base, &key, "snapshot", json!({"session_id": bad})).await;
+        assert_eq!(mcp::error_code(&r), "validation_failed", "{bad}: {r}");
+        assert!(mcp::text(&r).contains("session_id"), "{r}");
+    }
+    let smuggled = mcp::call(
+        &s.base,
+        &key,
+        "navigate",
+        json!({"session_id": sid, "url": site.url("/"), "actions": []}),
+    )
+    .await;
+    assert_eq!(mcp::error_code(&smuggled), "validation_failed");
+    assert!(mcp::text(&smuggled).contains("actions: is not an argument of navigate"));
+    let typed = mcp::call(
+        &s.base,
+        &key,
+        "session_create",
+        json!({"viewport": {"width": "wide", "height": 10}}),
+    )
+    .await;
+    assert_eq!(mcp::error_code(&typed), "validation_failed", "{typed}");
+    assert!(
+        !mcp::text(&typed).contains("invalid type"),
+        "serde text reached the model: {typed}"
+    );
+    // An unknown tool is a protocol error.
+    let (status, body) = mcp::post(
+        &s.base,
+        Some(&key),
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+               "params": {"name": "shell", "arguments": {}}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["error"]["code"], -32602, "{body}");
+    let released = mcp::call(&s.base, &key, "session_release", json!({"session_id": sid})).await;
+    assert_ne!(released["isError"], true, "{released}");
+}
+
+/// The key's rate limit applies to `/mcp` like to REST: past the burst, 429 problem+json.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keys_rate_limit_applies_to_mcp() {
+    let tiers = support::TempDir::new("tiers");
+    let tiers_file = tiers.path().join("tiers.json");
+    std::fs::write(
+        &tiers_file,
+        r#"{"self_hosted": {"display_name": "Self-hosted", "live_keys": true, "price_cents": null,
+            "billing": "none", "max_concurrent_sessions": 3, "max_session_seconds": 600,
+            "idle_timeout_seconds": 300, "monthly_sessions": null, "monthly_session_minutes": null,
+            "rate_limit_per_second": 1, "rate_limit_burst": 3, "max_profiles": 20,
+            "max_profile_state_bytes": 1048576}}"#,
+    )
+    .expect("tiers");
+    let mut env = Env::new(Backend::Sqlite);
+    env.set("DRIFTSTACK_TIERS_FILE", &tiers_file.display().to_string());
+    let s = env.start();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let (status, body) = mcp::post(&s.base, Some(s.key()), list.clone()).await;
+        if status == 429 {
+            assert_eq!(body["code"], "rate_limited", "{body}");
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&429), "never limited: {statuses:?}");
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+}
