@@ -349,7 +349,7 @@ async function profileDetail(ctx) {
 // ---------------------------------------------------------------- API keys
 
 const SCOPES = ["account:read", "account:write", "keys:read", "keys:write", "sessions:read", "sessions:write",
-  "profiles:read", "profiles:write", "usage:read", "audit:read", "webhooks:read", "webhooks:write",
+  "sessions:evaluate", "profiles:read", "profiles:write", "usage:read", "audit:read", "webhooks:read", "webhooks:write",
   "team:read", "team:write", "billing:read", "billing:write"];
 
 async function keys(ctx) {

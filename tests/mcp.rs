@@ -4,7 +4,8 @@
 //! tool call metered once as an API call and audited like REST; the official TypeScript SDK over
 //! stdio through `driftstack mcp`; and the gate: no key 401, a key without a sessions scope 403
 //! (problem+json, before any MCP message), a read-only key cannot create, another account's
-//! session is not found, ids cannot walk the REST paths, the key's rate limit applies.
+//! session is not found, ids cannot walk the REST paths, `evaluate` needs its own scope, the
+//! key's rate limit applies.
 
 mod support;
 
@@ -212,6 +213,36 @@ async fn the_gate_and_the_tools_refuse_what_a_key_may_not_do(backend: Backend) {
     let nav = json!({"session_id": sid, "url": site.url("/signin")});
     let driven = mcp::call(&s.base, &reader, "navigate", nav.clone()).await;
     assert_eq!(mcp::error_code(&driven), "missing_permission");
+
+    // `evaluate` runs script in the page: offered only to keys holding `sessions:evaluate`.
+    let driver = env.cli(&[
+        "keys",
+        "create",
+        "--email",
+        "owner@localhost",
+        "--scopes",
+        "sessions:read,sessions:write",
+    ]);
+    let names = async |k: &str| -> Vec<String> {
+        let (_, body) = mcp::post(&s.base, Some(k), list.clone()).await;
+        body["result"]["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(!names(&driver).await.contains(&"evaluate".to_owned()));
+    assert!(names(&key).await.contains(&"evaluate".to_owned()));
+    let script = json!({"session_id": sid, "expression": "6 * 7"});
+    let refused = mcp::call(&s.base, &driver, "evaluate", script.clone()).await;
+    assert_eq!(mcp::error_code(&refused), "missing_permission");
+    assert!(
+        mcp::text(&refused).contains("sessions:evaluate"),
+        "{refused}"
+    );
+    let answered = mcp::call(&s.base, &key, "evaluate", script).await;
+    assert_eq!(mcp::text(&answered), "42", "{answered}");
 
     // Another account's key cannot reach the session.
     env.cli(&["accounts", "create", "--email", "intruder@example.com"]);

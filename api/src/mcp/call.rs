@@ -287,6 +287,7 @@ pub async fn run(
         "extract" => extract(rest, &a).await,
         "wait_for" => wait_for(rest, &a).await,
         "downloads" => downloads(rest, &a).await,
+        "evaluate" => evaluate(rest, &a).await,
         "handoff" => handoff(rest, &a).await,
         _ => Err(ToolError {
             status: 404,
@@ -533,6 +534,28 @@ async fn wait_for(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
         "Done after {} ms.",
         done["waited_ms"]
     )))
+}
+
+async fn evaluate(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
+    let id = a.session()?;
+    let expression = a.required_str("expression")?;
+    let timeout = a
+        .uint("timeout_ms", 100, 120_000)?
+        .unwrap_or(ACTION_TIMEOUT_MS);
+    let done = actions(
+        rest,
+        &id,
+        json!([{"type": "evaluate", "expression": expression}]),
+        timeout,
+    )
+    .await?;
+    let value = done["results"][0]["value"].clone();
+    let mut text = value.to_string();
+    if text.chars().count() > 20_000 {
+        text = text.chars().take(20_000).collect();
+        text.push_str("… (cut at 20000 characters)");
+    }
+    Ok(Outcome::text(text))
 }
 
 async fn downloads(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {

@@ -31,7 +31,12 @@ use rmcp::{
 };
 
 use crate::{
-    error::ApiError, extract::credentials::missing, middleware, permissions::Scope, state::AppState,
+    auth::Principal,
+    error::ApiError,
+    extract::credentials::missing,
+    middleware,
+    permissions::{Scope, Scopes},
+    state::AppState,
 };
 
 const INSTRUCTIONS: &str = "Driftstack runs headless Chromium sessions. Start one with \
@@ -86,6 +91,9 @@ async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Respon
     match middleware::rate_check(&state, &principal) {
         Err(refused) => *refused,
         Ok(verdict) => {
+            // The tools read what the caller may do (the `evaluate` tool needs its own scope).
+            let mut req = req;
+            req.extensions_mut().insert(principal);
             let mut response = next.run(req).await;
             if let Some(v) = verdict {
                 middleware::rate_headers(&mut response, &v);
@@ -93,6 +101,16 @@ async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Respon
             response
         }
     }
+}
+
+/// The scopes of the key behind an MCP request (none when the gate did not run).
+fn caller_scopes(context: &RequestContext<RoleServer>) -> Scopes {
+    context
+        .extensions
+        .get::<Parts>()
+        .and_then(|p| p.extensions.get::<Principal>())
+        .map(|p| p.scopes)
+        .unwrap_or_default()
 }
 
 /// One MCP request's server (made afresh for each request: there is nothing to keep).
@@ -111,9 +129,11 @@ impl ServerHandler for Server {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools::catalogue()))
+        Ok(ListToolsResult::with_all_items(tools::catalogue_for(
+            caller_scopes(&context),
+        )))
     }
 
     async fn call_tool(
@@ -128,8 +148,15 @@ impl ServerHandler for Server {
         else {
             return Err(ErrorData::internal_error("no caller on this request", None));
         };
-        let catalogue = tools::catalogue();
-        let Some(tool) = catalogue.iter().find(|t| t.name == request.name) else {
+        let offered = tools::catalogue_for(caller_scopes(&context));
+        let Some(tool) = offered.iter().find(|t| t.name == request.name) else {
+            if tools::catalogue().iter().any(|t| t.name == request.name) {
+                // A tool this key is not offered (`evaluate` without its scope).
+                let refused = rest::ToolError::from(missing(Scope::SessionsEvaluate));
+                let mut result = CallToolResult::error(vec![ContentBlock::text(refused.message())]);
+                result.structured_content = Some(refused.structured());
+                return Ok(result.into());
+            }
             return Err(ErrorData::invalid_params(
                 format!(
                     "There is no tool named {:?}; tools/list names them.",

@@ -128,6 +128,19 @@ impl ToolError {
     }
 }
 
+impl From<crate::error::ApiError> for ToolError {
+    fn from(err: crate::error::ApiError) -> Self {
+        let problem = err.problem();
+        let extra = problem.extensions.unwrap_or_default();
+        ToolError {
+            status: problem.status,
+            code: problem.code,
+            detail: problem.detail,
+            extra,
+        }
+    }
+}
+
 impl Rest {
     /// A client for the caller of `parts` (its `Authorization` is required and was checked by
     /// the `/mcp` gate).

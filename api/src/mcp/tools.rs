@@ -4,7 +4,19 @@
 use std::sync::Arc;
 
 use rmcp::model::{JsonObject, Tool};
+
+use crate::permissions::{Scope, Scopes};
 use serde_json::{Value, json};
+
+/// The tools a key with `scopes` is offered: all of [`catalogue`], `evaluate` only with
+/// `sessions:evaluate` (running script in a page is more than driving it).
+pub fn catalogue_for(scopes: Scopes) -> Vec<Tool> {
+    let mut tools = catalogue();
+    if !scopes.contains(Scope::SessionsEvaluate) {
+        tools.retain(|t| t.name != "evaluate");
+    }
+    tools
+}
 
 /// Every tool, in the order `tools/list` gives them.
 pub fn catalogue() -> Vec<Tool> {
@@ -202,6 +214,17 @@ pub fn catalogue() -> Vec<Tool> {
                 "timeout_ms": {"type": "integer", "minimum": 100, "maximum": 120000, "description": "Give up after this long (default 10000)."},
             }),
             &["session_id"],
+        ),
+        tool(
+            "evaluate",
+            "Evaluates a JavaScript expression in the page (promises are awaited) and returns its \
+             JSON value, cut to 20000 characters. Offered only to keys with `sessions:evaluate`.",
+            json!({
+                "session_id": session(),
+                "expression": {"type": "string", "description": "The expression (1–100000 characters)."},
+                "timeout_ms": timeout(),
+            }),
+            &["session_id", "expression"],
         ),
         tool(
             "downloads",

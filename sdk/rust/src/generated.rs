@@ -100,6 +100,8 @@ pub enum Scope {
     SessionsRead,
     #[serde(rename = "sessions:write")]
     SessionsWrite,
+    #[serde(rename = "sessions:evaluate")]
+    SessionsEvaluate,
     #[serde(rename = "profiles:read")]
     ProfilesRead,
     #[serde(rename = "profiles:write")]
