@@ -10,6 +10,9 @@
 //! `--sandbox` instead measures creates and cycles with the browser sandbox off and on
 //! (interleaved), next to the baseline on the same browser binary.
 //!
+//! `--mcp N` instead measures the MCP server's cost over the same REST calls, and what a
+//! realistic page weighs as HTML, snapshot and Markdown.
+//!
 //! `--profiles N` instead measures loading and saving a profile of 200 cookies and 50 origins of
 //! localStorage: in the store alone and through real sessions.
 //!
@@ -23,6 +26,7 @@ mod compare;
 mod inspector;
 mod limits;
 mod live_input;
+mod mcp;
 mod procfs;
 mod profile;
 mod report;
@@ -73,6 +77,8 @@ struct Args {
     inspector: bool,
     /// Measure the interactive live view's input-to-frame latency with this many keystrokes.
     live_input: Option<usize>,
+    /// Measure the MCP server's overhead over REST, and snapshot sizes, with this many calls.
+    mcp: Option<usize>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -93,6 +99,7 @@ fn parse_args() -> anyhow::Result<Args> {
         sandbox: false,
         inspector: false,
         live_input: None,
+        mcp: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -113,6 +120,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--sandbox" => args.sandbox = true,
             "--inspector" => args.inspector = true,
             "--live-input" => args.live_input = Some(value()?.parse()?),
+            "--mcp" => args.mcp = Some(value()?.parse()?),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -168,6 +176,12 @@ async fn main() -> anyhow::Result<()> {
         let md = live_input::live_input_bench(&args, &url, keys).await?;
         print!("{md}");
         write_named_section(&args.out, "live-input", &md)?;
+        return Ok(());
+    }
+    if let Some(n) = args.mcp {
+        let md = mcp::mcp_bench(&args, n).await?;
+        print!("{md}");
+        write_named_section(&args.out, "mcp", &md)?;
         return Ok(());
     }
     if args.inspector {

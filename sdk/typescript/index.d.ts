@@ -148,12 +148,17 @@ export interface WaitCondition {
   state?: "attached" | "visible" | "hidden";
   navigation?: boolean;
   network_idle?: boolean;
+  /** Until the page's visible text contains this. */
+  text?: string;
+  /** Until the page's visible text no longer contains this. */
+  text_gone?: string;
   /** Until the person the session was handed to clicks Done (see `waitForHandoff`). */
   handoff?: "completed";
 }
 
 export interface CaptureOptions {
-  format?: "png" | "jpeg" | "webp" | "pdf" | "html" | "text";
+  /** `markdown`: the main content; `snapshot`: an outline with element refs (`data-ds-ref`). */
+  format?: "png" | "jpeg" | "webp" | "pdf" | "html" | "text" | "markdown" | "snapshot";
   full_page?: boolean;
   selector?: string;
   quality?: number;
