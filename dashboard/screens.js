@@ -26,6 +26,13 @@ function slot(label) {
 
 // ---------------------------------------------------------------- sessions
 
+/** Whether the signed-in person's role allows `scope` (`GET /v1/account/me`): what it does not
+ * allow is not offered, rather than refused on submit. */
+const can = (ctx, scope) => (ctx.me?.scopes || []).includes(scope);
+
+/** A note in place of what the role cannot do. */
+const cannot = (what) => h("p", { class: "hint" }, `Your role cannot ${what}.`);
+
 const ACTIVE = new Set(["starting", "running", "active", "live"]);
 
 /** The idle timeout: empty means the plan's default, which the hint states. */
@@ -43,7 +50,7 @@ async function sessions(ctx) {
   const profiles = await all("/v1/profiles").catch(() => []);
   const profile = select({ name: "profile_id" }, [["", "No profile (clean browser)"], ...profiles.map((p) => [p.id, p.name])]);
   main().append(
-    section("Start a session", form(
+    can(ctx, "sessions:write") ? section("Start a session", form(
       [field("Profile", profile),
         h("div", { class: "check" }, h("input", { type: "checkbox", name: "persist", id: "persist" }), h("label", { for: "persist" }, "Save the profile's state when the session ends")),
         h("div", { class: "check" }, h("input", { type: "checkbox", name: "record", id: "record" }), h("label", { for: "record" }, "Record the session for replay")),
@@ -60,7 +67,7 @@ async function sessions(ctx) {
         const s = await api("POST", "/v1/sessions", body, { idempotent: true });
         ctx.go(`/sessions/${s.id}`);
       },
-    )),
+    )) : cannot("start sessions"),
     section("Recent sessions", list),
   );
   const load = async () => {
@@ -104,7 +111,9 @@ async function sessionDetail(ctx) {
   const liveState = h("p", { class: "hint", role: "status" }, live ? "Connecting to the live view…" : "The session has ended.");
   const liveControls = h("div", { class: "toolbar" });
   const url = h("input", { name: "url", type: "url", required: true, placeholder: "https://example.com" });
-  const format = select({ name: "format" }, [["png", "PNG"], ["jpeg", "JPEG"], ["pdf", "PDF"], ["html", "HTML"], ["text", "Text"]]);
+  const format = select({ name: "format" }, [["png", "PNG"], ["jpeg", "JPEG"], ["pdf", "PDF"], ["html", "HTML"], ["text", "Text"], ["markdown", "Markdown (main content)"], ["snapshot", "Snapshot (outline with refs)"]]);
+  const extension = { text: "txt", markdown: "md", snapshot: "txt" };
+  const drive = live && can(ctx, "sessions:write");
   const downloads = slot("Downloads");
   const showDownloads = async () => {
     const page = await api("GET", `/v1/sessions/${id}/downloads?limit=100`);
@@ -120,20 +129,20 @@ async function sessionDetail(ctx) {
     s.recording ? replaySection(id, s.recording) : null,
     downloads,
     live ? section("Live view", liveState, liveControls, screen) : liveState,
-    live ? section("Navigate", form([field("URL", url)], "Go", async (v) => {
+    drive ? section("Navigate", form([field("URL", url)], "Go", async (v) => {
       const r = await api("POST", `/v1/sessions/${id}/navigate`, { url: v.url });
       toast(`Loaded ${r.url || v.url} (${r.status ?? "?"})`);
     })) : null,
-    live ? section("Capture", form([field("Format", format)], "Capture", async (v) => {
+    drive ? section("Capture", form([field("Format", format)], "Capture", async (v) => {
       const r = await api("POST", `/v1/sessions/${id}/capture`, { format: v.format }, { raw: true });
       const blob = await r.blob();
-      const a = h("a", { href: URL.createObjectURL(blob), download: `${id}.${v.format === "text" ? "txt" : v.format}` });
+      const a = h("a", { href: URL.createObjectURL(blob), download: `${id}.${extension[v.format] || v.format}` });
       document.body.append(a);
       a.click();
       a.remove();
       toast(`Captured ${bytes(blob.size)}.`);
     })) : null,
-    live ? h("div", { class: "actions" }, action("End session", async () => {
+    drive ? h("div", { class: "actions" }, action("End session", async () => {
       if (!(await confirmAction("End this session?", endingText(s), "End session"))) return;
       await api("DELETE", `/v1/sessions/${id}`);
       toast("Session ended.");
@@ -264,7 +273,7 @@ async function profiles(ctx) {
   title("Profiles");
   const list = slot("Profiles");
   main().append(
-    section("New profile", form(
+    can(ctx, "profiles:write") ? section("New profile", form(
       [field("Name", { name: "name", required: true, maxlength: 100 }),
         field("User agent", { name: "user_agent" }, "Optional; the browser's own when empty."),
         field("Locale", { name: "locale", placeholder: "en-US" }),
@@ -276,7 +285,7 @@ async function profiles(ctx) {
         const p = await api("POST", "/v1/profiles", { name: v.name, fingerprint }, { idempotent: true });
         ctx.go(`/profiles/${p.id}`);
       },
-    )),
+    )) : cannot("create profiles"),
     section("All profiles", list),
   );
   const rows = await all("/v1/profiles");
@@ -292,6 +301,7 @@ async function profileDetail(ctx) {
   const id = ctx.id;
   const p = await api("GET", `/v1/profiles/${id}`);
   title(p.name);
+  const write = can(ctx, "profiles:write");
   const snaps = slot("Snapshots");
   const loadSnaps = async () => {
     const rows = await all(`/v1/profiles/${id}/snapshots`);
@@ -300,7 +310,7 @@ async function profileDetail(ctx) {
       ["Taken", (s) => when(s.created_at)],
       ["Source", (s) => s.source],
       ["State", (s) => `${s.state.cookies} cookies, ${s.state.local_storage_items} storage items, ${bytes(s.state.bytes)}`],
-      ["", (s) => h("div", { class: "actions" },
+      ["", (s) => (!write ? "" : h("div", { class: "actions" },
         action("Restore", async () => {
           if (!(await confirmAction("Restore this snapshot?", "It becomes the profile's current state.", "Restore"))) return;
           await api("POST", `/v1/profiles/${id}/snapshots/${s.id}/restore`);
@@ -311,7 +321,7 @@ async function profileDetail(ctx) {
           if (!(await confirmAction("Delete this snapshot?", "This cannot be undone.", "Delete"))) return;
           await api("DELETE", `/v1/profiles/${id}/snapshots/${s.id}`);
           await loadSnaps();
-        }, { class: "danger" }))],
+        }, { class: "danger" })))],
     ], rows, "No snapshots yet."));
   };
   main().append(
@@ -323,7 +333,7 @@ async function profileDetail(ctx) {
       h("dt", {}, "User agent"), h("dd", {}, p.fingerprint.user_agent || "browser default"),
       h("dt", {}, "Locale / time zone"), h("dd", {}, `${p.fingerprint.locale || "default"} / ${p.fingerprint.timezone || "default"}`),
       h("dt", {}, "In use by"), h("dd", {}, p.live_session_id ? link(`/sessions/${p.live_session_id}`, p.live_session_id) : "—")),
-    h("div", { class: "actions" },
+    !write ? null : h("div", { class: "actions" },
       action("Clone", async () => {
         const c = await api("POST", `/v1/profiles/${id}/clone`, {}, { idempotent: true });
         toast(`Cloned as ${c.name}.`);
@@ -335,7 +345,7 @@ async function profileDetail(ctx) {
         ctx.go("/profiles");
       }, { class: "danger" })),
     section("Snapshots",
-      form([field("Snapshot name", { name: "name", maxlength: 100 })], "Take snapshot", async (v, f) => {
+      !write ? null : form([field("Snapshot name", { name: "name", maxlength: 100 })], "Take snapshot", async (v, f) => {
         await api("POST", `/v1/profiles/${id}/snapshots`, v.name ? { name: v.name } : {}, { idempotent: true });
         f.reset();
         toast("Snapshot taken.");
@@ -370,7 +380,7 @@ async function keys(ctx) {
       ["Last used", (k) => when(k.last_used_at)],
       // A key that still works can always be revoked (an expiring one too: the old key of a
       // rotation may be the leaked one); one already replaced by a rotation is not rotated again.
-      ["", (k) => (k.status === "active" || k.status === "expiring" ? h("div", { class: "actions" },
+      ["", (k) => (can(ctx, "keys:write") && (k.status === "active" || k.status === "expiring") ? h("div", { class: "actions" },
         k.rotated_to ? null : action("Rotate", async () => {
           if (!(await confirmAction("Rotate this key?", "A new key replaces it; the old one keeps working for 24 hours.", "Rotate"))) return;
           const n = await api("POST", `/v1/api-keys/${k.id}/rotate`, {}, { idempotent: true });
@@ -385,7 +395,7 @@ async function keys(ctx) {
     ], rows, "No keys yet."));
   };
   main().append(
-    section("Create a key", form(
+    !can(ctx, "keys:write") ? cannot("create or revoke keys") : section("Create a key", form(
       [field("Name", { name: "name", maxlength: 100, required: true }),
         field("Mode", select({ name: "mode" }, [["live", "Live"], ["test", "Test"]])),
         scopeBoxes,
@@ -410,6 +420,7 @@ async function keys(ctx) {
 
 async function webhooks(ctx) {
   title("Webhooks");
+  const write = can(ctx, "webhooks:write");
   const endpoints = slot("Endpoints");
   const deliveries = slot("Deliveries");
   const catalog = await api("GET", "/v1/webhooks/events");
@@ -423,7 +434,7 @@ async function webhooks(ctx) {
       ["URL", (e) => h("code", {}, e.url)],
       ["Events", (e) => (e.event_types.length ? e.event_types.join(", ") : "all")],
       ["State", (e) => (e.enabled ? badge(e.failing_since ? "failing" : "enabled") : [badge("disabled"), " ", e.disabled_reason || ""])],
-      ["", (e) => h("div", { class: "actions" },
+      ["", (e) => (!write ? "" : h("div", { class: "actions" },
         action("Send test", async () => {
           await api("POST", `/v1/webhooks/endpoints/${e.id}/test`, undefined, { idempotent: true });
           toast("Test event queued.");
@@ -442,7 +453,7 @@ async function webhooks(ctx) {
           if (!(await confirmAction("Delete this endpoint?", "Its pending deliveries are dropped.", "Delete"))) return;
           await api("DELETE", `/v1/webhooks/endpoints/${e.id}`);
           await loadEndpoints();
-        }, { class: "danger" }))],
+        }, { class: "danger" })))],
     ], rows, "No endpoints yet."));
   };
   const status = select({ name: "status", "aria-label": "Delivery status" }, [["", "Any status"], ["pending", "Pending"], ["failed", "Failed"], ["dead", "Dead"], ["delivered", "Delivered"]]);
@@ -457,7 +468,7 @@ async function webhooks(ctx) {
       ["Created", (d) => when(d.created_at)],
       ["", (d) => h("div", { class: "actions" },
         action("Attempts", () => showAttempts(d.id)),
-        action("Replay", async () => {
+        !write ? null : action("Replay", async () => {
           await api("POST", `/v1/webhooks/deliveries/${d.id}/replay`, undefined, { idempotent: true });
           toast("Delivery queued again.");
           await loadDeliveries();
@@ -466,7 +477,7 @@ async function webhooks(ctx) {
   };
   const since = new Date(Date.now() - 86400000).toISOString().slice(0, 16);
   main().append(
-    section("Add an endpoint", form(
+    !write ? cannot("add endpoints or replay deliveries") : section("Add an endpoint", form(
       [field("URL", { name: "url", type: "url", required: true, placeholder: "https://example.com/hooks" }),
         field("Description", { name: "description", maxlength: 200 }), typeBoxes],
       "Add endpoint",
@@ -482,7 +493,7 @@ async function webhooks(ctx) {
     )),
     section("Endpoints", endpoints),
     section("Delivery log", h("div", { class: "toolbar" }, status, action("Refresh", loadDeliveries)), deliveries),
-    section("Replay failed and dead deliveries", form(
+    !write ? null : section("Replay failed and dead deliveries", form(
       [field("Since", { name: "since", type: "datetime-local", value: since, required: true })],
       "Replay all",
       async (v) => {
@@ -553,8 +564,12 @@ function chart(label, m, fmt) {
 
 // ---------------------------------------------------------------- audit log
 
-async function audit() {
+async function audit(ctx) {
   title("Audit log");
+  if (!can(ctx, "audit:read")) {
+    main().append(cannot("read the audit log: owners and admins can"));
+    return;
+  }
   const list = slot("Audit entries");
   let after = null;
   let filters = {};
@@ -604,8 +619,9 @@ async function audit() {
 
 const ROLES = [["viewer", "Viewer"], ["developer", "Developer"], ["admin", "Admin"], ["owner", "Owner"]];
 
-async function team() {
+async function team(ctx) {
   title("Team");
+  const write = can(ctx, "team:write");
   const members = slot("Members");
   const invites = slot("Invitations");
   const load = async () => {
@@ -613,7 +629,7 @@ async function team() {
     members.replaceChildren(table([
       ["Name", (x) => x.name || "—"],
       ["Email", (x) => x.email],
-      ["Role", (x) => select({
+      ["Role", (x) => (!write ? x.role : select({
         "aria-label": `Role of ${x.email}`, value: x.role,
         onchange: async (e) => {
           try {
@@ -624,28 +640,28 @@ async function team() {
             e.target.value = x.role;
           }
         },
-      }, ROLES)],
+      }, ROLES))],
       ["Two-factor", (x) => (x.mfa_enabled ? "on" : "off")],
       ["Joined", (x) => when(x.joined_at)],
-      ["", (x) => action("Remove", async () => {
+      ["", (x) => (!write ? "" : action("Remove", async () => {
         if (!(await confirmAction(`Remove ${x.email}?`, "They lose access to this account at once.", "Remove"))) return;
         await api("DELETE", `/v1/team/members/${x.user_id}`);
         await load();
-      }, { class: "danger" })],
+      }, { class: "danger" }))],
     ], m));
     invites.replaceChildren(table([
       ["Email", (x) => x.email],
       ["Role", (x) => x.role],
       ["Status", (x) => badge(x.status)],
       ["Expires", (x) => when(x.expires_at)],
-      ["", (x) => (x.status === "pending" ? action("Revoke", async () => {
+      ["", (x) => (write && x.status === "pending" ? action("Revoke", async () => {
         await api("DELETE", `/v1/team/invites/${x.id}`);
         await load();
       }, { class: "danger" }) : "")],
     ], i, "No invitations."));
   };
   main().append(
-    section("Invite someone", form(
+    !write ? cannot("invite people or change roles") : section("Invite someone", form(
       [field("Email", { name: "email", type: "email", required: true }), field("Role", select({ name: "role", value: "developer" }, ROLES))],
       "Send invitation",
       async (v, f) => {
@@ -676,7 +692,7 @@ async function acceptInvite(ctx) {
 
 // ---------------------------------------------------------------- billing
 
-async function billing() {
+async function billing(ctx) {
   title("Billing");
   const b = await api("GET", "/v1/billing");
   main().append(h("dl", { class: "facts" },
@@ -695,12 +711,12 @@ async function billing() {
       ["Plan", (p) => p.display_name],
       ["Price", (p) => (p.price_cents != null ? `$${(p.price_cents / 100).toFixed(2)}${p.billing === "monthly" ? " / month" : " once"}` : "—")],
       ["Live keys", (p) => (p.live_keys ? "yes" : "no")],
-      ["", (p) => action(p.id === b.plan ? "Current plan" : "Choose", async () => {
+      ["", (p) => (!can(ctx, "billing:write") ? "" : action(p.id === b.plan ? "Current plan" : "Choose", async () => {
         const r = await api("POST", "/v1/billing/checkout", { plan: p.id, success_url: `${back}?checkout=done`, cancel_url: back }, { idempotent: true });
         location.assign(r.checkout_url);
-      }, { disabled: p.id === b.plan })],
+      }, { disabled: p.id === b.plan }))],
     ], b.plans)),
-    b.portal_available ? action("Manage billing", async () => {
+    b.portal_available && can(ctx, "billing:write") ? action("Manage billing", async () => {
       const r = await api("POST", "/v1/billing/portal", { return_url: back });
       location.assign(r.portal_url);
     }) : null,
@@ -714,7 +730,7 @@ async function settings(ctx) {
   const me = await api("GET", "/v1/account/me");
   const mfa = slot("Two-factor authentication");
   main().append(
-    section("Account", form(
+    !can(ctx, "account:write") ? section("Account", h("p", {}, me.name), cannot("change the account's settings")) : section("Account", form(
       [field("Account name", { name: "name", value: me.name, maxlength: 100, required: true }),
         field("Region", select({ name: "region", value: me.region || "" }, [["", "Not set"], ["us-east", "US East"], ["us-west", "US West"], ["eu-central", "EU Central"], ["eu-west", "EU West"], ["ap-southeast", "Asia Pacific South-East"]]))],
       "Save",

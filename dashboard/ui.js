@@ -60,15 +60,23 @@ export function showError(container, err) {
     return;
   }
   const errors = err.errors || {};
+  // A nested field (`fingerprint.locale`, `actions[0].selector`) is shown on the field of its
+  // last name; one with no field in the form is spelled out with the summary.
+  const unplaced = [];
   for (const [name, message] of Object.entries(errors)) {
-    const f = container.querySelector(`.field[data-name="${CSS.escape(name)}"]`);
+    const leaf = name.split(".").pop().replace(/\[\d+\]$/, "");
+    const f = container.querySelector(`.field[data-name="${CSS.escape(name)}"]`)
+      || container.querySelector(`.field[data-name="${CSS.escape(leaf)}"]`);
     if (f) {
       f.querySelector(".field-error").textContent = message;
       f.querySelector("input, select, textarea")?.setAttribute("aria-invalid", "true");
+    } else {
+      unplaced.push(`${name} ${message}.`);
     }
   }
-  if (box) box.textContent = err.message || String(err);
-  else toast(err.message || String(err), "error");
+  const text = [err.message || String(err), ...unplaced].join(" ");
+  if (box) box.textContent = text;
+  else toast(text, "error");
 }
 
 /**

@@ -6,10 +6,14 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// The longest line read from stdin (one JSON-RPC message).
+/// The longest line read from stdin (one JSON-RPC message), and the largest answer read back.
 const MAX_MESSAGE: usize = 16 << 20;
+const MAX_ANSWER: usize = 64 << 20;
+
+/// Requests in flight at once; more wait their turn.
+const IN_FLIGHT: usize = 16;
 
 /// The remote server and what was negotiated with it.
 struct Remote {
@@ -63,14 +67,19 @@ async fn run(url: &str, key: Option<String>) -> anyhow::Result<()> {
             }
         }
     });
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut input = BufReader::new(tokio::io::stdin());
     let mut tasks = tokio::task::JoinSet::new();
-    while let Some(line) = lines.next_line().await? {
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    loop {
+        let line = match next_line(&mut input).await? {
+            Line::End => break,
+            Line::TooLong => {
+                eprintln!("driftstack mcp: a message over 16 MiB was dropped");
+                continue;
+            }
+            Line::Text(line) => line,
+        };
         if line.trim().is_empty() {
-            continue;
-        }
-        if line.len() > MAX_MESSAGE {
-            eprintln!("driftstack mcp: a message over 16 MiB was dropped");
             continue;
         }
         let message: Value = match serde_json::from_str(&line) {
@@ -90,8 +99,14 @@ async fn run(url: &str, key: Option<String>) -> anyhow::Result<()> {
         if message["method"] == "initialize" {
             relay(&remote, message, &tx).await;
         } else {
-            tasks.spawn(async move { relay(&remote, message, &tx).await });
+            let slot = slots.clone().acquire_owned().await?;
+            tasks.spawn(async move {
+                relay(&remote, message, &tx).await;
+                drop(slot);
+            });
         }
+        // Finished tasks are collected as we go, so a long session does not pile them up.
+        while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
     drop(tx);
@@ -143,9 +158,9 @@ async fn relay(remote: &Remote, message: Value, tx: &tokio::sync::mpsc::Unbounde
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let body = match response.text().await {
+    let body = match read_capped(response).await {
         Ok(b) => b,
-        Err(e) => return fail(format!("the answer broke off: {e}")),
+        Err(e) => return fail(e),
     };
     if !status.is_success() {
         // A problem+json (401, 403, 429…): its code and sentence for the client.
@@ -177,6 +192,59 @@ async fn relay(remote: &Remote, message: Value, tx: &tokio::sync::mpsc::Unbounde
     }
 }
 
+enum Line {
+    Text(String),
+    TooLong,
+    End,
+}
+
+/// The next line of `input` without its newline, read at most [`MAX_MESSAGE`] bytes at a time (a
+/// longer line is skipped to its end); bytes that are not UTF-8 become U+FFFD and then a parse
+/// error for the client.
+async fn next_line(input: &mut (impl AsyncBufRead + Unpin)) -> std::io::Result<Line> {
+    let mut buf = Vec::new();
+    let n = (&mut *input)
+        .take(MAX_MESSAGE as u64 + 1)
+        .read_until(b'\n', &mut buf)
+        .await?;
+    if n == 0 {
+        return Ok(Line::End);
+    }
+    if buf.len() > MAX_MESSAGE && buf.last() != Some(&b'\n') {
+        // Skip the rest of the line.
+        loop {
+            let mut rest = Vec::new();
+            let m = (&mut *input)
+                .take(MAX_MESSAGE as u64)
+                .read_until(b'\n', &mut rest)
+                .await?;
+            if m == 0 || rest.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        return Ok(Line::TooLong);
+    }
+    Ok(Line::Text(String::from_utf8_lossy(&buf).into_owned()))
+}
+
+/// The body of `response`, refused past [`MAX_ANSWER`] bytes.
+async fn read_capped(mut response: reqwest::Response) -> Result<String, String> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER {
+                    return Err("the server's answer is over 64 MiB".to_owned());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(format!("the answer broke off: {e}")),
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// The `data` of each event in a complete event-stream body.
 fn events(body: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -198,7 +266,22 @@ fn events(body: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::events;
+    use super::{Line, MAX_MESSAGE, events, next_line};
+
+    #[tokio::test]
+    async fn lines_are_read_within_the_limit_and_bad_bytes_are_not_fatal() {
+        let mut input = Vec::new();
+        input.extend_from_slice(b"{\"a\":1}\n");
+        input.extend(std::iter::repeat_n(b'x', MAX_MESSAGE + 10));
+        input.extend_from_slice(b"\n\xff\xfe\n");
+        let mut reader = tokio::io::BufReader::new(&input[..]);
+        assert!(matches!(next_line(&mut reader).await, Ok(Line::Text(t)) if t == "{\"a\":1}\n"));
+        assert!(matches!(next_line(&mut reader).await, Ok(Line::TooLong)));
+        assert!(
+            matches!(next_line(&mut reader).await, Ok(Line::Text(t)) if t.contains('\u{fffd}'))
+        );
+        assert!(matches!(next_line(&mut reader).await, Ok(Line::End)));
+    }
 
     #[test]
     fn an_event_stream_gives_each_events_data() {

@@ -588,6 +588,17 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     // A profile and a snapshot.
     ui.click("Profiles").await;
     ui.fill("Name", "shop").await;
+    // A nested field's error (`fingerprint.timezone`) is shown on its field (bug 5), and a time
+    // zone that only looks like one is refused at once.
+    ui.fill("Time zone", "Mars/Olympus").await;
+    ui.click("Create profile").await;
+    ui.wait(
+        "the time zone field marked",
+        "document.querySelector('.field[data-name=timezone] .field-error')?.textContent.includes('IANA time zone') \
+         && document.querySelector('input[name=timezone]').getAttribute('aria-invalid') === 'true'",
+    )
+    .await;
+    ui.fill("Time zone", "Europe/Berlin").await;
     ui.click("Create profile").await;
     ui.wait(
         "the profile page",
@@ -710,4 +721,132 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
         "document.body.innerText.includes('The version of this server') && document.body.innerText.includes('sessions')",
     )
     .await;
+}
+
+/// A viewer is offered only what the role allows (bug 12): no write forms or buttons, a note in
+/// their place, and the audit log (owners and admins only) says so without a stray "Load more".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_is_offered_only_what_the_role_allows() {
+    let env = Env::new(Backend::Sqlite);
+    let s = env.start();
+    let data = env.dir.path().join("data");
+    let owner_key = s.key().to_owned();
+    let email = "viewer@example.com";
+    let password = "a long enough viewer password";
+    let signup = s
+        .send(
+            s.http
+                .post(s.url("/v1/auth/signup"))
+                .json(&serde_json::json!({"email": email, "password": password})),
+        )
+        .await;
+    assert_eq!(signup.status, 202, "{}", signup.text());
+    let mut mails = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            mails = mail::to(&data, email);
+            !mails.is_empty()
+        })
+        .await
+    );
+    let verified = s
+        .send(
+            s.http
+                .post(s.url("/v1/auth/verify-email"))
+                .json(&serde_json::json!({"token": mails[0].token(), "password": password})),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.text());
+    let invited = s
+        .post(
+            &owner_key,
+            "/v1/team/invites",
+            serde_json::json!({"email": email, "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(invited.status, 201, "{}", invited.text());
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            mails = mail::to(&data, email);
+            mails.iter().any(|m| m.subject.contains("invited"))
+        })
+        .await
+    );
+    let token = mails
+        .iter()
+        .rev()
+        .find(|m| m.subject.contains("invited"))
+        .expect("invite")
+        .token();
+
+    let ui = Ui::open(&s.base).await;
+    ui.goto("/login").await;
+    ui.fill("Email", email).await;
+    ui.fill("Password", password).await;
+    ui.click("Sign in").await;
+    ui.wait_text("Sessions").await;
+    ui.goto(&format!("/accept-invite?token={token}")).await;
+    ui.wait_text("You joined as viewer.").await;
+
+    let buttons = async |ui: &Ui| -> Vec<String> {
+        let v = ui
+            .eval("[...document.querySelectorAll('main button')].filter(b => b.offsetParent).map(b => b.textContent)")
+            .await;
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.as_str().map(str::to_owned))
+            .collect()
+    };
+    for (path, note, absent) in [
+        (
+            "/sessions",
+            "Your role cannot start sessions.",
+            "Start session",
+        ),
+        (
+            "/profiles",
+            "Your role cannot create profiles.",
+            "Create profile",
+        ),
+        (
+            "/keys",
+            "Your role cannot create or revoke keys.",
+            "Create key",
+        ),
+        (
+            "/webhooks",
+            "Your role cannot add endpoints or replay deliveries.",
+            "Add endpoint",
+        ),
+        (
+            "/team",
+            "Your role cannot invite people or change roles.",
+            "Send invitation",
+        ),
+        (
+            "/settings",
+            "Your role cannot change the account's settings.",
+            "Save",
+        ),
+    ] {
+        ui.goto(path).await;
+        ui.wait_text(note).await;
+        let shown = buttons(&ui).await;
+        assert!(
+            !shown
+                .iter()
+                .any(|b| b == absent || b == "Revoke" || b == "Remove"),
+            "{path} offers a viewer {shown:?}"
+        );
+    }
+    ui.goto("/audit").await;
+    ui.wait_text("Your role cannot read the audit log").await;
+    assert!(
+        !buttons(&ui).await.iter().any(|b| b == "Load more"),
+        "a stray Load more on the audit page"
+    );
+    ui.shot("viewer-sessions").await;
+    let errors = ui.errors();
+    assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
 }

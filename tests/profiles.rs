@@ -584,6 +584,18 @@ async fn bad_input_and_other_accounts(backend: Backend) {
     ] {
         assert!(problem["errors"][field].is_string(), "{field}: {problem}");
     }
+    // A time zone that only looks like one is refused when the profile is made, not at every
+    // session start on it (dashboard bug 5).
+    let r = s
+        .post(
+            &key,
+            "/v1/profiles",
+            json!({"name": "mars", "fingerprint": {"timezone": "Mars/Olympus"}}),
+        )
+        .await;
+    assert!(
+        r.assert_problem(422, "validation_failed")["errors"]["fingerprint.timezone"].is_string()
+    );
     s.post(&key, "/v1/profiles", json!({"name": "x", "cookies": []}))
         .await
         .assert_problem(422, "validation_failed");

@@ -165,6 +165,7 @@ impl Runner {
             downloads_dir,
             uploads_dir,
             control: Default::default(),
+            spec: req.spec.clone(),
             handoff: tokio::sync::watch::Sender::new(Default::default()),
             handoff_lock: tokio::sync::Mutex::new(()),
             viewers: Default::default(),

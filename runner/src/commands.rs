@@ -34,8 +34,7 @@ impl Runner {
     pub async fn live_counters(&self, account: &AccountId, id: &SessionId) -> Option<Counters> {
         let live = self.live(account, id)?;
         let guard = live.browser.try_lock().ok();
-        let page = guard.as_ref().and_then(|g| g.as_ref()).map(|b| &b.page);
-        Some(live.counters(page))
+        Some(live.counters(guard.as_ref().and_then(|g| g.as_ref())))
     }
 
     /// Runs one command on a session, serialized with its other commands and cancelled when

@@ -28,6 +28,7 @@ mod admission;
 mod commands;
 mod lifecycle;
 mod live;
+mod tabs;
 
 use std::{
     collections::HashMap,
@@ -50,6 +51,7 @@ use admission::{read_state, remember_storage};
 use lifecycle::register;
 use live::LiveSession;
 pub use live::{CdpAttachment, ViewerSlot, Watch};
+pub use tabs::Tab;
 
 #[derive(Clone, Debug)]
 pub struct RunnerConfig {

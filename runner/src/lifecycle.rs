@@ -38,7 +38,7 @@ impl Runner {
             tracing::warn!(session.id = %id, error = %err, "could not mark the session closing");
         }
         let browser = live.browser.lock().await.take();
-        let counters = live.counters(browser.as_ref().map(|b| &b.page));
+        let counters = live.counters(browser.as_ref());
         self.forget_files(&live).await;
         if let (Some(p), Some(b)) = (&live.profile, &browser)
             && p.persist

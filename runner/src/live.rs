@@ -56,6 +56,8 @@ pub(crate) struct LiveSession {
     pub(crate) uploads_dir: std::path::PathBuf,
     /// Who controls its interactive live view.
     pub(crate) control: crate::control::Control,
+    /// How its browser was set up (for the tabs it adopts).
+    pub(crate) spec: SessionSpec,
     /// Its handoff to a person, if one was requested.
     pub(crate) handoff: crate::handoff::HandoffCell,
     /// One handoff change at a time (the stored state is the last one made).
@@ -65,9 +67,19 @@ pub(crate) struct LiveSession {
 }
 
 impl LiveSession {
-    pub(crate) fn counters(&self, page: Option<&chromium::SessionPage>) -> Counters {
-        let base = page
-            .map(chromium::SessionPage::counters)
+    pub(crate) fn counters(&self, browser: Option<&WarmBrowser>) -> Counters {
+        // Every tab the session drove counts (a tab it left keeps counting).
+        let base = browser
+            .map(|b| {
+                std::iter::once(&b.page)
+                    .chain(&b.others)
+                    .map(chromium::SessionPage::counters)
+                    .fold(Counters::default(), |acc, c| Counters {
+                        requests: acc.requests + c.requests,
+                        blocked_requests: acc.blocked_requests + c.blocked_requests,
+                        ..acc
+                    })
+            })
             .unwrap_or_default();
         Counters {
             navigations: self.navigations.load(Ordering::Relaxed),

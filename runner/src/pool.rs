@@ -31,7 +31,10 @@ use crate::{
 /// A browser ready for one session: the process and its prepared page.
 pub struct WarmBrowser {
     pub process: Arc<BrowserProcess>,
+    /// The page commands act on: the session's first tab, or the one selected since.
     pub page: SessionPage,
+    /// Other tabs of the session that were driven before (kept following their events).
+    pub others: Vec<SessionPage>,
     /// The egress guard all of this browser's traffic goes through.
     pub proxy: Arc<EgressProxy>,
     /// Sessions this process has hosted before.
@@ -171,7 +174,9 @@ impl Pool {
         let pool = self.clone();
         self.pending.fetch_add(1, Ordering::SeqCst);
         self.tracker.spawn(async move {
-            let WarmBrowser { process, page, proxy, uses, launched_at } = browser;
+            let WarmBrowser { process, page, others, proxy, uses, launched_at } = browser;
+            // The other tabs go with the context (disposed below, or with the browser).
+            drop(others);
             let keep = reusable
                 && !pool.shutdown.is_cancelled()
                 && uses + 1 < pool.max_reuses
@@ -191,7 +196,7 @@ impl Pool {
             };
             match recycled {
                 Some(page) => {
-                    pool.put(WarmBrowser { process, page, proxy, uses: uses + 1, launched_at }).await;
+                    pool.put(WarmBrowser { process, page, others: Vec::new(), proxy, uses: uses + 1, launched_at }).await;
                 }
                 None => process.kill().await,
             }
@@ -221,6 +226,7 @@ pub async fn launch_warm(opts: &LaunchOptions) -> anyhow::Result<WarmBrowser> {
         Ok(page) => Ok(WarmBrowser {
             process,
             page,
+            others: Vec::new(),
             proxy,
             uses: 0,
             launched_at,

@@ -361,6 +361,15 @@ pub enum RunnerError {
     Capacity { retry_after_seconds: u64 },
     #[error("the browser crashed")]
     Crashed,
+    /// No tab of this session has that id.
+    #[error("no such tab")]
+    TabNotFound,
+    /// The tab is the one the session drives (select another first).
+    #[error("the session drives this tab")]
+    CurrentTab,
+    /// The session already drives as many tabs as it may.
+    #[error("too many tabs")]
+    TooManyTabs,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

@@ -93,6 +93,19 @@ pub fn session_error(err: RunnerError) -> ApiError {
             "browser_crashed",
             "The session's browser crashed; the session has ended as failed.",
         ),
+        RunnerError::TabNotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "tab_not_found",
+            "The session has no tab with this id (GET /v1/sessions/{id}/tabs lists them).",
+        ),
+        RunnerError::CurrentTab => ApiError::conflict(
+            "current_tab",
+            "This is the tab the session drives: select another tab first.",
+        ),
+        RunnerError::TooManyTabs => ApiError::conflict(
+            "too_many_tabs",
+            "The session already drives 20 tabs: close some first.",
+        ),
         RunnerError::Internal(e) => ApiError::internal(e),
     }
 }

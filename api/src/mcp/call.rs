@@ -36,6 +36,9 @@ impl Outcome {
 /// so quickly rather than after the REST default.
 const ACTION_TIMEOUT_MS: u64 = 10_000;
 
+/// The largest image a tool result carries (base64 and JSON make it about 1.4× on the wire).
+const MAX_IMAGE: usize = 10 << 20;
+
 /// The arguments of one call, read field by field with sentences for every mistake.
 struct Args<'a> {
     map: &'a Map<String, Value>,
@@ -288,6 +291,7 @@ pub async fn run(
         "wait_for" => wait_for(rest, &a).await,
         "downloads" => downloads(rest, &a).await,
         "evaluate" => evaluate(rest, &a).await,
+        "tabs" => tabs(rest, &a).await,
         "handoff" => handoff(rest, &a).await,
         _ => Err(ToolError {
             status: 404,
@@ -455,6 +459,19 @@ async fn screenshot(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
         .unwrap_or("image/png")
         .to_owned();
     let size = answer.body.len();
+    if size > MAX_IMAGE {
+        return Err(ToolError {
+            status: 413,
+            code: "capture_too_large".into(),
+            detail: format!(
+                "The screenshot is {} MiB, more than a tool result may carry ({} MiB): take the \
+                 viewport or one element, or use jpeg.",
+                size >> 20,
+                MAX_IMAGE >> 20
+            ),
+            extra: Map::new(),
+        });
+    }
     let data = base64::engine::general_purpose::STANDARD.encode(&answer.body);
     Ok(Outcome {
         text: format!("A {format} screenshot ({size} bytes)."),
@@ -534,6 +551,68 @@ async fn wait_for(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
         "Done after {} ms.",
         done["waited_ms"]
     )))
+}
+
+async fn tabs(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
+    let id = a.session()?;
+    let action = a.str("action")?.unwrap_or("list");
+    let tab = || -> Result<&str, ToolError> {
+        let t = a
+            .required_str("tab_id")
+            .map_err(|_| ToolError::invalid("tab_id", "is required to select or close a tab"))?;
+        if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(t)
+        } else {
+            Err(ToolError::invalid(
+                "tab_id",
+                "is not a tab id from the list",
+            ))
+        }
+    };
+    let page = match action {
+        "list" => {
+            if a.str("tab_id")?.is_some() {
+                return Err(ToolError::invalid("tab_id", "is not used to list tabs"));
+            }
+            rest.get(&format!("/v1/sessions/{id}/tabs")).await?.json()?
+        }
+        "select" => rest
+            .post(
+                &format!("/v1/sessions/{id}/tabs/{}/select", tab()?),
+                json!({}),
+            )
+            .await?
+            .json()?,
+        "close" => {
+            let t = tab()?;
+            rest.delete(&format!("/v1/sessions/{id}/tabs/{t}")).await?;
+            rest.get(&format!("/v1/sessions/{id}/tabs")).await?.json()?
+        }
+        _ => {
+            return Err(ToolError::invalid(
+                "action",
+                "must be list, select or close",
+            ));
+        }
+    };
+    let tabs: Vec<Value> = page["data"].as_array().cloned().unwrap_or_default();
+    let text = tabs
+        .iter()
+        .map(|t| {
+            format!(
+                "{}{} {:?} {}",
+                if t["current"] == true { "* " } else { "  " },
+                t["id"].as_str().unwrap_or_default(),
+                t["title"].as_str().unwrap_or_default(),
+                t["url"].as_str().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(
+        Outcome::text(format!("Tabs (* is the one the tools act on):\n{text}"))
+            .with(json!({"tabs": tabs})),
+    )
 }
 
 async fn evaluate(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {

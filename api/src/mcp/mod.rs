@@ -14,6 +14,7 @@ pub mod tools;
 use axum::{
     Router,
     extract::{Request, State},
+    http::StatusCode,
     http::request::Parts,
     middleware::{Next, from_fn, from_fn_with_state},
     response::{IntoResponse, Response},
@@ -29,6 +30,8 @@ use rmcp::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     },
 };
+
+use tower_http::timeout::TimeoutLayer;
 
 use crate::{
     auth::Principal,
@@ -60,9 +63,16 @@ pub fn mount(state: AppState, app: Router) -> Router {
         LocalSessionManager::default().into(),
         config,
     );
+    // A tool call's REST requests have the request timeout each; the MCP request a little more.
+    let timeout = state.config.request_timeout + std::time::Duration::from_secs(5);
     Router::new()
         .route_service("/mcp", service)
-        .layer(from_fn_with_state(state, gate))
+        .layer(from_fn_with_state(state.clone(), gate))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(from_fn_with_state(state, crate::routing::runner_only_gate))
         .layer(from_fn(middleware::problem_fallback))
         .layer(from_fn(middleware::request_context))
         .merge(app)

@@ -216,6 +216,17 @@ pub fn catalogue() -> Vec<Tool> {
             &["session_id"],
         ),
         tool(
+            "tabs",
+            "The session's tabs (pages its sites opened count): `list` them, `select` the one \
+             every other tool acts on, or `close` one (not the current one).",
+            json!({
+                "session_id": session(),
+                "action": {"type": "string", "enum": ["list", "select", "close"], "description": "Default list."},
+                "tab_id": {"type": "string", "description": "With select and close: the tab's id from list."},
+            }),
+            &["session_id"],
+        ),
+        tool(
             "evaluate",
             "Evaluates a JavaScript expression in the page (promises are awaited) and returns its \
              JSON value, cut to 20000 characters. Offered only to keys with `sessions:evaluate`.",

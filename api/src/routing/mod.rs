@@ -50,7 +50,7 @@ const fn rest(method: Method, path: &'static str) -> BrowserRoute {
 
 /// The routes answered by the node whose runner holds the session. A session's other routes
 /// (reading it, listing) are answered by any node from the database.
-pub static AT_THE_BROWSER: [BrowserRoute; 11] = [
+pub static AT_THE_BROWSER: [BrowserRoute; 14] = [
     rest(Method::DELETE, "/v1/sessions/{id}"),
     rest(Method::PATCH, "/v1/sessions/{id}"),
     rest(Method::POST, "/v1/sessions/{id}/navigate"),
@@ -60,6 +60,9 @@ pub static AT_THE_BROWSER: [BrowserRoute; 11] = [
     rest(Method::POST, "/v1/sessions/{id}/uploads"),
     rest(Method::POST, "/v1/sessions/{id}/handoff"),
     rest(Method::POST, "/v1/sessions/{id}/handoff/complete"),
+    rest(Method::GET, "/v1/sessions/{id}/tabs"),
+    rest(Method::POST, "/v1/sessions/{id}/tabs/{tab_id}/select"),
+    rest(Method::DELETE, "/v1/sessions/{id}/tabs/{tab_id}"),
     BrowserRoute {
         method: Method::GET,
         path: "/v1/sessions/{id}/cdp",

@@ -25,70 +25,73 @@ const WORLD: &str = "driftstack-agent";
 /// The most Markdown one capture returns; longer pages are cut with a note.
 const MAX_MARKDOWN: usize = 200_000;
 
+/// The converter thread's stack: far more than the tree the script hands over can need.
+const MARKDOWN_STACK: usize = 64 << 20;
+
 impl SessionPage {
     /// The page as an outline with refs (see `snapshot.js`).
-    pub async fn snapshot(&self, deadline: Instant) -> Result<String, RunnerError> {
-        let value = self.evaluate_isolated(SNAPSHOT, deadline).await?;
+    pub async fn snapshot(&self) -> Result<String, RunnerError> {
+        let value = self.evaluate_isolated(SNAPSHOT).await?;
         Ok(value.as_str().unwrap_or_default().to_owned())
     }
 
     /// The page's main content as Markdown.
-    pub async fn markdown(&self, deadline: Instant) -> Result<String, RunnerError> {
-        let value = self.evaluate_isolated(MAIN_CONTENT, deadline).await?;
+    pub async fn markdown(&self) -> Result<String, RunnerError> {
+        let value = self.evaluate_isolated(MAIN_CONTENT).await?;
         let html = value.as_str().unwrap_or_default().to_owned();
-        // html5ever is synchronous and can take a while on a big page: off the async threads.
-        let converted = tokio::task::spawn_blocking(move || {
-            htmd::HtmlToMarkdown::builder()
-                .skip_tags(vec!["script", "style", "noscript", "template"])
-                .build()
-                .convert(&html)
-        })
-        .await
-        .map_err(|e| RunnerError::Internal(anyhow::anyhow!("markdown: {e}")))?
-        .map_err(|e| RunnerError::Internal(anyhow::anyhow!("markdown: {e}")))?;
+        // html5ever is synchronous and can take a while on a big page: off the async threads,
+        // on a thread of its own with a generous stack (htmd walks the tree recursively; the
+        // script already flattens nesting past 100 levels, this is the second wall).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("markdown".into())
+            .stack_size(MARKDOWN_STACK)
+            .spawn(move || {
+                let converted = htmd::HtmlToMarkdown::builder()
+                    .skip_tags(vec!["script", "style", "noscript", "template"])
+                    .build()
+                    .convert(&html);
+                let _ = tx.send(converted);
+            })
+            .map_err(|e| RunnerError::Internal(anyhow::anyhow!("markdown thread: {e}")))?;
+        let converted = rx
+            .await
+            .map_err(|_| RunnerError::Internal(anyhow::anyhow!("markdown: the converter stopped")))?
+            .map_err(|e| RunnerError::Internal(anyhow::anyhow!("markdown: {e}")))?;
         Ok(cut(converted, MAX_MARKDOWN))
     }
 
-    async fn evaluate_isolated(
-        &self,
-        expression: &str,
-        deadline: Instant,
-    ) -> Result<serde_json::Value, RunnerError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout_ms = left.as_millis() as u64;
-        let run = async {
-            let frame = FrameId::new(self.page.target_id().inner().clone());
-            let mut world = CreateIsolatedWorldParams::new(frame);
-            world.world_name = Some(WORLD.to_owned());
-            let world = self
-                .page
-                .execute(world)
-                .await
-                .map_err(internal("Page.createIsolatedWorld"))?;
-            let mut eval = EvaluateParams::new(expression);
-            eval.context_id = Some(world.result.execution_context_id);
-            eval.return_by_value = Some(true);
-            let response = self
-                .page
-                .execute(eval)
-                .await
-                .map_err(internal("Runtime.evaluate"))?;
-            if let Some(exception) = &response.result.exception_details {
-                return Err(RunnerError::NavigationFailed(format!(
-                    "the page could not be read: {}",
-                    exception.text
-                )));
-            }
-            Ok(response
-                .result
-                .result
-                .value
-                .clone()
-                .unwrap_or(serde_json::Value::Null))
-        };
-        tokio::time::timeout(left, run)
+    /// Evaluates `expression` in a fresh isolated world of the main frame (the caller bounds
+    /// the time: captures run under their own timeout).
+    async fn evaluate_isolated(&self, expression: &str) -> Result<serde_json::Value, RunnerError> {
+        let frame = FrameId::new(self.page.target_id().inner().clone());
+        let mut world = CreateIsolatedWorldParams::new(frame);
+        world.world_name = Some(WORLD.to_owned());
+        let world = self
+            .page
+            .execute(world)
             .await
-            .map_err(|_| RunnerError::Timeout(timeout_ms))?
+            .map_err(internal("Page.createIsolatedWorld"))?;
+        let mut eval = EvaluateParams::new(expression);
+        eval.context_id = Some(world.result.execution_context_id);
+        eval.return_by_value = Some(true);
+        let response = self
+            .page
+            .execute(eval)
+            .await
+            .map_err(internal("Runtime.evaluate"))?;
+        if let Some(exception) = &response.result.exception_details {
+            return Err(RunnerError::NavigationFailed(format!(
+                "the page could not be read: {}",
+                exception.text
+            )));
+        }
+        Ok(response
+            .result
+            .result
+            .value
+            .clone()
+            .unwrap_or(serde_json::Value::Null))
     }
 
     /// Moves `step` entries through the tab's history (−1 back, +1 forward) and waits until the

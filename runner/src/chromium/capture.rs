@@ -57,8 +57,8 @@ impl SessionPage {
                 CaptureFormat::Png | CaptureFormat::Jpeg | CaptureFormat::Webp => {
                     self.screenshot(spec, deadline).await
                 }
-                CaptureFormat::Markdown => Ok(self.markdown(deadline).await?.into_bytes()),
-                CaptureFormat::Snapshot => Ok(self.snapshot(deadline).await?.into_bytes()),
+                CaptureFormat::Markdown => Ok(self.markdown().await?.into_bytes()),
+                CaptureFormat::Snapshot => Ok(self.snapshot().await?.into_bytes()),
             }
         };
         tokio::time::timeout(timeout, run)

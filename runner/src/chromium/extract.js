@@ -2,8 +2,11 @@
 // when the page has one, else the body without its navigation, header, footer and asides;
 // hidden elements, form controls, scripts and embedded objects removed; links and images made absolute.
 //
-// Runs in an isolated world on a copy: the page itself is not changed.
+// Runs in an isolated world on a copy: the page itself is not changed. Nesting past MAX_DEPTH is
+// flattened to its text (the HTML parser that follows walks the tree recursively).
 (() => {
+  const MAX_DEPTH = 100;
+  const MAX_HTML = 4 << 20;
   const articles = document.querySelectorAll('article');
   const root = document.querySelector('main, [role=main]') ||
     (articles.length === 1 ? articles[0] : null) || document.body;
@@ -11,6 +14,13 @@
   const clone = root.cloneNode(true);
   const originals = root.querySelectorAll('*');
   const copies = clone.querySelectorAll('*');
+  // Cloning runs the page's custom-element constructors, which can change the copy: then the
+  // copy cannot be matched with the original, and the page's visible text is used instead.
+  if (originals.length !== copies.length) {
+    const p = document.createElement('pre');
+    p.textContent = root.innerText || '';
+    return p.outerHTML;
+  }
   const hidden = [];
   for (let i = 0; i < originals.length && i < copies.length; i++) {
     const el = originals[i];
@@ -31,5 +41,14 @@
   for (const el of clone.querySelectorAll('script, style, noscript, template, svg, canvas, iframe, object, embed' + controls + chrome)) {
     el.remove();
   }
-  return clone.outerHTML;
+  const flatten = (el, depth) => {
+    for (const child of [...el.children]) {
+      if (depth >= MAX_DEPTH) child.replaceWith(document.createTextNode(child.textContent));
+      else flatten(child, depth + 1);
+    }
+  };
+  // Iterative for the top levels would be tidier; recursion to MAX_DEPTH is well within JS's stack.
+  flatten(clone, 0);
+  const html = clone.outerHTML;
+  return html.length > MAX_HTML ? html.slice(0, MAX_HTML) : html;
 })()

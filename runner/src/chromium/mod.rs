@@ -18,6 +18,7 @@ mod process;
 mod recording;
 mod storage;
 mod stray;
+mod tabs;
 
 pub use actions::ActionContext;
 pub use downloads::{DownloadEvent, DownloadEvents};
@@ -25,6 +26,7 @@ pub use page::SessionPage;
 pub use process::{BrowserProcess, LaunchOptions};
 pub use recording::RecordOptions;
 pub use stray::{kill_strays, pids_mentioning, remove_dir_retrying, sweep_stale_roots};
+pub use tabs::{MAX_ADOPTED, TabInfo};
 
 use crate::spec::RunnerError;
 

@@ -12,11 +12,20 @@
   const NAME_CHARS = 100;
   const TEXT_CHARS = 300;
 
+  // Refs stay at most 7 digits (what an action accepts): a page that plants a huge one only
+  // restarts the numbering.
+  const MAX_REF = 9999999;
+  const MAX_DEPTH = 200;
   let next = 1;
-  for (const el of document.querySelectorAll('[' + ATTR + ']')) {
+  const planted = [...document.querySelectorAll('[' + ATTR + ']')];
+  for (const el of planted) {
     const m = /^e(\d{1,7})$/.exec(el.getAttribute(ATTR) || '');
     if (m) next = Math.max(next, Number(m[1]) + 1);
     else el.removeAttribute(ATTR);
+  }
+  if (next + 10000 > MAX_REF) {
+    for (const el of planted) el.removeAttribute(ATTR);
+    next = 1;
   }
   const seen = new Set();
 
@@ -42,9 +51,18 @@
   };
   const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'HEAD', 'META', 'LINK']);
 
+  // Only roles this outline knows are printed: an attribute is the page's text, and printing it
+  // raw would let a page write lines of its own into the snapshot.
+  const KNOWN = new Set([...ACTIONABLE, 'heading', 'img', 'iframe', 'region', 'navigation', 'main',
+    'banner', 'contentinfo', 'complementary', 'form', 'dialog', 'alertdialog', 'alert', 'table',
+    'list', 'listitem', 'search', 'tablist', 'tabpanel', 'menu', 'menubar', 'toolbar', 'grid',
+    'row', 'cell', 'gridcell', 'columnheader', 'rowheader', 'article', 'status', 'tree']);
+  const INPUT_TYPES = new Set(['text', 'email', 'password', 'search', 'tel', 'url', 'number',
+    'date', 'time', 'datetime-local', 'month', 'week', 'range', 'color', 'file', 'checkbox', 'radio',
+    'button', 'submit', 'reset', 'image']);
   const roleOf = (el) => {
-    const explicit = (el.getAttribute('role') || '').trim().split(/\s+/)[0];
-    if (explicit) return explicit;
+    const explicit = (el.getAttribute('role') || '').trim().toLowerCase().split(/\s+/)[0];
+    if (KNOWN.has(explicit)) return explicit;
     const tag = el.tagName;
     if (tag === 'A' && el.hasAttribute('href')) return 'link';
     if (tag === 'BUTTON' || tag === 'SUMMARY') return 'button';
@@ -113,12 +131,16 @@
 
   const details = (el, role) => {
     const out = [];
-    if (role === 'heading') out.push('level=' + (Number(el.tagName[1]) || el.getAttribute('aria-level') || 2));
+    if (role === 'heading') {
+      const level = Number(el.tagName[1]) || parseInt(el.getAttribute('aria-level'), 10);
+      out.push('level=' + (level >= 1 && level <= 9 ? level : 2));
+    }
     if (role === 'link') {
       const href = el.getAttribute('href') || '';
       if (href && !href.startsWith('javascript:')) out.push('href=' + quote(squeeze(href, NAME_CHARS)));
     }
-    const type = (el.getAttribute('type') || '').toLowerCase();
+    const raw = (el.getAttribute('type') || '').toLowerCase();
+    const type = INPUT_TYPES.has(raw) ? raw : '';
     if (role === 'textbox' || role === 'searchbox' || role === 'spinbutton' || role === 'slider') {
       if (type === 'password') {
         if (el.value) out.push('value=(hidden)');
@@ -144,7 +166,8 @@
     }
     if (el.disabled || el.getAttribute('aria-disabled') === 'true') out.push('disabled');
     if (el.required) out.push('required');
-    if (el.getAttribute('aria-expanded')) out.push('expanded=' + el.getAttribute('aria-expanded'));
+    const expanded = el.getAttribute('aria-expanded');
+    if (expanded === 'true' || expanded === 'false') out.push('expanded=' + expanded);
     return out;
   };
 
@@ -178,7 +201,9 @@
     return squeeze(t, TEXT_CHARS);
   };
 
-  const walk = (root, depth) => {
+  const walk = (root, depth, nesting = 0) => {
+    // Deeper than any real page: the rest is not walked (a page cannot make the walk run away).
+    if (nesting > MAX_DEPTH) return;
     for (const el of root.children) {
       if (cut) return;
       if (SKIP.has(el.tagName) || !shown(el)) continue;
@@ -190,7 +215,7 @@
           (extra.length ? ' ' + extra.join(' ') : ''));
         // A link or button's text is its name; a custom widget may still hold controls.
         if (el.querySelector('a[href], button, input, select, textarea, [role], [tabindex]')) {
-          walk(el, depth + 1);
+          walk(el, depth + 1, nesting + 1);
         }
         continue;
       }
@@ -216,8 +241,8 @@
       // A label's text is already its control's name.
       const text = el.tagName === 'LABEL' && el.control ? '' : ownText(el);
       if (text) emit(inner, 'text ' + quote(text));
-      walk(el, inner);
-      if (el.shadowRoot) walk(el.shadowRoot, inner);
+      walk(el, inner, nesting + 1);
+      if (el.shadowRoot) walk(el.shadowRoot, inner, nesting + 1);
     }
   };
 

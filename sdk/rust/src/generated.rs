@@ -1295,6 +1295,22 @@ pub struct NavigateResponse {
     pub url: String,
 }
 
+/// One tab of a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TabResponse {
+    /// The tab the session's commands act on.
+    pub current: bool,
+    /// The tab's id (Chromium's target id: 32 hexadecimal characters).
+    pub id: String,
+    pub title: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TabList {
+    pub data: Vec<TabResponse>,
+}
+
 /// Query of `upload`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct UploadQuery {
@@ -2867,6 +2883,55 @@ impl Client {
         self.json(
             Method::GET,
             format!("/v1/sessions/{}/recording", encode(id)),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/sessions/{id}/tabs`
+    ///
+    /// Lists the session's tabs in the browser's order; `current` marks the one commands act on.
+    /// A page the site opens (a link with `target=_blank`, `window.open`) is a new tab.
+    ///
+    /// Requires `sessions:read`.
+    pub async fn list_tabs(&self, id: &str) -> Result<TabList, Error> {
+        self.json(
+            Method::GET,
+            format!("/v1/sessions/{}/tabs", encode(id)),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/sessions/{id}/tabs/{tab_id}`
+    ///
+    /// Closes a tab. The current tab cannot be closed: 409 `current_tab` (select another first).
+    ///
+    /// Requires `sessions:write`.
+    pub async fn close_tab(&self, id: &str, tab_id: &str) -> Result<(), Error> {
+        self.empty(
+            Method::DELETE,
+            format!("/v1/sessions/{}/tabs/{}", encode(id), encode(tab_id)),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /v1/sessions/{id}/tabs/{tab_id}/select`
+    ///
+    /// Makes the tab the one every later command (navigate, actions, wait, capture) acts on, with
+    /// the session's viewport, user agent, locale, time zone and blocking, and brings it to the
+    /// front. Answers the tabs. A tab the session drove before is taken back as it was; at most 20
+    /// tabs are driven at once (409 `too_many_tabs`).
+    ///
+    /// Requires `sessions:write`.
+    pub async fn select_tab(&self, id: &str, tab_id: &str) -> Result<TabList, Error> {
+        self.json(
+            Method::POST,
+            format!("/v1/sessions/{}/tabs/{}/select", encode(id), encode(tab_id)),
             None::<&()>,
             None::<&()>,
         )

@@ -10,6 +10,7 @@ mod handoff;
 mod logs;
 mod read;
 mod recording;
+mod tabs;
 mod uploads;
 mod waits;
 
@@ -27,6 +28,7 @@ pub use files::*;
 pub use logs::*;
 pub use read::*;
 pub use recording::*;
+pub use tabs::*;
 pub use uploads::*;
 pub use waits::*;
 
@@ -53,6 +55,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(uploads::upload))
         .routes(routes!(handoff::request_handoff))
         .routes(routes!(handoff::complete_handoff))
+        .routes(routes!(tabs::list_tabs))
+        .routes(routes!(tabs::select_tab))
+        .routes(routes!(tabs::close_tab))
         .merge(inspector())
 }
 
