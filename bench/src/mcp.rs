@@ -126,34 +126,49 @@ pub(crate) async fn mcp_bench(args: &Args, n: usize) -> anyhow::Result<String> {
     let (mut nav_rest, mut nav_mcp) = (Vec::new(), Vec::new());
     let (mut snap_rest, mut snap_mcp) = (Vec::new(), Vec::new());
     let mut snapshot = String::new();
-    for _ in 0..n {
-        let t = Instant::now();
-        c.get("/v1/sessions?limit=20").await?;
-        list_rest.push(ms(t));
-        let t = Instant::now();
-        tool(&c, "session_list", json!({"limit": 20})).await?;
-        list_mcp.push(ms(t));
-
-        let t = Instant::now();
-        c.post(&format!("/v1/sessions/{id}/navigate"), json!({"url": url}))
-            .await?;
-        nav_rest.push(ms(t));
-        let t = Instant::now();
-        tool(&c, "navigate", json!({"session_id": id, "url": url})).await?;
-        nav_mcp.push(ms(t));
-
-        let t = Instant::now();
-        c.post(
-            &format!("/v1/sessions/{id}/capture"),
-            json!({"format": "snapshot"}),
-        )
-        .await?
-        .bytes()
-        .await?;
-        snap_rest.push(ms(t));
-        let t = Instant::now();
-        snapshot = tool(&c, "snapshot", sid.clone()).await?;
-        snap_mcp.push(ms(t));
+    for i in 0..n {
+        // Each pair in turn order, so neither side always runs right after a navigation.
+        let rest_first = i % 2 == 0;
+        for side in [rest_first, !rest_first] {
+            if side {
+                let t = Instant::now();
+                c.get("/v1/sessions?limit=20").await?;
+                list_rest.push(ms(t));
+            } else {
+                let t = Instant::now();
+                tool(&c, "session_list", json!({"limit": 20})).await?;
+                list_mcp.push(ms(t));
+            }
+        }
+        for side in [rest_first, !rest_first] {
+            if side {
+                let t = Instant::now();
+                c.post(&format!("/v1/sessions/{id}/navigate"), json!({"url": url}))
+                    .await?;
+                nav_rest.push(ms(t));
+            } else {
+                let t = Instant::now();
+                tool(&c, "navigate", json!({"session_id": id, "url": url})).await?;
+                nav_mcp.push(ms(t));
+            }
+        }
+        for side in [rest_first, !rest_first] {
+            if side {
+                let t = Instant::now();
+                c.post(
+                    &format!("/v1/sessions/{id}/capture"),
+                    json!({"format": "snapshot"}),
+                )
+                .await?
+                .bytes()
+                .await?;
+                snap_rest.push(ms(t));
+            } else {
+                let t = Instant::now();
+                snapshot = tool(&c, "snapshot", sid.clone()).await?;
+                snap_mcp.push(ms(t));
+            }
+        }
     }
     let t = Instant::now();
     let markdown = tool(
@@ -186,7 +201,7 @@ pub(crate) async fn mcp_bench(args: &Args, n: usize) -> anyhow::Result<String> {
     };
     let mut md = format!(
         "Measured {date} on {} with the release binary, chromium-headless-shell (sandbox on), \
-         loopback; {n} calls each way, REST and MCP alternating on one session. MCP calls are \
+         loopback; {n} calls each way on one session, REST and MCP in turn (the order swapped every round). MCP calls are \
          plain JSON-RPC POSTs to `/mcp` (stateless, JSON answers), as an SDK sends them.\n\n\
          | operation | REST p50 | MCP p50 | MCP overhead (p50) | p95 REST / MCP |\n\
          |---|---|---|---|---|\n",
