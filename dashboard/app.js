@@ -120,6 +120,7 @@ async function layout(path) {
       h("a", { href: "/sessions", "data-link": "", class: "brand" }, "Driftstack"),
       h("nav", { "aria-label": "Main" }, h("ul", {}, nav.map(([href, label]) =>
         h("li", {}, h("a", { href, "data-link": "", "aria-current": path.startsWith(href) ? "page" : false }, label))))),
+      h("a", { href: "/docs/", class: "docs" }, "API reference"),
       h("div", { class: "who" }, switcher, h("span", { class: "hint" }, session.user?.email || ""),
         h("button", { type: "button", onclick: signOut }, "Sign out")),
     ),

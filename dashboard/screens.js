@@ -4,6 +4,7 @@
 
 import { all, api, session } from "./api.js";
 import { connectLive } from "./liveview.js";
+import { connectSnippets, firstRun, snippetTabs } from "./onboarding.js";
 import {
   action, badge, bytes, confirmAction, dialog, field, form, h, link, reveal, select, table, toast, when,
 } from "./ui.js";
@@ -47,6 +48,8 @@ async function sessions(ctx) {
   if (ctx.id) return sessionDetail(ctx);
   title("Sessions");
   const list = slot("Sessions");
+  const toolbar = h("div", { class: "toolbar" });
+  const more = h("button", { type: "button", hidden: true }, "Older sessions");
   const profiles = await all("/v1/profiles").catch(() => []);
   const profile = select({ name: "profile_id" }, [["", "No profile (clean browser)"], ...profiles.map((p) => [p.id, p.name])]);
   main().append(
@@ -68,20 +71,45 @@ async function sessions(ctx) {
         ctx.go(`/sessions/${s.id}`);
       },
     )) : cannot("start sessions"),
-    section("Recent sessions", list),
+    section("Recent sessions", toolbar, list, more),
   );
-  const load = async () => {
-    const page = await api("GET", "/v1/sessions?limit=50");
-    list.replaceChildren(table([
+  // The first-run card stays until the account's first session appears (live, below).
+  const card = firstRun(can(ctx, "keys:write"));
+  card.hidden = true;
+  main().prepend(card);
+  // The newest page refreshes itself; older pages, once asked for, stay as they are.
+  let after = null;
+  const load = async (older = false) => {
+    const q = new URLSearchParams({ limit: "50" });
+    if (status.value) q.set("status", status.value);
+    if (older && after) q.set("starting_after", after);
+    const page = await api("GET", `/v1/sessions?${q}`);
+    if (!older) card.hidden = page.data.length > 0 || status.value !== "";
+    if (page.data.length) after = page.data[page.data.length - 1].id;
+    more.hidden = !page.has_more;
+    const rows = table([
       ["Session", (s) => link(`/sessions/${s.id}`, s.id)],
       ["Status", (s) => badge(s.status)],
       ["Started", (s) => when(s.created_at)],
       ["Ended", (s) => (s.ended_at ? [when(s.ended_at), " ", s.end_reason || ""] : "—")],
+      ["Duration", (s) => duration(s)],
       ["Profile", (s) => s.options?.profile_id || "—"],
-    ], page.data, "No sessions yet: start one above, or with an API key."));
+    ], page.data, older ? "No older sessions." : status.value ? "No live sessions." : "No sessions yet: start one above, or with an API key.");
+    if (older) list.append(rows);
+    else list.replaceChildren(rows);
   };
+  const status = select({ name: "status", "aria-label": "Which sessions" }, [["", "All sessions"], ["live", "Live only"]]);
+  status.addEventListener("change", () => { paged = false; load().catch(() => {}); });
+  let paged = false;
+  more.addEventListener("click", () => { paged = true; load(true).catch((e) => toast(e.message, "error")); });
+  const find = h("input", { name: "find", placeholder: "ses_…", "aria-label": "Session id", size: 38 });
+  toolbar.append(status, h("form", { class: "inline", onsubmit: (e) => {
+    e.preventDefault();
+    const id = find.value.trim();
+    if (id) ctx.go(`/sessions/${encodeURIComponent(id)}`);
+  } }, find, h("button", { type: "submit" }, "Open")));
   await load();
-  ctx.every(3000, () => load().catch(() => {}));
+  ctx.every(3000, () => (paged ? null : load().catch(() => {})));
 }
 
 async function sessionDetail(ctx) {
@@ -102,11 +130,21 @@ async function sessionDetail(ctx) {
       h("dt", {}, "Status"), h("dd", {}, badge(s.status), s.end_reason ? ` (${s.end_reason})` : ""),
       h("dt", {}, "Created"), h("dd", {}, when(s.created_at)),
       h("dt", {}, "Expires"), h("dd", {}, when(s.expires_at)),
+      h("dt", {}, "Duration"), h("dd", {}, duration(s)),
       h("dt", {}, "Navigations"), h("dd", {}, String(s.usage.navigations)),
       h("dt", {}, "Data"), h("dd", {}, `${bytes(s.usage.bytes_received)} in, ${bytes(s.usage.bytes_sent)} out`),
       h("dt", {}, "Start time"), h("dd", {}, s.create_ms != null ? `${s.create_ms} ms` : "—")));
   showInfo(s);
   const live = ACTIVE.has(s.status) || !s.ended_at;
+  // The page the session is on (its current tab), while it lives.
+  const where = h("p", { class: "where", "aria-live": "polite" });
+  const showWhere = async () => {
+    const tabs = await api("GET", `/v1/sessions/${id}/tabs`);
+    const t = tabs.data.find((x) => x.current);
+    const others = tabs.data.length - 1;
+    where.replaceChildren(...(t ? [h("strong", {}, t.title || "(untitled)"), " — ", h("code", {}, t.url),
+      others > 0 ? ` (and ${others} other tab${others > 1 ? "s" : ""})` : ""] : []));
+  };
   const screen = h("img", { class: "live", alt: "Live view of the session's page" });
   const liveState = h("p", { class: "hint", role: "status" }, live ? "Connecting to the live view…" : "The session has ended.");
   const liveControls = h("div", { class: "toolbar" });
@@ -126,6 +164,10 @@ async function sessionDetail(ctx) {
   };
   main().append(...[
     info,
+    live ? where : null,
+    live && s.connect_url ? section("Connect Playwright or Puppeteer",
+      h("p", { class: "hint" }, "The link carries a token valid for 15 minutes; reload this page for a fresh one."),
+      snippetTabs("Connect to this session", connectSnippets(s.connect_url))) : null,
     s.recording ? replaySection(id, s.recording) : null,
     downloads,
     live ? section("Live view", liveState, liveControls, screen) : liveState,
@@ -151,11 +193,24 @@ async function sessionDetail(ctx) {
   ].filter(Boolean));
   if (live) watch(s, screen, liveState, liveControls, ctx);
   await showDownloads().catch(() => {});
+  if (live) await showWhere().catch(() => {});
   ctx.every(4000, async () => {
     const now = await api("GET", `/v1/sessions/${id}`).catch(() => null);
     if (now) showInfo(now);
+    if (now && !now.ended_at) await showWhere().catch(() => {});
     await showDownloads().catch(() => {});
   });
+}
+
+/** How long `s` has run (or ran), e.g. `4 min 12 s`. */
+function duration(s) {
+  const start = Date.parse(s.started_at || s.created_at);
+  const end = s.ended_at ? Date.parse(s.ended_at) : Date.now();
+  if (!Number.isFinite(start) || !Number.isFinite(end)) return "—";
+  const secs = Math.max(0, Math.round((end - start) / 1000));
+  if (secs < 60) return `${secs} s`;
+  const mins = Math.floor(secs / 60);
+  return mins < 60 ? `${mins} min ${secs % 60} s` : `${Math.floor(mins / 60)} h ${mins % 60} min`;
 }
 
 /** What ending `s` does, for the confirmation. */
@@ -382,8 +437,9 @@ async function keys(ctx) {
       // rotation may be the leaked one); one already replaced by a rotation is not rotated again.
       ["", (k) => (can(ctx, "keys:write") && (k.status === "active" || k.status === "expiring") ? h("div", { class: "actions" },
         k.rotated_to ? null : action("Rotate", async () => {
-          if (!(await confirmAction("Rotate this key?", "A new key replaces it; the old one keeps working for 24 hours.", "Rotate"))) return;
-          const n = await api("POST", `/v1/api-keys/${k.id}/rotate`, {}, { idempotent: true });
+          const grace = await rotateGrace();
+          if (grace === null) return;
+          const n = await api("POST", `/v1/api-keys/${k.id}/rotate`, { grace_seconds: grace }, { idempotent: true });
           await reveal("New API key", "API key", n.key);
           await load();
         }),
@@ -414,6 +470,22 @@ async function keys(ctx) {
     section("Keys", list),
   );
   await load();
+}
+
+/** Asks how long the old key of a rotation keeps working: the seconds, or null when cancelled. */
+function rotateGrace() {
+  return dialog("Rotate this key?", (close) => {
+    const choice = select({ name: "grace", "aria-label": "The old key keeps working" }, [
+      ["86400", "for 24 hours (time to deploy the new one)"],
+      ["3600", "for 1 hour"],
+      ["0", "not at all: it leaked, stop it now"]]);
+    return h("div", {},
+      h("p", {}, "A new key replaces it. The old key keeps working:"),
+      choice,
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "danger", onclick: () => close(Number(choice.value)) }, "Rotate"),
+        h("button", { type: "button", onclick: () => close(null) }, "Cancel")));
+  });
 }
 
 // ---------------------------------------------------------------- webhooks
@@ -574,6 +646,14 @@ async function audit(ctx) {
   let after = null;
   let filters = {};
   const more = h("button", { type: "button" }, "Load more");
+  // Who is who: members by email, keys by name (what the role may read of them).
+  const [members, keys] = await Promise.all([
+    can(ctx, "team:read") ? all("/v1/team/members").catch(() => []) : [],
+    can(ctx, "keys:read") ? all("/v1/api-keys").catch(() => []) : [],
+  ]);
+  const names = new Map([...members.map((m) => [m.user_id, m.email]), ...keys.map((k) => [k.id, `key “${k.name}”`])]);
+  const byEmail = new Map(members.map((m) => [m.email.toLowerCase(), m.user_id]));
+  const actorOf = (a) => (names.has(a.id) ? [names.get(a.id), " ", h("code", { class: "hint" }, a.id)] : `${a.type} ${a.id}`);
   const load = async (reset) => {
     if (reset) {
       after = null;
@@ -585,8 +665,8 @@ async function audit(ctx) {
     if (page.data.length) after = page.data[page.data.length - 1].id;
     list.append(table([
       ["When", (e) => when(e.created_at)],
-      ["Action", (e) => h("code", {}, e.action)],
-      ["Actor", (e) => `${e.actor.type} ${e.actor.id}`],
+      ["Action", (e) => h("code", { class: "nowrap" }, e.action)],
+      ["Actor", (e) => actorOf(e.actor)],
       ["IP", (e) => e.ip || "—"],
       ["Details", (e) => h("code", { class: "excerpt" }, JSON.stringify(e.data))],
     ], page.data, reset ? "No entries match." : "No more entries."));
@@ -596,14 +676,14 @@ async function audit(ctx) {
   main().append(
     form(
       [field("Action", { name: "action", placeholder: "api_key.created" }),
-        field("Actor", { name: "actor", placeholder: "usr_… or key_…" }),
+        field("Actor", { name: "actor", placeholder: "an email, usr_… or key_…" }),
         field("Since", { name: "since", type: "datetime-local" }),
         field("Until", { name: "until", type: "datetime-local" })],
       "Filter",
       async (v) => {
         filters = {};
         if (v.action) filters.action = v.action;
-        if (v.actor) filters.actor = v.actor;
+        if (v.actor) filters.actor = byEmail.get(v.actor.trim().toLowerCase()) || v.actor.trim();
         if (v.since) filters.since = new Date(v.since).toISOString();
         if (v.until) filters.until = new Date(v.until).toISOString();
         await load(true);
@@ -692,6 +772,12 @@ async function acceptInvite(ctx) {
 
 // ---------------------------------------------------------------- billing
 
+/** What a plan's feature slugs mean, for people. */
+const FEATURES = {
+  sessions: "browser sessions", raw_cdp: "Playwright and Puppeteer (raw CDP)", profiles: "saved profiles",
+  webhooks: "webhooks", team: "team members", live_keys: "live API keys",
+};
+
 async function billing(ctx) {
   title("Billing");
   const b = await api("GET", "/v1/billing");
@@ -700,9 +786,9 @@ async function billing(ctx) {
     h("dt", {}, "Plan"), h("dd", {}, b.plan || "none"),
     h("dt", {}, "Status"), h("dd", {}, b.status || "—"),
     h("dt", {}, "Renews"), h("dd", {}, when(b.current_period_end)),
-    h("dt", {}, "Features"), h("dd", {}, b.features.join(", ") || "—")));
+    h("dt", {}, "Features"), h("dd", {}, b.features.map((f) => FEATURES[f] || f).join(", ") || "—")));
   if (!b.enabled) {
-    main().append(h("p", { class: "notice" }, "Billing is not configured on this server."));
+    main().append(h("p", { class: "note" }, "Billing is off on this server: every account has its plan's limits, and nothing is charged."));
     return;
   }
   const back = `${location.origin}/billing`;

@@ -202,12 +202,13 @@ export function confirmAction(title, text, verb = "Confirm") {
 /** A table: `columns` are `[header, row => cell]`. */
 export function table(columns, rows, empty = "Nothing here yet.") {
   if (rows.length === 0) return h("p", { class: "empty" }, empty);
-  return h(
+  // In a box of its own that scrolls sideways when the table is wider than the screen.
+  return h("div", { class: "table-wrap" }, h(
     "table",
     {},
     h("thead", {}, h("tr", {}, columns.map(([name]) => h("th", { scope: "col" }, name)))),
     h("tbody", {}, rows.map((row) => h("tr", {}, columns.map(([, cell]) => h("td", {}, cell(row)))))),
-  );
+  ));
 }
 
 let toasts;

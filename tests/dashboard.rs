@@ -108,6 +108,15 @@ impl Ui {
         }
     }
 
+    /// From now on the page is a phone's: 390×844 CSS pixels, touch, at 3× density.
+    async fn phone(&self) {
+        use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+        self.page
+            .execute(SetDeviceMetricsOverrideParams::new(390, 844, 3.0, true))
+            .await
+            .expect("phone metrics");
+    }
+
     async fn goto(&self, path: &str) {
         self.page
             .goto(format!("{}{path}", self.base))
@@ -443,6 +452,12 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     // Rotating leaves the old key `expiring` for its grace, and still revocable (bug 2).
     ui.click("Rotate").await;
     ui.wait_text("Rotate this key?").await;
+    // How long the old key keeps working is a choice (24 hours, 1 hour, or none after a leak).
+    assert_eq!(
+        ui.eval("[...document.querySelectorAll('dialog[open] select[name=grace] option')].map(o => o.value).join()")
+            .await,
+        "86400,3600,0"
+    );
     ui.click("Rotate").await;
     ui.wait(
         "the new key or a step-up prompt",
@@ -479,6 +494,28 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
         .as_u64()
         .expect("the plan's idle timeout");
     ui.wait_text(&format!("Empty: your plan's {idle} s.")).await;
+    // Before the first session, a card with snippets for this very server (onboarding).
+    ui.wait_text("Start your first session from code").await;
+    let shown = "[...document.querySelectorAll('.onboarding [role=tabpanel]:not([hidden]) code')].map(c => c.textContent).join('\\n')";
+    let curl = ui.eval(shown).await;
+    assert!(
+        curl.as_str()
+            .is_some_and(|c| c.contains(&format!("{}/v1/sessions", s.base))),
+        "{curl}"
+    );
+    ui.click("Playwright").await;
+    ui.wait(
+        "the Playwright snippet",
+        &format!("({shown}).includes('connectOverCDP')"),
+    )
+    .await;
+    assert_eq!(
+        ui.eval("!!document.querySelector('header a[href=\"/docs/\"]')")
+            .await,
+        Value::Bool(true),
+        "a link to the API reference in the shell"
+    );
+    ui.shot("sessions-first-run").await;
     ui.tick("Record the session for replay").await;
     ui.click("Start session").await;
     ui.wait(
@@ -496,9 +533,19 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
         .await
         .as_u64()
         .unwrap_or(0);
+    ui.wait_text("Connect Playwright or Puppeteer").await;
     ui.fill("URL", &site.url("/")).await;
     ui.click("Go").await;
     ui.wait_text("Loaded").await;
+    // The session page names the page the session is on.
+    ui.wait(
+        "the current page named",
+        &format!(
+            "document.querySelector('.where')?.textContent.includes({})",
+            js_str(&site.url("/"))
+        ),
+    )
+    .await;
     ui.wait(
         "a new frame after navigating",
         &format!("Number(document.querySelector('img.live').dataset.frames) > {before}"),
@@ -584,6 +631,28 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     )
     .await;
     ui.shot("session-replay").await;
+
+    // The session list: durations, a filter, and opening a session by its id.
+    ui.click("Sessions").await;
+    ui.wait(
+        "the session listed with its duration",
+        &format!(
+            "!!document.querySelector('a[href=\"/sessions/{session_id}\"]') && \
+             [...document.querySelectorAll('th')].some(th => th.textContent === 'Duration')"
+        ),
+    )
+    .await;
+    ui.eval(&format!(
+        "const f = document.querySelector('input[name=find]'); f.value = '{session_id}'; f.form.requestSubmit()"
+    ))
+    .await;
+    ui.wait(
+        "the session opened by id",
+        &format!(
+            "location.pathname === '/sessions/{session_id}' && !!document.querySelector('main h1')"
+        ),
+    )
+    .await;
 
     // A profile and a snapshot.
     ui.click("Profiles").await;
@@ -702,14 +771,82 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     ui.shot("usage").await;
     ui.click("Audit log").await;
     ui.wait_text("api_key.created").await;
+    // Actors by email, and a filter by email.
+    let by_email = "[...document.querySelectorAll('td')].some(td => td.textContent.startsWith('ada@example.com'))";
+    ui.wait("an actor shown by email", by_email).await;
+    ui.fill("Actor", email).await;
+    ui.click("Filter").await;
+    ui.wait("the entries of that person", by_email).await;
     ui.shot("audit").await;
     ui.click("Billing").await;
     ui.wait_text("Tier").await;
+    // Billing off: a neutral note, not a success box; features as words.
+    ui.wait_text("Billing is off on this server").await;
+    assert_eq!(
+        ui.eval("!!document.querySelector('.note') && !document.querySelector('.notice')")
+            .await,
+        Value::Bool(true)
+    );
+    ui.wait_text("browser sessions").await;
 
     // An unknown session is a not-found page, not a field error (bug 9).
     ui.goto("/sessions/ses_doesnotexist").await;
     ui.wait_text("There is no session ses_doesnotexist in this account.")
         .await;
+
+    // On a phone (390×844), no screen scrolls sideways (a table scrolls inside its box), and
+    // Sign out stays reachable.
+    for (path, name) in [
+        ("/sessions", "sessions"),
+        (&format!("/sessions/{session_id}") as &str, "session"),
+        ("/profiles", "profiles"),
+        ("/keys", "keys"),
+        ("/webhooks", "webhooks"),
+        ("/usage", "usage"),
+        ("/audit", "audit"),
+        ("/team", "team"),
+        ("/billing", "billing"),
+        ("/settings", "settings"),
+    ] {
+        // Again for every screen: a full-page screenshot clears the device metrics.
+        ui.phone().await;
+        ui.goto(path).await;
+        ui.wait("the screen", "!!document.querySelector('main h1')")
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let over = ui
+            .eval(
+                "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391 \
+                  && !e.closest('.table-wrap, pre, .excerpt')).map(e => e.tagName + '.' + e.className + ':' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)",
+            )
+            .await;
+        assert_eq!(
+            ui.eval("innerWidth").await,
+            390,
+            "{path} is wider than the phone: {over}"
+        );
+        let wide = ui
+            .eval(
+                "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1 \
+                  && !e.closest('.table-wrap, pre, .excerpt')).map(e => e.tagName + '.' + e.className).slice(0, 5)",
+            )
+            .await;
+        let overflow = ui
+            .eval("document.documentElement.scrollWidth > innerWidth + 1")
+            .await;
+        assert_eq!(
+            overflow,
+            Value::Bool(false),
+            "{path} scrolls sideways on a phone: {wide}"
+        );
+        assert_eq!(
+            ui.eval("[...document.querySelectorAll('header button')].some(b => b.textContent === 'Sign out' && b.getBoundingClientRect().right <= innerWidth)")
+                .await,
+            Value::Bool(true),
+            "Sign out out of reach on {path}"
+        );
+        ui.shot(&format!("phone-{name}")).await;
+    }
 
     let errors = ui.errors();
     assert!(errors.is_empty(), "the page logged errors: {errors:#?}");

@@ -98,6 +98,26 @@ fn the_guard_fails_removed_fields_and_tightened_patterns_and_passes_added_option
         "{verdict}"
     );
 
+    // A new value of an enum in responses is additive (clients tolerate unknown values,
+    // docs/VERSIONING.md); taking one away is not (clients may send it).
+    let mut widened = base.clone();
+    widened["components"]["schemas"]["Scope"]["enum"]
+        .as_array_mut()
+        .expect("the Scope enum")
+        .push(json!("future:scope"));
+    let verdict = diff(&before, &write("widened.json", &widened), None);
+    assert!(
+        breaking(&verdict).is_empty(),
+        "a new response enum value: {verdict}"
+    );
+    let mut narrowed = base.clone();
+    narrowed["components"]["schemas"]["Scope"]["enum"]
+        .as_array_mut()
+        .expect("the Scope enum")
+        .retain(|v| v != "billing:read");
+    let found = breaking(&diff(&before, &write("narrowed.json", &narrowed), None));
+    assert!(!found.is_empty(), "a removed enum value passed the guard");
+
     // An announced break, once accepted, passes.
     let accepted = write(
         "accepted.json",

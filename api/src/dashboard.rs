@@ -41,6 +41,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../dashboard/screens.js"),
     ),
     (
+        "onboarding.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../dashboard/onboarding.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_bytes!("../../dashboard/style.css"),

@@ -47,7 +47,6 @@ scopes! {
     KeysWrite => "keys:write",
     SessionsRead => "sessions:read",
     SessionsWrite => "sessions:write",
-    SessionsEvaluate => "sessions:evaluate",
     ProfilesRead => "profiles:read",
     ProfilesWrite => "profiles:write",
     UsageRead => "usage:read",
@@ -58,6 +57,8 @@ scopes! {
     TeamWrite => "team:write",
     BillingRead => "billing:read",
     BillingWrite => "billing:write",
+    // Newer scopes go last: the list is the order of the documented enum.
+    SessionsEvaluate => "sessions:evaluate",
 }
 
 impl Scope {

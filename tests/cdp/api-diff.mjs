@@ -14,8 +14,12 @@ const after = read(afterPath);
 const accepted = acceptedPath && fs.existsSync(acceptedPath) ? read(acceptedPath).accepted || [] : [];
 
 const { diffs } = apiCompare(before, after);
+// A new value of an enum in a response is additive by the policy (docs/VERSIONING.md: clients
+// must tolerate unknown values); api-smart-diff counts it as breaking.
+const responseEnumAdded = (d) =>
+  d.action === 'add' && d.path.includes('responses') && d.path[d.path.length - 2] === 'enum';
 const breaking = diffs
-  .filter((d) => d.type === 'breaking')
+  .filter((d) => d.type === 'breaking' && !responseEnumAdded(d))
   .map((d) => ({ path: d.path.join('/'), description: d.description || d.action }));
 
 // Properties removed from a schema, wherever the schema is (components or inline).

@@ -100,8 +100,6 @@ pub enum Scope {
     SessionsRead,
     #[serde(rename = "sessions:write")]
     SessionsWrite,
-    #[serde(rename = "sessions:evaluate")]
-    SessionsEvaluate,
     #[serde(rename = "profiles:read")]
     ProfilesRead,
     #[serde(rename = "profiles:write")]
@@ -122,6 +120,8 @@ pub enum Scope {
     BillingRead,
     #[serde(rename = "billing:write")]
     BillingWrite,
+    #[serde(rename = "sessions:evaluate")]
+    SessionsEvaluate,
     /// A value this client does not know yet (the server is newer).
     #[serde(other)]
     Other,
