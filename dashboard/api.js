@@ -129,7 +129,12 @@ export async function api(method, path, body, options = {}) {
   }
   if (r.status === 403 && stepUp) {
     const problem = await problemOf(r.clone());
-    if (problem.code === "step_up_required" && (await stepUp())) r = await send();
+    if (problem.code === "step_up_required") {
+      if (!(await stepUp())) {
+        throw new Problem({ code: "step_up_required", detail: "Not confirmed, so nothing was changed." }, 403);
+      }
+      r = await send();
+    }
   }
   if (!r.ok) throw await problemOf(r);
   if (options.raw) return r;

@@ -319,9 +319,13 @@ function passwordReset(params) {
   );
 }
 
-/** The step-up prompt: TOTP code, recovery code, or the password when MFA is off. */
-function stepUpPrompt() {
-  const mfa = session.user?.mfa_enabled;
+/** The step-up prompt: TOTP code, recovery code, or the password when MFA is off — only what the
+ * person has. Without either (the first-start owner, link-only sign-ins) it offers a mail to set
+ * a password instead. */
+async function stepUpPrompt() {
+  const user = (await api("GET", "/v1/account/me").catch(() => null))?.user;
+  const mfa = user ? user.mfa_enabled : session.user?.mfa_enabled;
+  if (!mfa && user && !user.password_set) return noMethodPrompt(user.email);
   return dialog("Confirm it's you", (close) => {
     const useRecovery = h("input", { type: "checkbox", id: "stepup-recovery" });
     const input = mfa
@@ -342,6 +346,30 @@ function stepUpPrompt() {
     setTimeout(() => input.focus());
     return f;
   }).then((ok) => Boolean(ok));
+}
+
+/** For a person with neither a password nor two-factor: a link to set a password. */
+function noMethodPrompt(email) {
+  return dialog("Confirm it's you", (close) => {
+    const status = h("p", { role: "status", class: "hint" });
+    const send = h("button", {
+      type: "button", class: "primary",
+      onclick: async () => {
+        send.disabled = true;
+        try {
+          await api("POST", "/v1/auth/password-reset", { email }, { anonymous: true });
+          status.textContent = `A link to set your password is on its way to ${email}. Set it, then try again.`;
+        } catch (err) {
+          status.textContent = err.message;
+          send.disabled = false;
+        }
+      },
+    }, "Email me a link to set a password");
+    return h("div", {},
+      h("p", {}, "This action needs a fresh verification, by password or two-factor code. You signed in with a link and have neither yet."),
+      h("div", { class: "actions" }, send, h("button", { type: "button", onclick: () => close(false) }, "Cancel")),
+      status);
+  }).then(() => false);
 }
 
 onStepUp(stepUpPrompt);

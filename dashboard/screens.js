@@ -162,15 +162,7 @@ async function sessionDetail(ctx) {
       ["When", (d) => when(d.created_at)],
     ], page.data, "No downloads in this session."));
   };
-  main().append(...[
-    info,
-    live ? where : null,
-    live && s.connect_url ? section("Connect Playwright or Puppeteer",
-      h("p", { class: "hint" }, "The link carries a token valid for 15 minutes; reload this page for a fresh one."),
-      snippetTabs("Connect to this session", connectSnippets(s.connect_url))) : null,
-    s.recording ? replaySection(id, s.recording) : null,
-    downloads,
-    live ? section("Live view", liveState, liveControls, screen) : liveState,
+  const controls = [
     drive ? section("Navigate", form([field("URL", url)], "Go", async (v) => {
       const r = await api("POST", `/v1/sessions/${id}/navigate`, { url: v.url });
       toast(`Loaded ${r.url || v.url} (${r.status ?? "?"})`);
@@ -190,6 +182,19 @@ async function sessionDetail(ctx) {
       toast("Session ended.");
       ctx.go(`/sessions/${id}`, true);
     }, { class: "danger" })) : null,
+  ].filter(Boolean);
+  main().append(...[
+    info,
+    live ? where : null,
+    // The live view with its controls beside it (below it on a narrow screen).
+    live ? h("div", { class: "live-grid" },
+      section("Live view", liveState, liveControls, screen),
+      controls.length ? h("div", { class: "live-side" }, ...controls) : null) : liveState,
+    live && s.connect_url ? section("Connect Playwright or Puppeteer",
+      h("p", { class: "hint" }, "The link carries a token valid for 15 minutes; reload this page for a fresh one."),
+      snippetTabs("Connect to this session", connectSnippets(s.connect_url))) : null,
+    s.recording ? replaySection(id, s.recording) : null,
+    downloads,
   ].filter(Boolean));
   if (live) watch(s, screen, liveState, liveControls, ctx);
   await showDownloads().catch(() => {});
@@ -628,10 +633,11 @@ function chart(label, m, fmt) {
   Object.entries({ x: 0, y: 0, width: limit ? share * 100 : 0, height: 8, rx: 2, class: share >= 0.9 ? "bar-hot" : "bar-fg" })
     .forEach(([k, v]) => fg.setAttribute(k, v));
   svg.append(bg, fg);
+  // Without a cap there is nothing to fill: the number alone, no empty bar.
   return h("figure", { class: "meter" },
-    h("figcaption", {}, h("strong", {}, label), " ", `${fmt(m.used)} of ${limit != null ? fmt(limit) : "no cap"}`,
+    h("figcaption", {}, h("strong", {}, label), " ", limit != null ? `${fmt(m.used)} of ${fmt(limit)}` : `${fmt(m.used)} (no cap)`,
       m.percent_used != null ? ` (${Math.round(m.percent_used)} %)` : ""),
-    svg);
+    limit != null ? svg : null);
 }
 
 // ---------------------------------------------------------------- audit log

@@ -97,6 +97,11 @@ pub struct MeUser {
     pub name: String,
     pub email_verified: bool,
     pub mfa_enabled: bool,
+    /// Whether you have a password (the first-start owner and people who only ever used sign-in
+    /// links have none: step-up by password is not open to them until they set one). Always
+    /// sent; optional in the schema only because it came after `/v1` was released.
+    #[schema(required = false)]
+    pub password_set: bool,
     /// Your role in this account.
     pub role: String,
 }
@@ -127,6 +132,7 @@ async fn me(state: &AppState, p: &Principal) -> Result<AccountMeResponse, ApiErr
                 name: u.name.clone(),
                 email_verified: u.email_verified_at.is_some(),
                 mfa_enabled: u.mfa_enabled(),
+                password_set: u.password_hash.is_some(),
                 role: d.role.clone(),
             })
         }

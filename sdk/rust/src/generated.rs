@@ -143,6 +143,11 @@ pub struct MeUser {
     pub id: String,
     pub mfa_enabled: bool,
     pub name: String,
+    /// Whether you have a password (the first-start owner and people who only ever used sign-in
+    /// links have none: step-up by password is not open to them until they set one). Always
+    /// sent; optional in the schema only because it came after `/v1` was released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_set: Option<bool>,
     /// Your role in this account.
     pub role: String,
 }
