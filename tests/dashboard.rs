@@ -108,6 +108,16 @@ impl Ui {
         }
     }
 
+    /// From now on the system prefers a dark colour scheme.
+    async fn dark(&self) {
+        use chromiumoxide::cdp::browser_protocol::emulation::{
+            MediaFeature, SetEmulatedMediaParams,
+        };
+        let mut params = SetEmulatedMediaParams::default();
+        params.features = Some(vec![MediaFeature::new("prefers-color-scheme", "dark")]);
+        self.page.execute(params).await.expect("dark scheme");
+    }
+
     /// From now on the page is a phone's: 390×844 CSS pixels, touch, at 3× density.
     async fn phone(&self) {
         use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
@@ -225,7 +235,7 @@ impl Ui {
     /// width of a laptop screen.
     async fn shot(&self, name: &str) {
         let problems = self
-            .eval(
+            .eval(&format!("(CONTRAST => {})({CONTRAST})", 
                 "(() => { const out = []; \
                  for (const el of document.querySelectorAll('input, select, textarea')) \
                    if (el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label')) \
@@ -237,8 +247,8 @@ impl Ui {
                    if (!el.hasAttribute('alt')) out.push('no alt ' + el.outerHTML.slice(0, 80)); \
                  if (document.documentElement.scrollWidth > window.innerWidth) \
                    out.push('overflows: ' + document.documentElement.scrollWidth); \
-                 return out; })()",
-            )
+                 return out.concat(CONTRAST()); })()"
+            ))
             .await;
         assert_eq!(
             problems.as_array().map(Vec::len),
@@ -265,6 +275,31 @@ impl Ui {
         self.errors.lock().map(|v| v.clone()).unwrap_or_default()
     }
 }
+
+/// Text whose colour on its background falls below WCAG AA (4.5:1, or 3:1 for large text):
+/// `tag.class ratio "text"`, at most ten.
+const CONTRAST: &str = r#"() => {
+  const parse = (c) => { const m = /rgba?\(([^)]+)\)/.exec(c); if (!m) return null;
+    const p = m[1].split(',').map(Number); return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 }; };
+  const lum = ({ r, g, b }) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bgOf = (el) => { for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
+    if (c && c.a > 0.5) return c; } return { r: 255, g: 255, b: 255, a: 1 }; };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (!el.getClientRects().length || el.closest('[disabled], [hidden], svg, dialog:not([open])')) continue;
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.nodeValue.trim())) continue;
+    const st = getComputedStyle(el);
+    if (st.visibility === 'hidden' || Number(st.opacity) < 1) continue;
+    const fg = parse(st.color); if (!fg) continue;
+    const [a, b] = [lum(fg), lum(bgOf(el))].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(st.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) out.push('contrast ' + el.tagName + '.' + el.className + ' ' + ratio.toFixed(2) + ' "' + el.textContent.trim().slice(0, 30) + '"');
+  }
+  return out.slice(0, 10);
+}"#;
 
 fn js_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
@@ -863,6 +898,28 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
             "Sign out out of reach on {path}"
         );
         ui.shot(&format!("phone-{name}")).await;
+    }
+
+    // In dark mode (the system's preference) every screen keeps AA contrast (checked by `shot`).
+    ui.dark().await;
+    for (path, name) in [
+        ("/sessions", "sessions"),
+        ("/keys", "keys"),
+        ("/webhooks", "webhooks"),
+        ("/usage", "usage"),
+        ("/audit", "audit"),
+        ("/settings", "settings"),
+    ] {
+        ui.goto(path).await;
+        ui.wait("the screen", "!!document.querySelector('main h1')")
+            .await;
+        assert_eq!(
+            ui.eval("matchMedia('(prefers-color-scheme: dark)').matches")
+                .await,
+            Value::Bool(true)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ui.shot(&format!("dark-{name}")).await;
     }
 
     let errors = ui.errors();
