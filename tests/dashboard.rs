@@ -113,8 +113,10 @@ impl Ui {
         use chromiumoxide::cdp::browser_protocol::emulation::{
             MediaFeature, SetEmulatedMediaParams,
         };
-        let mut params = SetEmulatedMediaParams::default();
-        params.features = Some(vec![MediaFeature::new("prefers-color-scheme", "dark")]);
+        let params = SetEmulatedMediaParams {
+            features: Some(vec![MediaFeature::new("prefers-color-scheme", "dark")]),
+            ..SetEmulatedMediaParams::default()
+        };
         self.page.execute(params).await.expect("dark scheme");
     }
 
