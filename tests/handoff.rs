@@ -56,15 +56,21 @@ async fn connect_with_key(s: &Server, sid: &str, key: &str) -> Socket {
 /// The next text message for which `want` holds (others skipped), within 15 s.
 async fn next_text(ws: &mut Socket, want: impl Fn(&Value) -> bool) -> Value {
     tokio::time::timeout(Duration::from_secs(15), async {
+        let mut seen = Vec::new();
         while let Some(msg) = ws.next().await {
-            if let Ok(Message::Text(t)) = msg
+            if let Ok(Message::Text(t)) = &msg
                 && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
-                && want(&v)
             {
-                return v;
+                if want(&v) {
+                    return v;
+                }
+                seen.push(v.to_string());
+            } else if !matches!(msg, Ok(Message::Binary(_))) {
+                // The close frame (its reason) or the error: what a failure needs to say.
+                seen.push(format!("{msg:?}"));
             }
         }
-        panic!("the socket closed before the message came");
+        panic!("the socket closed before the message came; it sent: {seen:?}");
     })
     .await
     .expect("the message within 15 s")

@@ -301,7 +301,13 @@ pub async fn run(client: WebSocket, viewer: Viewer, settings: Value) {
                 let now = viewer.state.clock.now_ms();
                 // A link that cannot be checked is treated as closed.
                 let closed = match &link {
-                    Some(l) => viewer.state.live_links.closed(l, now).await.unwrap_or(Some(Gone::Revoked)),
+                    Some(l) => match viewer.state.live_links.closed(l, now).await {
+                        Ok(gone) => gone,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "a live link could not be checked: its viewer is cut off");
+                            Some(Gone::Revoked)
+                        }
+                    },
                     None => None,
                 };
                 // A handoff's link expires with the handoff: the runner's end of it (within a
