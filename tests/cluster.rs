@@ -810,11 +810,7 @@ async fn an_mcp_session_alternates_between_two_api_nodes() {
             .is_some_and(|t| t.len() >= 19)
     );
 
-    let created = mcp::call(nodes[0], &key, "session_create", json!({})).await;
-    let sid = created["structuredContent"]["session_id"]
-        .as_str()
-        .expect("session id")
-        .to_owned();
+    let sid = mcp::session(nodes[0], &key, json!({})).await;
     let opened = mcp::call(
         nodes[1],
         &key,

@@ -206,14 +206,13 @@ async fn the_gate_and_the_tools_refuse_what_a_key_may_not_do(backend: Backend) {
     let listed = mcp::call(&s.base, &reader, "session_list", json!({})).await;
     assert_ne!(listed["isError"], true, "{listed}");
 
-    let created = mcp::call(&s.base, &key, "session_create", json!({})).await;
-    let sid = created["structuredContent"]["session_id"]
-        .as_str()
-        .expect("session id")
-        .to_owned();
+    let sid = mcp::session(&s.base, &key, json!({})).await;
     let nav = json!({"session_id": sid, "url": site.url("/signin")});
     let driven = mcp::call(&s.base, &reader, "navigate", nav.clone()).await;
     assert_eq!(mcp::error_code(&driven), "missing_permission");
+    // A snapshot writes refs into the page: it needs sessions:write like every capture.
+    let looked = mcp::call(&s.base, &reader, "snapshot", json!({"session_id": sid})).await;
+    assert_eq!(mcp::error_code(&looked), "missing_permission");
 
     // `evaluate` runs script in the page: offered only to keys holding `sessions:evaluate`.
     let driver = env.cli(&[
@@ -367,11 +366,7 @@ async fn a_hostile_page_cannot_crash_the_server_or_write_into_the_agents_view() 
     .await;
     let (_env, s) = start(Backend::Sqlite);
     let key = s.key().to_owned();
-    let created = mcp::call(&s.base, &key, "session_create", json!({})).await;
-    let sid = created["structuredContent"]["session_id"]
-        .as_str()
-        .expect("session id")
-        .to_owned();
+    let sid = mcp::session(&s.base, &key, json!({})).await;
     let open = async |path: &str| {
         let opened = mcp::call(
             &s.base,
@@ -446,17 +441,12 @@ async fn tabs_a_page_opens_are_listed_selected_and_closed(backend: Backend) {
     .await;
     let (env, s) = start(backend);
     let key = s.key().to_owned();
-    let created = mcp::call(
+    let sid = mcp::session(
         &s.base,
         &key,
-        "session_create",
         json!({"viewport": {"width": 800, "height": 600}}),
     )
     .await;
-    let sid = created["structuredContent"]["session_id"]
-        .as_str()
-        .expect("session id")
-        .to_owned();
     let nav = json!({"session_id": sid, "url": site.url("/opener")});
     assert_ne!(
         mcp::call(&s.base, &key, "navigate", nav).await["isError"],
@@ -549,6 +539,31 @@ async fn tabs_a_page_opens_are_listed_selected_and_closed(backend: Backend) {
     )
     .await
     .assert_problem(404, "tab_not_found");
+    // A read-only key of the account lists the tabs but neither selects nor closes one.
+    let reader = env.cli(&[
+        "keys",
+        "create",
+        "--email",
+        "owner@localhost",
+        "--scopes",
+        "sessions:read",
+    ]);
+    assert_eq!(
+        s.get(&reader, &format!("/v1/sessions/{sid}/tabs"))
+            .await
+            .status,
+        200
+    );
+    s.post(
+        &reader,
+        &format!("/v1/sessions/{sid}/tabs/{first}/select"),
+        json!({}),
+    )
+    .await
+    .assert_problem(403, "missing_permission");
+    s.delete(&reader, &format!("/v1/sessions/{sid}/tabs/{first}"))
+        .await
+        .assert_problem(403, "missing_permission");
     env.cli(&["accounts", "create", "--email", "intruder@example.com"]);
     let intruder = env.cli(&["keys", "create", "--email", "intruder@example.com"]);
     s.get(&intruder, &format!("/v1/sessions/{sid}/tabs"))

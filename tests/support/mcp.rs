@@ -51,6 +51,15 @@ pub async fn call(base: &str, key: &str, tool: &str, arguments: Value) -> Value 
     body["result"].clone()
 }
 
+/// Starts a session with `session_create` and answers its id.
+pub async fn session(base: &str, key: &str, arguments: Value) -> String {
+    let created = call(base, key, "session_create", arguments).await;
+    created["structuredContent"]["session_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session id in {created}"))
+        .to_owned()
+}
+
 /// The text of a tool result.
 pub fn text(result: &Value) -> String {
     result["content"]

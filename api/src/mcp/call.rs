@@ -97,6 +97,19 @@ impl<'a> Args<'a> {
             .map_err(|_| ToolError::invalid("session_id", "is not a session id (ses_…)"))
     }
 
+    /// How long one step may take (`timeout_ms`, default [`ACTION_TIMEOUT_MS`]).
+    fn timeout(&self) -> Result<u64, ToolError> {
+        Ok(self
+            .uint("timeout_ms", 100, 120_000)?
+            .unwrap_or(ACTION_TIMEOUT_MS))
+    }
+
+    /// The element a call must name.
+    fn element(&self) -> Result<Target, ToolError> {
+        self.target(true)?
+            .ok_or_else(|| ToolError::internal("no target"))
+    }
+
     /// The element a call acts on: a ref from the last snapshot or a selector, exactly one.
     fn target(&self, required: bool) -> Result<Option<Target>, ToolError> {
         match (self.str("ref")?, self.str("selector")?) {
@@ -183,9 +196,7 @@ pub async fn run(
         "navigate" => navigate(rest, &a).await,
         "back" | "forward" | "reload" => {
             let id = a.session()?;
-            let timeout = a
-                .uint("timeout_ms", 100, 120_000)?
-                .unwrap_or(ACTION_TIMEOUT_MS);
+            let timeout = a.timeout()?;
             actions(rest, &id, json!([{"type": name}]), timeout).await?;
             let done = match name {
                 "back" => "Went back",
@@ -208,12 +219,8 @@ pub async fn run(
         }
         "click" | "hover" => {
             let id = a.session()?;
-            let target = a
-                .target(true)?
-                .ok_or_else(|| ToolError::internal("no target"))?;
-            let timeout = a
-                .uint("timeout_ms", 100, 120_000)?
-                .unwrap_or(ACTION_TIMEOUT_MS);
+            let target = a.element()?;
+            let timeout = a.timeout()?;
             actions(
                 rest,
                 &id,
@@ -231,13 +238,9 @@ pub async fn run(
         }
         "type" => {
             let id = a.session()?;
-            let target = a
-                .target(true)?
-                .ok_or_else(|| ToolError::internal("no target"))?;
+            let target = a.element()?;
             let text = a.required_str("text")?;
-            let timeout = a
-                .uint("timeout_ms", 100, 120_000)?
-                .unwrap_or(ACTION_TIMEOUT_MS);
+            let timeout = a.timeout()?;
             let mut steps =
                 vec![json!({"type": "type", "selector": target.selector, "text": text})];
             let submit = a.bool("submit")?.unwrap_or(false);
@@ -257,21 +260,15 @@ pub async fn run(
         "press_key" => {
             let id = a.session()?;
             let key = a.required_str("key")?;
-            let timeout = a
-                .uint("timeout_ms", 100, 120_000)?
-                .unwrap_or(ACTION_TIMEOUT_MS);
+            let timeout = a.timeout()?;
             actions(rest, &id, json!([{"type": "press", "key": key}]), timeout).await?;
             Ok(Outcome::text(format!("Pressed {key}.")))
         }
         "select_option" => {
             let id = a.session()?;
-            let target = a
-                .target(true)?
-                .ok_or_else(|| ToolError::internal("no target"))?;
+            let target = a.element()?;
             let value = a.required_str("value")?;
-            let timeout = a
-                .uint("timeout_ms", 100, 120_000)?
-                .unwrap_or(ACTION_TIMEOUT_MS);
+            let timeout = a.timeout()?;
             actions(
                 rest,
                 &id,
@@ -405,9 +402,7 @@ async fn scroll(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
     let id = a.session()?;
     let target = a.target(false)?;
     let (x, y) = (a.number("x")?, a.number("y")?);
-    let timeout = a
-        .uint("timeout_ms", 100, 120_000)?
-        .unwrap_or(ACTION_TIMEOUT_MS);
+    let timeout = a.timeout()?;
     let step = match &target {
         Some(t) => {
             if x.is_some() || y.is_some() {
@@ -539,9 +534,7 @@ async fn wait_for(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
             "name what to wait for: text, text_gone, selector, navigation, handoff or time_ms",
         ));
     }
-    let timeout = a
-        .uint("timeout_ms", 100, 120_000)?
-        .unwrap_or(ACTION_TIMEOUT_MS);
+    let timeout = a.timeout()?;
     body.insert("timeout_ms".into(), json!(timeout));
     let done = rest
         .post(&format!("/v1/sessions/{id}/wait"), Value::Object(body))
@@ -560,7 +553,7 @@ async fn tabs(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
         let t = a
             .required_str("tab_id")
             .map_err(|_| ToolError::invalid("tab_id", "is required to select or close a tab"))?;
-        if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if crate::routes::sessions::is_tab_id(t) {
             Ok(t)
         } else {
             Err(ToolError::invalid(
@@ -618,9 +611,7 @@ async fn tabs(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
 async fn evaluate(rest: &Rest, a: &Args<'_>) -> Result<Outcome, ToolError> {
     let id = a.session()?;
     let expression = a.required_str("expression")?;
-    let timeout = a
-        .uint("timeout_ms", 100, 120_000)?
-        .unwrap_or(ACTION_TIMEOUT_MS);
+    let timeout = a.timeout()?;
     let done = actions(
         rest,
         &id,

@@ -11,15 +11,21 @@ use serde_json::{Value, json};
 /// The tools a key with `scopes` is offered: all of [`catalogue`], `evaluate` only with
 /// `sessions:evaluate` (running script in a page is more than driving it).
 pub fn catalogue_for(scopes: Scopes) -> Vec<Tool> {
-    let mut tools = catalogue();
-    if !scopes.contains(Scope::SessionsEvaluate) {
-        tools.retain(|t| t.name != "evaluate");
-    }
-    tools
+    let evaluate = scopes.contains(Scope::SessionsEvaluate);
+    catalogue()
+        .iter()
+        .filter(|t| evaluate || t.name != "evaluate")
+        .cloned()
+        .collect()
 }
 
-/// Every tool, in the order `tools/list` gives them.
-pub fn catalogue() -> Vec<Tool> {
+/// Every tool, in the order `tools/list` gives them (built once: every MCP request reads it).
+pub fn catalogue() -> &'static [Tool] {
+    static TOOLS: std::sync::LazyLock<Vec<Tool>> = std::sync::LazyLock::new(build);
+    &TOOLS
+}
+
+fn build() -> Vec<Tool> {
     let session =
         || json!({"type": "string", "description": "The session (`ses_…`) from session_create."});
     let target = |verb: &str| {

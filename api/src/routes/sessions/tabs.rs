@@ -49,9 +49,14 @@ fn listed(tabs: Vec<runner::Tab>) -> Json<TabList> {
     })
 }
 
-/// A tab id as Chromium writes target ids; anything else cannot name a tab.
+/// Whether `raw` is written like a tab id (Chromium's target ids): checked before it goes
+/// anywhere, by these routes and by the MCP `tabs` tool that builds their paths.
+pub fn is_tab_id(raw: &str) -> bool {
+    raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn tab_id(raw: &str) -> Result<&str, ApiError> {
-    if raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if is_tab_id(raw) {
         Ok(raw)
     } else {
         Err(ApiError::invalid(
