@@ -112,14 +112,29 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,chromiumoxide=off"));
     let json = std::env::var("DRIFTSTACK_LOG_FORMAT").is_ok_and(|v| v == "json");
+    // Each enabled span's duration when it closes (e.g. the `phase` spans of the hot path).
+    let spans = if std::env::var("DRIFTSTACK_LOG_SPANS").is_ok_and(|v| v == "1") {
+        fmt::format::FmtSpan::CLOSE
+    } else {
+        fmt::format::FmtSpan::NONE
+    };
     let registry = tracing_subscriber::registry().with(filter);
     if json {
         registry
-            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_span_events(spans)
+                    .with_writer(std::io::stderr),
+            )
             .init();
     } else {
         registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_span_events(spans)
+                    .with_writer(std::io::stderr),
+            )
             .init();
     }
 }

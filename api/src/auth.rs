@@ -148,6 +148,7 @@ impl AuthService {
     }
 
     /// Resolves the `Authorization: Bearer …` header: a dashboard access token or an API key.
+    #[tracing::instrument(target = "phase", name = "phase", skip_all, fields(phase = "auth"))]
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
         let token = bearer_token(headers).ok_or_else(|| {
             ApiError::unauthorized(

@@ -49,6 +49,7 @@ pub async fn request_context(req: Request, next: Next) -> Response {
     );
     let mut response = REQUEST_ID
         .scope(id.clone(), REQUEST_ORIGIN.scope(origin, next.run(req)))
+        .instrument(common::phase!("request", method = %method, route = %route))
         .instrument(span.clone())
         .await;
     let elapsed = started.elapsed();

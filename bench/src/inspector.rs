@@ -105,11 +105,7 @@ pub(crate) async fn inspector_bench(args: &Args, url: &str) -> anyhow::Result<St
     };
     let phase = |runs: &[[f64; 5]], i: usize| stats(runs.iter().map(|r| r[i]).collect());
     let (yoff, yon) = (phase(&off, 0), phase(&on, 0));
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = crate::report::now();
     let mut md = format!(
         "Measured {date} on {} with the release binary, chromium-headless-shell (sandbox on), pool \
          size 4, {} cycles per round, 2 interleaved rounds per mode. Logs are on in both modes \

@@ -117,11 +117,7 @@ pub(crate) async fn live_input_bench(
     c.delete(&id).await?;
     server.stop()?;
     let s = stats(samples);
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = crate::report::now();
     Ok(format!(
         "Measured {date} on {} with the release binary, chromium-headless-shell (sandbox on), \
          loopback, JPEG quality 60, frames up to 1280×800: {keys} keystrokes, each sent over the \

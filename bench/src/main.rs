@@ -10,6 +10,10 @@
 //! `--sandbox` instead measures creates and cycles with the browser sandbox off and on
 //! (interleaved), next to the baseline on the same browser binary.
 //!
+//! `--perf` instead compares like with like (issue #25): the same browser binary and 800×600
+//! viewport as raw puppeteer-core, back-to-back cycles broken down by the server's phase spans,
+//! throughput at 1/2/4/8 concurrent clients against puppeteer-core's, and 50 idle sessions' PSS.
+//!
 //! `--mcp N` instead measures the MCP server's cost over the same REST calls, and what a
 //! realistic page weighs as HTML, snapshot and Markdown.
 //!
@@ -27,6 +31,8 @@ mod inspector;
 mod limits;
 mod live_input;
 mod mcp;
+mod perf;
+mod phases;
 mod procfs;
 mod profile;
 mod report;
@@ -79,6 +85,9 @@ struct Args {
     live_input: Option<usize>,
     /// Measure the MCP server's overhead over REST, and snapshot sizes, with this many calls.
     mcp: Option<usize>,
+    /// Issue #25's like-for-like run: the same browser and viewport as the baseline, phases,
+    /// throughput at 1/2/4/8 clients, idle memory.
+    perf: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -100,6 +109,7 @@ fn parse_args() -> anyhow::Result<Args> {
         inspector: false,
         live_input: None,
         mcp: None,
+        perf: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -121,6 +131,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--inspector" => args.inspector = true,
             "--live-input" => args.live_input = Some(value()?.parse()?),
             "--mcp" => args.mcp = Some(value()?.parse()?),
+            "--perf" => args.perf = true,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -182,6 +193,12 @@ async fn main() -> anyhow::Result<()> {
         let md = mcp::mcp_bench(&args, n).await?;
         print!("{md}");
         write_named_section(&args.out, "mcp", &md)?;
+        return Ok(());
+    }
+    if args.perf {
+        let md = perf::perf_bench(&args, &url).await?;
+        print!("{md}");
+        write_named_section(&args.out, "perf", &md)?;
         return Ok(());
     }
     if args.inspector {

@@ -183,11 +183,7 @@ pub(crate) async fn mcp_bench(args: &Args, n: usize) -> anyhow::Result<String> {
 
     let refs = snapshot.matches("] ").count();
     let lines = snapshot.lines().count();
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = crate::report::now();
     let row = |name: &str, rest: Vec<f64>, mcp: Vec<f64>| {
         let (r, m): (Stats, Stats) = (stats(rest), stats(mcp));
         format!(

@@ -3,7 +3,6 @@
 
 use std::{
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -165,12 +164,7 @@ pub(crate) async fn profiles_bench(binary: &Path, rounds: usize) -> anyhow::Resu
     md.push_str(&format!(
         "Measured {} on {} with the release binary, SQLite, chromium-headless-shell; a profile of \
          200 cookies (20 domains) and 50 origins × 20 localStorage items; {rounds} rounds.\n\n",
-        Command::new("date")
-            .arg("-u")
-            .arg("+%Y-%m-%d %H:%M UTC")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default(),
+        crate::report::now(),
         machine()
     ));
     md.push_str("| metric | target | p50 | p95 |\n|---|---|---|---|\n");

@@ -34,6 +34,16 @@ pub(crate) fn machine() -> String {
     format!("{cores} cores ({cpu}), {mem} RAM, {chromium}")
 }
 
+/// Now, as `2026-12-02 10:00 UTC`.
+pub(crate) fn now() -> String {
+    Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 pub(crate) fn write_section(path: &Path, body: &str) -> anyhow::Result<()> {
     write_named_section(path, "sessions", body)
 }

@@ -1,7 +1,7 @@
 //! `--sandbox`: creates and cycles with the browser sandbox off and on, interleaved, next to the
 //! puppeteer-core baseline on the same browser binary.
 
-use std::{path::Path, process::Command, time::Instant};
+use std::{path::Path, time::Instant};
 
 use crate::{
     Args,
@@ -72,12 +72,7 @@ pub(crate) async fn sandbox_bench(args: &Args, url: &str) -> anyhow::Result<Stri
     };
     let (con, yon) = (stats(on.0.clone()), stats(on.1.clone()));
     let (coff, yoff) = (stats(off.0.clone()), stats(off.1.clone()));
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d %H:%M UTC")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = crate::report::now();
     let mut md = format!(
         "Measured {date} on {} with the release binary, chromium-headless-shell, pool size 4, {} \
          creates and {} cycles per round, 2 interleaved rounds per mode.\n\n",

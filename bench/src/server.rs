@@ -28,6 +28,29 @@ impl Server {
         pool: usize,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::spawn(binary, chromium, pool, env, Stdio::null())
+    }
+
+    /// Like [`Server::start_with`], with the server's stderr (its logs) written to `log`.
+    pub(crate) fn start_logged(
+        binary: &Path,
+        chromium: &Path,
+        pool: usize,
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        Self::spawn(binary, chromium, pool, env, Stdio::from(file))
+    }
+
+    fn spawn(
+        binary: &Path,
+        chromium: &Path,
+        pool: usize,
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> anyhow::Result<Self> {
         use std::io::{BufRead, BufReader};
         let dir = std::env::temp_dir().join(format!("driftstack-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -43,7 +66,7 @@ impl Server {
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let stdout = child.stdout.take().context("stdout")?;
@@ -85,6 +108,7 @@ impl Server {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Client {
     pub(crate) http: reqwest::Client,
     pub(crate) base: String,

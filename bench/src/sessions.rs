@@ -3,7 +3,6 @@
 
 use std::{
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -141,12 +140,7 @@ pub(crate) async fn run_variant(
 }
 
 pub(crate) fn render(results: &[VariantResult], base: Option<&Value>, args: &Args) -> String {
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d %H:%M UTC")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = crate::report::now();
     let mut md = String::new();
     md.push_str(&format!(
         "Measured {date} on {} with the release binary, pool size 4, pages served on loopback.\n\n",

@@ -12,6 +12,7 @@ use std::{
 use common::ids::{AccountId, ProfileId, SessionId};
 use profiles::ProfileState;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     pool::WarmBrowser,
@@ -36,7 +37,12 @@ impl Runner {
             expires_at: now.saturating_add(max_ms),
             idle_timeout_ms: idle_ms,
         };
-        if !self.store.insert_under_cap(&new, req.cap).await? {
+        if !self
+            .store
+            .insert_under_cap(&new, req.cap)
+            .instrument(common::phase!("create.insert"))
+            .await?
+        {
             return Err(StartError::CapReached);
         }
         // The session row exists (and counts as live) before it takes the profile's lock.
@@ -54,6 +60,7 @@ impl Runner {
             self.config.queue_timeout,
             self.slots.clone().acquire_owned(),
         )
+        .instrument(common::phase!("create.slot"))
         .await
         {
             Ok(Ok(permit)) => permit,
@@ -71,7 +78,12 @@ impl Runner {
         let mut attempt = 0;
         let mut browser = loop {
             attempt += 1;
-            let mut browser = match self.pool.take().await {
+            let mut browser = match self
+                .pool
+                .take()
+                .instrument(common::phase!("create.take"))
+                .await
+            {
                 Ok(b) => b,
                 Err(err) => {
                     self.start_failed(&req).await?;
@@ -80,7 +92,10 @@ impl Runner {
                     );
                 }
             };
-            match prepare(&mut browser, &req.spec, profile_state.clone()).await {
+            match prepare(&mut browser, &req.spec, profile_state.clone())
+                .instrument(common::phase!("create.prepare"))
+                .await
+            {
                 Ok(()) => break browser,
                 Err(err) => {
                     // The page may be half-configured: never hand this browser to anyone else.
@@ -106,37 +121,44 @@ impl Runner {
         let egress = browser.proxy.bind(req.spec.proxy.clone());
         let downloads_dir = browser.process.downloads_dir();
         let uploads_dir = browser.process.uploads_dir();
-        let downloads = match files::follow(files::Follow {
-            files: self.files.clone(),
-            process: process.clone(),
-            context: browser.page.context_id(),
-            dir: downloads_dir.clone(),
-            account: req.account_id.clone(),
-            session: req.id.clone(),
-            limits: req.download_limits,
-            clock: self.clock.clone(),
-        })
-        .await
-        {
-            Ok(d) => Some(d),
-            Err(err) => {
-                tracing::warn!(session.id = %req.id, error = %err, "downloads cannot be followed in this session");
-                None
+        // What the session follows from its first moment: downloads, the page's logs, and
+        // (when asked) the recorder.
+        let (downloads, log, recording) = async {
+            let downloads = match files::follow(files::Follow {
+                files: self.files.clone(),
+                process: process.clone(),
+                context: browser.page.context_id(),
+                dir: downloads_dir.clone(),
+                account: req.account_id.clone(),
+                session: req.id.clone(),
+                limits: req.download_limits,
+                clock: self.clock.clone(),
+            })
+            .await
+            {
+                Ok(d) => Some(d),
+                Err(err) => {
+                    tracing::warn!(session.id = %req.id, error = %err, "downloads cannot be followed in this session");
+                    None
+                }
+            };
+            let log = crate::logs::start(crate::logs::LogTarget {
+                store: self.logs.clone(),
+                account: req.account_id.clone(),
+                session: req.id.clone(),
+                limit_bytes: req.log_limit_bytes,
+            });
+            if let Err(err) = browser.page.follow_logs(log.sink()).await {
+                tracing::warn!(session.id = %req.id, error = %err, "the page's logs cannot be followed in this session");
             }
-        };
-        let log = crate::logs::start(crate::logs::LogTarget {
-            store: self.logs.clone(),
-            account: req.account_id.clone(),
-            session: req.id.clone(),
-            limit_bytes: req.log_limit_bytes,
-        });
-        if let Err(err) = browser.page.follow_logs(log.sink()).await {
-            tracing::warn!(session.id = %req.id, error = %err, "the page's logs cannot be followed in this session");
+            let recording = match &req.record {
+                Some(record) => self.start_recording(&req, record, &mut browser).await,
+                None => None,
+            };
+            (downloads, log, recording)
         }
-        let recording = match &req.record {
-            Some(record) => self.start_recording(&req, record, &mut browser).await,
-            None => None,
-        };
+        .instrument(common::phase!("create.follow"))
+        .await;
         let live = Arc::new(LiveSession {
             id: req.id.clone(),
             account_id: req.account_id.clone(),
@@ -181,6 +203,7 @@ impl Runner {
                 create_ms,
                 live.recording.is_some(),
             )
+            .instrument(common::phase!("create.activate"))
             .await?;
         self.events_recorded();
 
@@ -197,7 +220,11 @@ impl Runner {
                 }
             }
         });
-        Ok(self.store.get(&req.account_id, &req.id).await?)
+        Ok(self
+            .store
+            .get(&req.account_id, &req.id)
+            .instrument(common::phase!("create.read"))
+            .await?)
     }
 
     /// Starts recording a new session; a recording that cannot start is logged and the session

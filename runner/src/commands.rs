@@ -5,6 +5,7 @@ use std::{
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
+use tracing::Instrument;
 
 use common::ids::{AccountId, SessionId};
 
@@ -120,7 +121,9 @@ impl Runner {
             // this gives a clear answer naming the host).
             if !live.has_upstream
                 && let Err(proxy::Refusal::Policy(common::egress::Refusal::Denied { host })) =
-                    proxy::resolve_allowed(&self.policy, &self.devtools, &host, port).await
+                    proxy::resolve_allowed(&self.policy, &self.devtools, &host, port)
+                        .instrument(common::phase!("navigate.precheck"))
+                        .await
             {
                 live.egress.denied.fetch_add(1, Ordering::Relaxed);
                 return Err(RunnerError::EgressDenied { host });

@@ -5,6 +5,7 @@ use std::{
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
+use tracing::Instrument;
 
 use common::{
     clock::Millis,
@@ -34,12 +35,19 @@ impl Runner {
             *r = Some(reason);
         }
         live.cancel.cancel();
-        if let Err(err) = self.store.mark_closing(id).await {
+        if let Err(err) = self
+            .store
+            .mark_closing(id)
+            .instrument(common::phase!("release.closing"))
+            .await
+        {
             tracing::warn!(session.id = %id, error = %err, "could not mark the session closing");
         }
         let browser = live.browser.lock().await.take();
         let counters = live.counters(browser.as_ref());
-        self.forget_files(&live).await;
+        self.forget_files(&live)
+            .instrument(common::phase!("release.files"))
+            .await;
         if let (Some(p), Some(b)) = (&live.profile, &browser)
             && p.persist
             && reason != EndReason::BrowserCrashed
@@ -66,6 +74,7 @@ impl Runner {
         if let Err(err) = self
             .store
             .finish(id, reason, self.clock.now_ms(), &counters)
+            .instrument(common::phase!("release.finish"))
             .await
         {
             tracing::error!(session.id = %id, error = %err, "could not record the end of a session");

@@ -19,6 +19,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
+use tracing::Instrument;
 
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -103,7 +104,9 @@ impl Pool {
             let have = self.ready() + self.pending.load(Ordering::SeqCst);
             if have < self.size && !self.shutdown.is_cancelled() {
                 self.pending.fetch_add(1, Ordering::SeqCst);
-                let launched = launch_warm(&self.opts).await;
+                let launched = launch_warm(&self.opts)
+                    .instrument(common::phase!("pool.launch"))
+                    .await;
                 self.pending.fetch_sub(1, Ordering::SeqCst);
                 match launched {
                     Ok(browser) => self.put(browser).await,
@@ -183,8 +186,16 @@ impl Pool {
                 && process.is_alive()
                 && pool.ready() < pool.size;
             let recycled = if keep {
-                match process.dispose(page).await {
-                    Ok(()) => process.new_session_page(Some(&proxy.url())).await.ok(),
+                match process
+                    .dispose(page)
+                    .instrument(common::phase!("pool.dispose"))
+                    .await
+                {
+                    Ok(()) => process
+                        .new_session_page(Some(&proxy.url()))
+                        .instrument(common::phase!("pool.new_page"))
+                        .await
+                        .ok(),
                     Err(err) => {
                         tracing::warn!(error = %err, "context disposal failed; killing the browser");
                         None

@@ -16,6 +16,7 @@ use std::{
     },
     time::Duration,
 };
+use tracing::Instrument;
 
 use base64::Engine;
 use common::egress::{EgressPolicy, Refusal as Policy};
@@ -359,8 +360,14 @@ async fn serve(shared: Arc<Shared>, mut client: TcpStream) {
                 return;
             }
         },
-        None => match resolve_allowed(&shared.policy, &shared.devtools, &host, port).await {
-            Ok(addrs) => match connect_first(&addrs).await {
+        None => match resolve_allowed(&shared.policy, &shared.devtools, &host, port)
+            .instrument(common::phase!("proxy.resolve"))
+            .await
+        {
+            Ok(addrs) => match connect_first(&addrs)
+                .instrument(common::phase!("proxy.connect"))
+                .await
+            {
                 Some(stream) => stream,
                 None => {
                     respond(

@@ -15,6 +15,7 @@ use runner::{
     Viewport, store::SessionRecord,
 };
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::{
     audit::Entry,
@@ -71,7 +72,9 @@ pub async fn admit(
     let persist = request.persist;
     let record = request.record.unwrap_or(tier.record_by_default);
     let mask_all_inputs = request.mask_all_inputs;
-    let (spec, options) = browser_spec(state, principal, request).await?;
+    let (spec, options) = browser_spec(state, principal, request)
+        .instrument(common::phase!("create.spec"))
+        .await?;
     let record = runner
         .create(StartRequest {
             id: SessionId::generate(),
@@ -105,6 +108,7 @@ pub async fn admit(
             Some(record.id.to_string()),
             json!({"profile_id": profile_id, "persist": persist}),
         ))
+        .instrument(common::phase!("create.audit"))
         .await;
     Ok(record)
 }

@@ -2,6 +2,7 @@
 //! one element, and (from `agent`) Markdown and the snapshot outline.
 
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use chromiumoxide::cdp::browser_protocol::{
     dom::Rect,
@@ -141,8 +142,10 @@ impl SessionPage {
         let response = self
             .page
             .execute(params)
+            .instrument(common::phase!("capture.screenshot"))
             .await
             .map_err(|e| map_cdp(e, "screenshot"))?;
+        let _decode = common::phase!("capture.decode").entered();
         decode_base64(response.result.data.as_ref())
     }
 }

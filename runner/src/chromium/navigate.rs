@@ -2,6 +2,7 @@
 //! actions and captures build on (evaluating a script, waiting for an element).
 
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use chromiumoxide::cdp::{
     browser_protocol::page::NavigateParams, js_protocol::runtime::EvaluateParams,
@@ -24,6 +25,7 @@ impl SessionPage {
         let deadline = started + timeout;
         let timeout_ms = timeout.as_millis() as u64;
         let nav = tokio::time::timeout(timeout, self.page.execute(NavigateParams::new(url)))
+            .instrument(common::phase!("navigate.command"))
             .await
             .map_err(|_| RunnerError::Timeout(timeout_ms))?;
         let nav = match nav {
@@ -45,7 +47,10 @@ impl SessionPage {
             WaitUntil::DomContentLoaded => "DOMContentLoaded",
             WaitUntil::NetworkIdle => "load",
         };
-        if let Some(loader) = &loader {
+        let load = async {
+            let Some(loader) = &loader else {
+                return true;
+            };
             let reached = self
                 .monitor
                 .wait_for(deadline, |s| {
@@ -55,7 +60,7 @@ impl SessionPage {
                 })
                 .await;
             if !reached {
-                return Err(RunnerError::Timeout(timeout_ms));
+                return false;
             }
             // Lifecycle and response events are read by separate tasks: under load the `load`
             // can be seen before the document's response (its status and the egress guard's
@@ -64,6 +69,10 @@ impl SessionPage {
             self.monitor
                 .wait_for(grace, |s| s.document_status.contains_key(loader))
                 .await;
+            true
+        };
+        if !load.instrument(common::phase!("navigate.load")).await {
+            return Err(RunnerError::Timeout(timeout_ms));
         }
         if wait_until == WaitUntil::NetworkIdle
             && !self.monitor.wait_for(deadline, network_idle).await
@@ -80,13 +89,16 @@ impl SessionPage {
             }
             None => (None, None),
         };
-        let current = self
-            .page
-            .url()
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| url.to_owned());
+        // The address and the title, asked together (two round trips at once).
+        let (current, title) = async {
+            tokio::join!(
+                self.page.url(),
+                self.evaluate_value("document.title", deadline)
+            )
+        }
+        .instrument(common::phase!("navigate.after"))
+        .await;
+        let current = current.ok().flatten().unwrap_or_else(|| url.to_owned());
         let current_host = url::Url::parse(&current)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -100,9 +112,7 @@ impl SessionPage {
             }
             _ => {}
         }
-        let title = self
-            .evaluate_value("document.title", deadline)
-            .await
+        let title = title
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
