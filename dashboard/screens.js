@@ -5,6 +5,8 @@
 import { all, api, session } from "./api.js";
 import { connectLive } from "./liveview.js";
 import { connectSnippets, firstRun, snippetTabs } from "./onboarding.js";
+import { duration, failureNotice, sessionFacts, source } from "./sessionfacts.js";
+import { dailyUsage } from "./usagechart.js";
 import {
   action, badge, bytes, confirmAction, dialog, field, form, h, link, reveal, select, table, toast, when,
 } from "./ui.js";
@@ -93,6 +95,7 @@ async function sessions(ctx) {
       ["Started", (s) => when(s.created_at)],
       ["Ended", (s) => (s.ended_at ? [when(s.ended_at), " ", s.end_reason || ""] : "—")],
       ["Duration", (s) => duration(s)],
+      ["Source", (s) => source(s)],
       ["Profile", (s) => s.options?.profile_id || "—"],
     ], page.data, older ? "No older sessions." : status.value ? "No live sessions." : "No sessions yet: start one above, or with an API key.");
     if (older) list.append(rows);
@@ -125,15 +128,8 @@ async function sessionDetail(ctx) {
   }
   title(`Session ${id}`);
   const info = slot("Session details");
-  const showInfo = (s) =>
-    info.replaceChildren(h("dl", { class: "facts" },
-      h("dt", {}, "Status"), h("dd", {}, badge(s.status), s.end_reason ? ` (${s.end_reason})` : ""),
-      h("dt", {}, "Created"), h("dd", {}, when(s.created_at)),
-      h("dt", {}, "Expires"), h("dd", {}, when(s.expires_at)),
-      h("dt", {}, "Duration"), h("dd", {}, duration(s)),
-      h("dt", {}, "Navigations"), h("dd", {}, String(s.usage.navigations)),
-      h("dt", {}, "Data"), h("dd", {}, `${bytes(s.usage.bytes_received)} in, ${bytes(s.usage.bytes_sent)} out`),
-      h("dt", {}, "Start time"), h("dd", {}, s.create_ms != null ? `${s.create_ms} ms` : "—")));
+  const { names } = await whoIsWho(ctx);
+  const showInfo = (s) => info.replaceChildren(...[failureNotice(s), sessionFacts(s, names)].filter(Boolean));
   showInfo(s);
   const live = ACTIVE.has(s.status) || !s.ended_at;
   // The page the session is on (its current tab), while it lives.
@@ -208,16 +204,6 @@ async function sessionDetail(ctx) {
 }
 
 /** How long `s` has run (or ran), e.g. `4 min 12 s`. */
-function duration(s) {
-  const start = Date.parse(s.started_at || s.created_at);
-  const end = s.ended_at ? Date.parse(s.ended_at) : Date.now();
-  if (!Number.isFinite(start) || !Number.isFinite(end)) return "—";
-  const secs = Math.max(0, Math.round((end - start) / 1000));
-  if (secs < 60) return `${secs} s`;
-  const mins = Math.floor(secs / 60);
-  return mins < 60 ? `${mins} min ${secs % 60} s` : `${Math.floor(mins / 60)} h ${mins % 60} min`;
-}
-
 /** What ending `s` does, for the confirmation. */
 function endingText(s) {
   const profile = s.options?.profile_id;
@@ -602,7 +588,7 @@ async function showAttempts(id) {
 
 async function usage() {
   title("Usage");
-  const u = await api("GET", "/v1/usage");
+  const [u, daily] = await Promise.all([api("GET", "/v1/usage"), api("GET", "/v1/usage/daily")]);
   const labels = {
     sessions: ["Sessions", String],
     session_minutes: ["Session minutes", (n) => n.toFixed(1)],
@@ -616,6 +602,7 @@ async function usage() {
     h("div", { class: "meters" },
       Object.entries(labels).map(([k, [label, fmt]]) => chart(label, u.meters[k], fmt)),
       chart("Concurrent sessions", { used: u.concurrency.active, limit: u.concurrency.limit }, String)),
+    dailyUsage(daily),
   );
 }
 
@@ -642,6 +629,16 @@ function chart(label, m, fmt) {
 
 // ---------------------------------------------------------------- audit log
 
+/** Who is who: members by email, keys by name (what the role may read of them). */
+async function whoIsWho(ctx) {
+  const [members, keys] = await Promise.all([
+    can(ctx, "team:read") ? all("/v1/team/members").catch(() => []) : [],
+    can(ctx, "keys:read") ? all("/v1/api-keys").catch(() => []) : [],
+  ]);
+  const names = new Map([...members.map((m) => [m.user_id, m.email]), ...keys.map((k) => [k.id, `key “${k.name}”`])]);
+  return { members, names };
+}
+
 async function audit(ctx) {
   title("Audit log");
   if (!can(ctx, "audit:read")) {
@@ -652,12 +649,7 @@ async function audit(ctx) {
   let after = null;
   let filters = {};
   const more = h("button", { type: "button" }, "Load more");
-  // Who is who: members by email, keys by name (what the role may read of them).
-  const [members, keys] = await Promise.all([
-    can(ctx, "team:read") ? all("/v1/team/members").catch(() => []) : [],
-    can(ctx, "keys:read") ? all("/v1/api-keys").catch(() => []) : [],
-  ]);
-  const names = new Map([...members.map((m) => [m.user_id, m.email]), ...keys.map((k) => [k.id, `key “${k.name}”`])]);
+  const { members, names } = await whoIsWho(ctx);
   const byEmail = new Map(members.map((m) => [m.email.toLowerCase(), m.user_id]));
   const actorOf = (a) => (names.has(a.id) ? [names.get(a.id), " ", h("code", { class: "hint" }, a.id)] : `${a.type} ${a.id}`);
   const load = async (reset) => {

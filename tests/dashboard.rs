@@ -666,6 +666,14 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
     assert!(ended["ended_at"].is_string(), "{ended}");
     // An ended session's page prints no `null` (bug 1).
     ui.wait_text("The session has ended.").await;
+    // Who started it and from where: the person's email and "Dashboard".
+    assert_eq!(ended["source"], "dashboard", "{ended}");
+    ui.wait(
+        "who started the session",
+        "(() => { const t = document.querySelector('dl.facts')?.innerText || ''; \
+         return t.includes('ada@example.com') && t.includes('Dashboard'); })()",
+    )
+    .await;
     let text = ui.eval("document.querySelector('main').innerText").await;
     assert!(
         !text.as_str().unwrap_or_default().contains("null"),
@@ -821,6 +829,15 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
         ui.eval("[...document.querySelectorAll('figure.meter')].every(f => !f.textContent.includes('no cap') || !f.querySelector('svg'))")
             .await,
         Value::Bool(true)
+    );
+    // The period day by day: a bar per day so far, today's with the sessions started today.
+    ui.wait_text("This period, day by day").await;
+    let daily = s.get(&key, "/v1/usage/daily").await.json();
+    let days = daily["days"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        ui.eval("document.querySelectorAll('svg.chart')[0].querySelectorAll('rect').length")
+            .await,
+        Value::from(days)
     );
     ui.shot("usage").await;
     ui.click("Audit log").await;

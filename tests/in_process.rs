@@ -145,6 +145,8 @@ impl App {
                     now,
                     expires_at: now + 60_000,
                     idle_timeout_ms: 60_000,
+                    created_by: None,
+                    source: None,
                 },
                 None,
             )

@@ -207,6 +207,15 @@ async fn the_gate_and_the_tools_refuse_what_a_key_may_not_do(backend: Backend) {
     assert_ne!(listed["isError"], true, "{listed}");
 
     let sid = mcp::session(&s.base, &key, json!({})).await;
+    // A session started by a tool call says so, and by whom (the same key as over REST).
+    let started = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
+    assert_eq!(started["source"], "mcp", "{started}");
+    assert!(
+        started["created_by"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("key_")),
+        "{started}"
+    );
     let nav = json!({"session_id": sid, "url": site.url("/signin")});
     let driven = mcp::call(&s.base, &reader, "navigate", nav.clone()).await;
     assert_eq!(mcp::error_code(&driven), "missing_permission");

@@ -19,6 +19,8 @@ on_both_backends!(
     a_full_node_queues_creates_then_answers_503,
     idle_and_max_duration_timeouts,
     a_killed_browser_fails_its_session_and_the_pool_heals,
+    a_session_says_who_started_it_from_where_and_when_idleness_ends_it,
+    a_session_that_cannot_start_says_why,
     shutdown_leaves_no_browser_or_temp_dir_and_restart_fails_orphans,
 );
 
@@ -684,6 +686,86 @@ async fn concurrency_cap_admits_exactly_the_cap(backend: Backend) {
         .assert_problem(429, "concurrency_limit_exceeded");
 }
 
+async fn a_session_says_who_started_it_from_where_and_when_idleness_ends_it(backend: Backend) {
+    let site = pages::start().await;
+    let mut env = Env::new(backend);
+    env.set("DRIFTSTACK_POOL_SIZE", "1");
+    let s = env.start();
+    let key = s.key().to_owned();
+    let keys = s.get(&key, "/v1/api-keys").await.json();
+    let key_id = keys["data"][0]["id"].as_str().expect("key id").to_owned();
+    let r = s
+        .post(&key, "/v1/sessions", json!({"idle_timeout_seconds": 120}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    assert_eq!(created["created_by"], key_id.as_str(), "{created}");
+    assert_eq!(created["source"], "api");
+    assert_eq!(created["failure"], Value::Null);
+    let sid = id_of(&created);
+    let deadline = |v: &Value| {
+        v["idle_expires_at"]
+            .as_str()
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .unwrap_or_else(|| panic!("idle_expires_at: {v}"))
+    };
+    let first = deadline(&created);
+    let left = first - time::OffsetDateTime::now_utc();
+    assert!(
+        left <= time::Duration::seconds(120) && left > time::Duration::seconds(100),
+        "{left}"
+    );
+    // A command moves the deadline on.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    s.post(
+        &key,
+        &format!("/v1/sessions/{sid}/navigate"),
+        json!({"url": site.url("/")}),
+    )
+    .await;
+    let now = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
+    assert!(deadline(&now) > first, "{now}");
+    // The list says the same; an ended session has no idle deadline.
+    let list = s.get(&key, "/v1/sessions").await.json();
+    assert_eq!(list["data"][0]["source"], "api");
+    s.delete(&key, &format!("/v1/sessions/{sid}")).await;
+    let ended = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
+    assert_eq!(ended["idle_expires_at"], Value::Null);
+    assert_eq!(ended["created_by"], key_id.as_str());
+    // The abuse case: another account sees none of it.
+    env.cli(&["accounts", "create", "--email", "intruder@example.com"]);
+    let other = env.cli(&["keys", "create", "--email", "intruder@example.com"]);
+    s.get(&other, &format!("/v1/sessions/{sid}"))
+        .await
+        .assert_problem(404, "not_found");
+}
+
+async fn a_session_that_cannot_start_says_why(backend: Backend) {
+    let mut env = Env::new(backend);
+    // A "browser" that answers `--version` and exits at once: no session can get one.
+    env.set("DRIFTSTACK_CHROMIUM", "/usr/bin/echo");
+    env.set("DRIFTSTACK_POOL_SIZE", "0");
+    let s = env.start();
+    let key = s.key().to_owned();
+    let r = s.post(&key, "/v1/sessions", json!({})).await;
+    assert!(r.status >= 500, "{} {}", r.status, r.text());
+    assert!(
+        !r.text().contains("/usr/bin/echo"),
+        "no internals: {}",
+        r.text()
+    );
+    let list = s.get(&key, "/v1/sessions").await.json();
+    let failed = &list["data"][0];
+    assert_eq!(failed["status"], "failed", "{list}");
+    assert_eq!(failed["end_reason"], "start_failed");
+    assert_eq!(
+        failed["failure"],
+        "No browser could be started on the node."
+    );
+}
+
 async fn idle_and_max_duration_timeouts(backend: Backend) {
     let site = pages::start().await;
     let mut env = Env::new(backend);
@@ -738,6 +820,10 @@ async fn a_killed_browser_fails_its_session_and_the_pool_heals(backend: Backend)
     assert!(failed, "the session is marked failed");
     let got = s.get(&key, &format!("/v1/sessions/{sid}")).await.json();
     assert_eq!(got["end_reason"], "browser_crashed");
+    assert_eq!(
+        got["failure"],
+        "The browser process exited or stopped answering during the session."
+    );
     s.post(
         &key,
         &format!("/v1/sessions/{sid}/navigate"),
@@ -803,6 +889,10 @@ async fn shutdown_leaves_no_browser_or_temp_dir_and_restart_fails_orphans(backen
     let got = s.get(&key, &format!("/v1/sessions/{c}")).await.json();
     assert_eq!(got["status"], "failed");
     assert_eq!(got["end_reason"], "runner_lost");
+    assert_eq!(
+        got["failure"],
+        "The server hosting the session stopped without closing it."
+    );
     let swept = eventually(Duration::from_secs(10), async || {
         support::browser_processes(dead_pid).is_empty()
     })

@@ -113,6 +113,8 @@ async fn sessions_belong_to_their_account(backend: Backend) {
         now: 1,
         expires_at: 60_001,
         idle_timeout_ms: 60_000,
+        created_by: None,
+        source: None,
     };
     assert!(
         sessions

@@ -102,6 +102,40 @@ async fn meters_count_a_scripted_workload_and_survive_a_restart(backend: Backend
         "{u}"
     );
     assert_eq!(u["meters"]["sessions"]["used"], 2.0);
+
+    // Day by day: today holds both sessions, and the days add up to the month's meters.
+    let d = s.get(&key, "/v1/usage/daily").await;
+    assert_eq!(d.status, 200, "{}", d.text());
+    let d = d.json();
+    let days = d["days"].as_array().expect("days");
+    assert_eq!(d["period_start"], u["period_start"]);
+    assert!(
+        days[0]["date"].as_str().is_some_and(|x| x.ends_with("-01")),
+        "{d}"
+    );
+    let today = days.last().expect("today");
+    assert_eq!(today["sessions"], 2, "{d}");
+    let sum = |k: &str| days.iter().filter_map(|x| x[k].as_f64()).sum::<f64>();
+    assert_eq!(sum("sessions"), 2.0);
+    let meter = u["meters"]["session_minutes"]["used"]
+        .as_f64()
+        .expect("minutes");
+    assert!(
+        (sum("session_minutes") - meter).abs() < 0.02,
+        "{d} vs {meter}"
+    );
+    // The abuse case: a key without `usage:read` reads no history.
+    let r = s
+        .post(
+            &key,
+            "/v1/api-keys",
+            json!({"name": "s", "scopes": ["sessions:read"]}),
+        )
+        .await;
+    let other = r.json()["key"].as_str().expect("key").to_owned();
+    s.get(&other, "/v1/usage/daily")
+        .await
+        .assert_problem(403, "missing_permission");
 }
 
 async fn caps_thresholds_and_rate_limits(backend: Backend) {

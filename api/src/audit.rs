@@ -175,13 +175,27 @@ impl Audit {
                     .execute(&mut *tx)
                     .await?;
             }
-            let prev: Option<String> = sqlx::query_scalar(
-                "SELECT hash FROM audit_log WHERE COALESCE(account_id, '') = $1 \
-                 ORDER BY seq DESC LIMIT 1",
-            )
-            .bind(chain)
-            .fetch_optional(&mut *tx)
-            .await?;
+            // The chain's last entry, by the (account_id, seq) index: an account's own rows, or
+            // the system chain's (no account). A COALESCE here would scan other accounts' rows.
+            let prev: Option<String> = match account {
+                Some(account) => {
+                    sqlx::query_scalar(
+                        "SELECT hash FROM audit_log WHERE account_id = $1 \
+                         ORDER BY seq DESC LIMIT 1",
+                    )
+                    .bind(account)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+                None => {
+                    sqlx::query_scalar(
+                        "SELECT hash FROM audit_log WHERE account_id IS NULL \
+                         ORDER BY seq DESC LIMIT 1",
+                    )
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+            };
             let prev = prev.unwrap_or_default();
             let data = e.data.to_string();
             let hash = chain_hash(&Fields {

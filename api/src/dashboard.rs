@@ -46,6 +46,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../dashboard/onboarding.js"),
     ),
     (
+        "sessionfacts.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../dashboard/sessionfacts.js"),
+    ),
+    (
+        "usagechart.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../dashboard/usagechart.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_bytes!("../../dashboard/style.css"),

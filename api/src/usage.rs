@@ -73,6 +73,16 @@ pub struct Usage {
     touched: Mutex<HashSet<AccountId>>,
 }
 
+/// One UTC day of a period (see [`Usage::daily`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Day {
+    /// Midnight UTC.
+    pub start: Millis,
+    pub sessions: u64,
+    /// Session wall time within the day.
+    pub ms: i64,
+}
+
 #[derive(sqlx::FromRow)]
 struct SessionTotals {
     started: i64,
@@ -226,6 +236,48 @@ impl Usage {
             active_sessions: u64::try_from(totals.active).unwrap_or(0),
             concurrency_limit: tier.max_concurrent_sessions,
         })
+    }
+
+    /// The current period day by day (UTC), from its first day to today: sessions started and
+    /// session minutes, each session's wall time split exactly at midnights, live sessions up
+    /// to now. The days add up to the month's `sessions` and `session_minutes` meters.
+    pub async fn daily(
+        &self,
+        account: &AccountId,
+    ) -> Result<(Millis, Millis, Vec<Day>), StoreError> {
+        const DAY: Millis = 86_400_000;
+        let now = self.clock.now_ms();
+        let (start, end) = month_of(now);
+        let spans: Vec<(i64, i64)> = self
+            .db
+            .fetch_all(
+                "SELECT started_at, COALESCE(ended_at, $4) FROM sessions \
+                 WHERE account_id = $1 AND started_at IS NOT NULL AND started_at < $3 \
+                 AND (ended_at IS NULL OR ended_at > $2)",
+                &common::args![account.as_str(), start, end, now],
+            )
+            .await?;
+        let days = usize::try_from((now.min(end - 1) - start) / DAY + 1).unwrap_or(0);
+        let mut out: Vec<Day> = (0..days)
+            .map(|i| Day {
+                start: start + DAY * i as i64,
+                sessions: 0,
+                ms: 0,
+            })
+            .collect();
+        for (from, to) in spans {
+            let (from_c, to_c) = (from.max(start), to.min(end));
+            if from >= start
+                && let Some(day) = out.get_mut(usize::try_from((from - start) / DAY).unwrap_or(0))
+            {
+                day.sessions += 1;
+            }
+            for day in &mut out {
+                let (d0, d1) = (day.start, day.start + DAY);
+                day.ms += (to_c.min(d1) - from_c.max(d0)).max(0);
+            }
+        }
+        Ok((start, end, out))
     }
 
     /// Accounts touched since the last call.

@@ -36,6 +36,8 @@ impl Runner {
             now,
             expires_at: now.saturating_add(max_ms),
             idle_timeout_ms: idle_ms,
+            created_by: req.created_by.as_deref(),
+            source: req.source.as_deref(),
         };
         if !self
             .store
@@ -86,7 +88,8 @@ impl Runner {
             {
                 Ok(b) => b,
                 Err(err) => {
-                    self.start_failed(&req).await?;
+                    self.start_failed(&req, "No browser could be started on the node.")
+                        .await?;
                     return Err(
                         RunnerError::Internal(err.context("no browser could be started")).into(),
                     );
@@ -104,7 +107,7 @@ impl Runner {
                         tracing::warn!(session.id = %req.id, "a warm browser died during setup; trying another");
                         continue;
                     }
-                    self.start_failed(&req).await?;
+                    self.start_failed(&req, &setup_failure(&err)).await?;
                     return Err(err.into());
                 }
             }
@@ -194,12 +197,14 @@ impl Runner {
         });
         self.map().insert(req.id.clone(), live.clone());
         let create_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        self.store
+        let started_at = self.clock.now_ms();
+        let activated = self
+            .store
             .activate(
                 &req.account_id,
                 &req.id,
                 &self.config.id,
-                self.clock.now_ms(),
+                started_at,
                 create_ms,
                 live.recording.is_some(),
             )
@@ -220,11 +225,43 @@ impl Runner {
                 }
             }
         });
-        Ok(self
-            .store
-            .get(&req.account_id, &req.id)
-            .instrument(common::phase!("create.read"))
-            .await?)
+        if !activated {
+            // Ended in the meantime (a crash, a shutdown): the row says how.
+            return Ok(self
+                .store
+                .get(&req.account_id, &req.id)
+                .instrument(common::phase!("create.read"))
+                .await?);
+        }
+        // The row as activation wrote it, without reading it back.
+        Ok(SessionRecord {
+            id: req.id.clone(),
+            account_id: req.account_id.clone(),
+            runner_id: self.config.id.clone(),
+            status: SessionStatus::Active,
+            options: req.options.clone(),
+            created_at: now,
+            started_at: Some(started_at),
+            expires_at: new.expires_at,
+            idle_timeout_ms: idle_ms,
+            ended_at: None,
+            end_reason: None,
+            create_ms: Some(create_ms),
+            counters: Counters::default(),
+            logs_truncated: false,
+            recording: live
+                .recording
+                .as_ref()
+                .map(|_| crate::recording::RecordingState {
+                    state: "recording".into(),
+                    truncated: false,
+                    bytes: 0,
+                }),
+            handoff: None,
+            created_by: req.created_by.clone(),
+            source: req.source.clone(),
+            failure: None,
+        })
     }
 
     /// Starts recording a new session; a recording that cannot start is logged and the session
@@ -255,8 +292,13 @@ impl Runner {
         Some(recording)
     }
 
-    /// Records that a session could not start, and frees its profile.
-    pub(crate) async fn start_failed(&self, req: &StartRequest) -> Result<(), common::StoreError> {
+    /// Records that a session could not start (and why, as a sentence), and frees its profile.
+    pub(crate) async fn start_failed(
+        &self,
+        req: &StartRequest,
+        failure: &str,
+    ) -> Result<(), common::StoreError> {
+        self.store.record_failure(&req.id, failure).await?;
         self.store
             .finish(
                 &req.id,
@@ -343,6 +385,18 @@ impl Runner {
 }
 
 /// Applies a session's settings and its profile's state to a fresh page, before it is handed out.
+/// Why setting a browser up for a session failed, as its page shows it: the setting at fault
+/// when Chromium refused one, never internal detail.
+fn setup_failure(err: &RunnerError) -> String {
+    match err {
+        RunnerError::Invalid { field, message } => {
+            format!("Chromium refused the session's `{field}`: {message}.")
+        }
+        RunnerError::Crashed => "The browser crashed while the session was being set up.".into(),
+        _ => "The browser could not be set up for the session.".into(),
+    }
+}
+
 pub(crate) async fn prepare(
     browser: &mut WarmBrowser,
     spec: &SessionSpec,

@@ -7,7 +7,10 @@ use std::{
 };
 use tracing::Instrument;
 
-use common::ids::{AccountId, SessionId};
+use common::{
+    clock::Millis,
+    ids::{AccountId, SessionId},
+};
 
 use crate::*;
 
@@ -29,6 +32,22 @@ impl Runner {
                     + s.egress.bytes_sent.load(Ordering::Relaxed)
             })
             .sum()
+    }
+
+    /// When a session hosted here ends by idleness if nothing happens before: its last
+    /// command plus its idle timeout. `None` while a command runs or a person holds a handoff
+    /// (idleness does not count then), or when the session is not live here.
+    pub fn idle_deadline(&self, account: &AccountId, id: &SessionId) -> Option<Millis> {
+        let live = self.live(account, id)?;
+        if live.busy.load(Ordering::SeqCst) > 0 || live.handoff_pending() {
+            return None;
+        }
+        Some(
+            live.last_activity
+                .load(Ordering::SeqCst)
+                .saturating_add(live.idle_timeout_ms)
+                .min(live.expires_at),
+        )
     }
 
     /// Live counters of a session hosted here.

@@ -17,6 +17,7 @@ pub mod files;
 pub mod handoff;
 pub mod logs;
 pub mod pool;
+pub mod priority;
 pub mod proxy;
 pub mod recording;
 pub mod registry;
@@ -105,6 +106,10 @@ pub struct StartRequest {
     pub log_limit_bytes: u64,
     /// Record the session (rrweb), within this limit.
     pub record: Option<RecordRequest>,
+    /// Who starts it (`key_…` or `usr_…`), stored with it.
+    pub created_by: Option<String>,
+    /// Where it is started from (`api`, `mcp` or `dashboard`), stored with it.
+    pub source: Option<String>,
 }
 
 /// How a session is recorded.

@@ -35,6 +35,17 @@ impl Runner {
             *r = Some(reason);
         }
         live.cancel.cancel();
+        if reason == EndReason::BrowserCrashed
+            && let Err(err) = self
+                .store
+                .record_failure(
+                    id,
+                    "The browser process exited or stopped answering during the session.",
+                )
+                .await
+        {
+            tracing::warn!(session.id = %id, error = %err, "could not record why a session failed");
+        }
         if let Err(err) = self
             .store
             .mark_closing(id)

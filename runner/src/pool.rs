@@ -2,7 +2,9 @@
 //! browser context with a blank page, so that starting a session costs a few CDP commands
 //! instead of a launch (≈400 ms) and a new context and renderer (≈250 ms).
 //!
-//! A background task keeps `size` browsers ready. After a session that used only the REST
+//! A background task keeps `size` browsers ready: at once when fewer than half are ready, else
+//! after a grace of a few seconds, since a session's browser usually comes back first. After a
+//! session that used only the REST
 //! actions, its context is disposed and the process gets a new context and page, in the
 //! background, and rejoins the pool — at most `max_reuses` times. A browser whose session used
 //! raw CDP, crashed or failed a health check is killed instead, never reused.
@@ -12,7 +14,7 @@
 //! never launches ahead of demand. This pool does both in the background instead.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashSet, VecDeque},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -43,6 +45,10 @@ pub struct WarmBrowser {
     pub launched_at: Instant,
 }
 
+/// How long the pool waits, while at least half of it is ready, before it launches a
+/// replacement for a browser that went to a session (see the refill loop).
+const REFILL_GRACE: Duration = Duration::from_secs(3);
+
 pub struct Pool {
     opts: LaunchOptions,
     size: usize,
@@ -53,6 +59,10 @@ pub struct Pool {
     wake: Notify,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// Recycling may run at low priority (the process can restore it: `priority`).
+    deprioritize: bool,
+    /// Browsers being recycled at low priority right now, by pid (boosted when the pool runs low).
+    lowered: Mutex<HashSet<u32>>,
 }
 
 impl Pool {
@@ -66,6 +76,8 @@ impl Pool {
             wake: Notify::new(),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            deprioritize: crate::priority::can_restore(),
+            lowered: Mutex::new(HashSet::new()),
         })
     }
 
@@ -88,6 +100,8 @@ impl Pool {
     }
 
     async fn refill_loop(self: Arc<Self>) {
+        // Since when the pool has been short of `size` (launches wait out REFILL_GRACE).
+        let mut short_since: Option<Instant> = None;
         loop {
             // Drop browsers that died while waiting.
             let dead: Vec<WarmBrowser> = {
@@ -101,8 +115,24 @@ impl Pool {
                 tracing::warn!(pid = ?browser.process.pid(), "a pooled browser died; replacing it");
                 browser.process.kill().await;
             }
-            let have = self.ready() + self.pending.load(Ordering::SeqCst);
-            if have < self.size && !self.shutdown.is_cancelled() {
+            let ready = self.ready();
+            let have = ready + self.pending.load(Ordering::SeqCst);
+            if have >= self.size || self.shutdown.is_cancelled() {
+                short_since = None;
+            } else {
+                let since = *short_since.get_or_insert_with(Instant::now);
+                let waited = since.elapsed();
+                // While at least half the pool is ready, a browser in use gets time to come
+                // back: recycling it costs a new context, a launch costs both cores for
+                // ≈300 ms — which the sessions running meanwhile would pay.
+                if ready >= self.size.div_ceil(2) && waited < REFILL_GRACE {
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(REFILL_GRACE - waited) => {}
+                    }
+                    continue;
+                }
                 self.pending.fetch_add(1, Ordering::SeqCst);
                 let launched = launch_warm(&self.opts)
                     .instrument(common::phase!("pool.launch"))
@@ -166,6 +196,9 @@ impl Pool {
             self.tracker.spawn(async move { b.process.kill().await });
         }
         self.wake.notify_one();
+        if self.ready() < self.size.div_ceil(2) {
+            self.boost();
+        }
         match warm {
             Some(b) => Ok(b),
             None => launch_warm(&self.opts).await,
@@ -185,6 +218,15 @@ impl Pool {
                 && uses + 1 < pool.max_reuses
                 && process.is_alive()
                 && pool.ready() < pool.size;
+            // With browsers to spare, recycling takes only CPU the live sessions leave idle.
+            let lowered = match process.pid() {
+                Some(pid) if keep && pool.deprioritize && pool.ready() >= pool.size.div_ceil(2) => {
+                    pool.lowered_set().insert(pid);
+                    renice(pid, crate::priority::LOW).await;
+                    Some(pid)
+                }
+                _ => None,
+            };
             let recycled = if keep {
                 match process
                     .dispose(page)
@@ -205,6 +247,21 @@ impl Pool {
                 drop(page);
                 None
             };
+            // Never handed out below normal priority: restored, or the browser goes.
+            if let Some(pid) = lowered {
+                pool.lowered_set().remove(&pid);
+            }
+            let recycled = match (recycled, lowered) {
+                (Some(page), Some(pid)) => {
+                    if renice(pid, crate::priority::NORMAL).await {
+                        Some(page)
+                    } else {
+                        tracing::warn!(pid, "a recycled browser's priority could not be restored; killing it");
+                        None
+                    }
+                }
+                (recycled, _) => recycled,
+            };
             match recycled {
                 Some(page) => {
                     pool.put(WarmBrowser { process, page, others: Vec::new(), proxy, uses: uses + 1, launched_at }).await;
@@ -214,6 +271,23 @@ impl Pool {
             pool.pending.fetch_sub(1, Ordering::SeqCst);
             pool.wake.notify_one();
         });
+    }
+
+    fn lowered_set(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {
+        match self.lowered.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The pool is running low: browsers being recycled at low priority get normal priority
+    /// now, so that they are ready sooner.
+    fn boost(&self) {
+        let pids: Vec<u32> = self.lowered_set().drain().collect();
+        for pid in pids {
+            self.tracker
+                .spawn(async move { renice(pid, crate::priority::NORMAL).await });
+        }
     }
 
     /// Stops refilling, kills every idle browser and waits for background recycling to end.
@@ -226,6 +300,13 @@ impl Pool {
             browser.process.kill().await;
         }
     }
+}
+
+/// Sets the priority of a browser's whole process tree (blocking `/proc` reads, off the runtime).
+async fn renice(pid: u32, nice: i32) -> bool {
+    tokio::task::spawn_blocking(move || crate::priority::renice_tree(pid, nice))
+        .await
+        .unwrap_or(false)
 }
 
 /// Launches a browser and prepares its first page.

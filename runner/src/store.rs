@@ -39,6 +39,12 @@ pub struct SessionRecord {
     pub recording: Option<crate::recording::RecordingState>,
     /// Its latest handoff to a person, if one was requested.
     pub handoff: Option<HandoffRecord>,
+    /// Who started it: `key_…` or `usr_…` (unknown for sessions older than this field).
+    pub created_by: Option<String>,
+    /// Where it was started from: `api`, `mcp` or `dashboard`.
+    pub source: Option<String>,
+    /// Why it failed to start or crashed, as a sentence.
+    pub failure: Option<String>,
 }
 
 /// A session's latest handoff, as its row says.
@@ -89,6 +95,9 @@ struct Row {
     handoff_requested_at: Option<i64>,
     handoff_deadline: Option<i64>,
     handoff_ended_at: Option<i64>,
+    created_by: Option<String>,
+    source: Option<String>,
+    failure: Option<String>,
 }
 
 impl From<Row> for SessionRecord {
@@ -125,6 +134,9 @@ impl From<Row> for SessionRecord {
                 deadline: r.handoff_deadline.unwrap_or_default(),
                 ended_at: r.handoff_ended_at,
             }),
+            created_by: r.created_by,
+            source: r.source,
+            failure: r.failure,
             counters: Counters {
                 navigations: n(r.navigations),
                 actions: n(r.actions),
@@ -147,7 +159,7 @@ macro_rules! select_sessions {
             "requests, bytes_received, bytes_sent, blocked_requests, egress_denied, logs_truncated, ",
             "recording_state, recording_truncated, recording_bytes, handoff_id, handoff_state, ",
             "handoff_reason, handoff_mode, handoff_link_id, handoff_requested_at, ",
-            "handoff_deadline, handoff_ended_at ",
+            "handoff_deadline, handoff_ended_at, created_by, source, failure ",
             "FROM sessions ",
             $tail
         )
@@ -163,6 +175,10 @@ pub struct NewSession<'a> {
     pub now: Millis,
     pub expires_at: Millis,
     pub idle_timeout_ms: i64,
+    /// `key_…` or `usr_…`.
+    pub created_by: Option<&'a str>,
+    /// `api`, `mcp` or `dashboard`.
+    pub source: Option<&'a str>,
 }
 
 #[derive(Clone)]
@@ -190,20 +206,26 @@ impl SessionStore {
         // The count and the insert, run inside a transaction that already holds the lock.
         macro_rules! count_and_insert {
             ($tx:expr) => {{
-                let live: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM sessions WHERE account_id = $1 \
-                     AND status IN ('starting', 'active', 'closing')",
-                )
-                .bind(new.account_id.as_str())
-                .fetch_one(&mut *$tx)
-                .await?;
-                if cap.is_some_and(|cap| live >= i64::from(cap)) {
+                let full = match cap {
+                    None => false,
+                    Some(cap) => {
+                        let live: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM sessions WHERE account_id = $1 \
+                             AND status IN ('starting', 'active', 'closing')",
+                        )
+                        .bind(new.account_id.as_str())
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                        live >= i64::from(cap)
+                    }
+                };
+                if full {
                     false
                 } else {
                     sqlx::query(
                         "INSERT INTO sessions (id, account_id, runner_id, status, options, \
-                         created_at, expires_at, idle_timeout_ms) \
-                         VALUES ($1, $2, $3, 'starting', $4, $5, $6, $7)",
+                         created_at, expires_at, idle_timeout_ms, created_by, source) \
+                         VALUES ($1, $2, $3, 'starting', $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(new.id.as_str())
                     .bind(new.account_id.as_str())
@@ -212,6 +234,8 @@ impl SessionStore {
                     .bind(new.now)
                     .bind(new.expires_at)
                     .bind(new.idle_timeout_ms)
+                    .bind(new.created_by)
+                    .bind(new.source)
                     .execute(&mut *$tx)
                     .await?;
                     true
@@ -219,6 +243,13 @@ impl SessionStore {
             }};
         }
         let admitted = match &self.db {
+            // Without a cap there is nothing to count: the insert alone, no lock to take.
+            _ if cap.is_none() => {
+                on_db!(&self.db, pool => {
+                    let mut conn = pool.acquire().await?;
+                    count_and_insert!(conn)
+                })
+            }
             Db::Sqlite(pool) => {
                 // IMMEDIATE takes the write lock before the count is read.
                 let mut tx = pool.begin_write().await?;
@@ -240,7 +271,8 @@ impl SessionStore {
         Ok(admitted)
     }
 
-    /// Marks the session active and records `session.created`, in one transaction.
+    /// Marks the session active and records `session.created`, in one transaction. `false`
+    /// when the session was no longer starting (it ended meanwhile).
     pub async fn activate(
         &self,
         account: &AccountId,
@@ -249,7 +281,7 @@ impl SessionStore {
         started_at: Millis,
         create_ms: i64,
         recorded: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let event = NewEvent::new(
             account,
             "session.created",
@@ -274,8 +306,8 @@ impl SessionStore {
                 common::insert_event!(event).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-        });
-        Ok(())
+            Ok(n == 1)
+        })
     }
 
     pub async fn mark_closing(&self, id: &SessionId) -> Result<(), StoreError> {
@@ -347,6 +379,17 @@ impl SessionStore {
             }
             tx.commit().await?;
         });
+        Ok(())
+    }
+
+    /// Records why a session failed (a sentence for its page); the first reason stays.
+    pub async fn record_failure(&self, id: &SessionId, failure: &str) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE sessions SET failure = $2 WHERE id = $1 AND failure IS NULL",
+                &common::args![id.as_str(), failure],
+            )
+            .await?;
         Ok(())
     }
 
@@ -422,7 +465,8 @@ impl SessionStore {
         let rows: Vec<(String, String)> = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let rows: Vec<(String, String)> = sqlx::query_as(
-                "UPDATE sessions SET status = 'failed', end_reason = 'runner_lost', ended_at = $2 \
+                "UPDATE sessions SET status = 'failed', end_reason = 'runner_lost', ended_at = $2, \
+                 failure = COALESCE(failure, 'The server hosting the session stopped without closing it.') \
                  WHERE runner_id = $1 AND status IN ('starting', 'active', 'closing') \
                  RETURNING id, account_id",
             )

@@ -21,6 +21,7 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_usage))
+        .routes(routes!(daily_usage))
         .routes(routes!(check_feature))
         .routes(routes!(deprecated_calls))
 }
@@ -102,6 +103,51 @@ pub async fn get_usage(
             active: r.active_sessions,
             limit: r.concurrency_limit,
         },
+    }))
+}
+
+/// One UTC day of the current period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    /// Sessions started that day.
+    pub sessions: u64,
+    /// Session wall time within that day (a session over midnight counts on both days).
+    pub session_minutes: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DailyUsageResponse {
+    pub period_start: String,
+    pub period_end: String,
+    /// From the period's first day to today; the days add up to the month's meters.
+    pub days: Vec<UsageDay>,
+}
+
+/// The current period day by day: sessions and session minutes (for a chart). API calls are
+/// metered per month only.
+///
+/// Requires `usage:read`.
+#[utoipa::path(get, path = "/v1/usage/daily", tag = "usage",
+    responses((status = 200, body = DailyUsageResponse)),
+    security(("bearer" = [])))]
+pub async fn daily_usage(
+    State(state): State<AppState>,
+    auth: Require<UsageRead>,
+) -> Result<Json<DailyUsageResponse>, ApiError> {
+    let (start, end, days) = state.usage.daily(&auth.principal.account_id).await?;
+    Ok(Json(DailyUsageResponse {
+        period_start: rfc3339(start),
+        period_end: rfc3339(end),
+        days: days
+            .into_iter()
+            .map(|d| UsageDay {
+                date: rfc3339(d.start).chars().take(10).collect(),
+                sessions: d.sessions,
+                session_minutes: (d.ms as f64 / 60_000.0 * 10_000.0).round() / 10_000.0,
+            })
+            .collect(),
     }))
 }
 

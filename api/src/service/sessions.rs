@@ -51,10 +51,14 @@ pub struct Admission {
 /// Starts a session for `principal` on this node's runner, or says why not: 422 for timeouts
 /// beyond the plan, 402 for a used-up monthly cap, 429 over the concurrency limit, 503 when no
 /// browser is free.
+///
+/// `source` says where the call came from (`api`, `mcp` or `dashboard`); it is stored with the
+/// session, and so is who made it.
 pub async fn admit(
     state: &AppState,
     principal: &Principal,
     request: Admission,
+    source: &str,
 ) -> Result<SessionRecord, ApiError> {
     let runner = state
         .runner
@@ -98,6 +102,8 @@ pub async fn admit(
                 options: runner::chromium::RecordOptions { mask_all_inputs },
                 limit_bytes: tier.max_session_recording_bytes,
             }),
+            created_by: Some(principal.actor.id().to_owned()),
+            source: Some(source.to_owned()),
         })
         .await
         .map_err(|e| start_error(e, tier))?;

@@ -898,6 +898,10 @@ pub struct SessionResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_ms: Option<i64>,
     pub created_at: String,
+    /// Who started it: the API key (`key_…`) or dashboard user (`usr_…`). `null` for sessions
+    /// started before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
     /// Why it ended: `released`, `idle_timeout`, `max_duration`, `browser_crashed`, `shutdown`,
     /// `runner_lost` or `start_failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -906,10 +910,18 @@ pub struct SessionResponse {
     pub ended_at: Option<String>,
     /// When the session ends by itself (its maximum duration).
     pub expires_at: String,
+    /// Why it failed to start or crashed, as a sentence (with `status` `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<SessionHandoff>,
     /// `ses_…`
     pub id: String,
+    /// When it ends by idleness if no command comes before (`idle_timeout_seconds` after the
+    /// last one). `null` while a command runs, while it waits for a person, when it is not live,
+    /// or when another node of a cluster hosts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_expires_at: Option<String>,
     pub idle_timeout_seconds: i64,
     pub logs: SessionLogs,
     /// The settings the session was created with.
@@ -918,6 +930,9 @@ pub struct SessionResponse {
     pub recording: Option<SessionRecordingState>,
     /// The runner that hosts the session.
     pub runner_id: String,
+    /// Where it was started from: `api`, `mcp` (a tool call of the MCP server) or `dashboard`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
     /// `starting`, `active`, `waiting_for_human` (an active session handed to a person: see
@@ -1515,6 +1530,25 @@ pub struct UsageResponse {
     pub period_end: String,
     pub period_start: String,
     pub tier: String,
+}
+
+/// One UTC day of the current period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UsageDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    /// Session wall time within that day (a session over midnight counts on both days).
+    pub session_minutes: f64,
+    /// Sessions started that day.
+    pub sessions: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DailyUsageResponse {
+    /// From the period's first day to today; the days add up to the month's meters.
+    pub days: Vec<UsageDay>,
+    pub period_end: String,
+    pub period_start: String,
 }
 
 /// Calls of one credential to one deprecated route on one day.
@@ -3125,6 +3159,22 @@ impl Client {
         self.json(
             Method::GET,
             "/v1/usage".to_owned(),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/usage/daily`
+    ///
+    /// The current period day by day: sessions and session minutes (for a chart). API calls are
+    /// metered per month only.
+    ///
+    /// Requires `usage:read`.
+    pub async fn daily_usage(&self) -> Result<DailyUsageResponse, Error> {
+        self.json(
+            Method::GET,
+            "/v1/usage/daily".to_owned(),
             None::<&()>,
             None::<&()>,
         )

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{Extension, Json, extract::State, http::StatusCode};
 use common::ids::ProfileId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use runner::{BlockedResource, UpstreamProxy, Viewport};
 
 use crate::extract::Require;
+use crate::middleware::InProcess;
 use crate::{
     error::{ApiError, Problem},
     extract::{Validate, ValidatedJson, Violations},
@@ -169,9 +170,18 @@ impl Validate for CreateSessionRequest {
 pub async fn create_session(
     State(state): State<AppState>,
     auth: Require<SessionsWrite>,
+    in_process: Option<Extension<InProcess>>,
     ValidatedJson(body): ValidatedJson<CreateSessionRequest>,
 ) -> Result<(StatusCode, Json<SessionResponse>), ApiError> {
-    let record = service::sessions::admit(&state, &auth.principal, body.into()).await?;
+    // MCP tool calls reach this handler in process; dashboard sign-ins carry their session.
+    let source = if in_process.is_some() {
+        "mcp"
+    } else if auth.principal.dashboard.is_some() {
+        "dashboard"
+    } else {
+        "api"
+    };
+    let record = service::sessions::admit(&state, &auth.principal, body.into(), source).await?;
     Ok((
         StatusCode::CREATED,
         Json(SessionResponse::new(&state, record, None, true)),

@@ -141,6 +141,17 @@ pub struct SessionResponse {
     pub recording: Option<SessionRecordingState>,
     /// Its latest handoff to a person; `null` when none was requested.
     pub handoff: Option<SessionHandoff>,
+    /// Who started it: the API key (`key_…`) or dashboard user (`usr_…`). `null` for sessions
+    /// started before this field existed.
+    pub created_by: Option<String>,
+    /// Where it was started from: `api`, `mcp` (a tool call of the MCP server) or `dashboard`.
+    pub source: Option<String>,
+    /// Why it failed to start or crashed, as a sentence (with `status` `failed`).
+    pub failure: Option<String>,
+    /// When it ends by idleness if no command comes before (`idle_timeout_seconds` after the
+    /// last one). `null` while a command runs, while it waits for a person, when it is not live,
+    /// or when another node of a cluster hosts it.
+    pub idle_expires_at: Option<String>,
 }
 
 /// A session's latest handoff (`POST /v1/sessions/{id}/handoff`).
@@ -196,6 +207,12 @@ impl SessionResponse {
                 .replacen("http://", "ws://", 1);
             format!("{base}/v1/sessions/{}/cdp?token={token}", record.id)
         });
+        let idle_expires_at = state
+            .runner
+            .as_ref()
+            .filter(|_| record.status.is_live())
+            .and_then(|r| r.idle_deadline(&record.account_id, &record.id))
+            .map(rfc3339);
         let waiting = record.status == runner::SessionStatus::Active
             && record
                 .handoff
@@ -238,6 +255,10 @@ impl SessionResponse {
                 truncated: r.truncated,
                 bytes: r.bytes,
             }),
+            created_by: record.created_by,
+            source: record.source,
+            failure: record.failure,
+            idle_expires_at,
         }
     }
 }

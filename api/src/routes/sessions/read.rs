@@ -7,6 +7,7 @@ use axum::{
 use common::ids::SessionId;
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 use utoipa::IntoParams;
 
 use crate::extract::Require;
@@ -136,6 +137,11 @@ pub async fn release_session(
             Some(id.to_string()),
             json!({}),
         ))
+        .instrument(common::phase!("release.audit"))
         .await;
-    Ok(Json(load(&state, &auth.principal, &id).await?))
+    Ok(Json(
+        load(&state, &auth.principal, &id)
+            .instrument(common::phase!("release.read"))
+            .await?,
+    ))
 }
