@@ -76,7 +76,7 @@ impl Pool {
             wake: Notify::new(),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
-            deprioritize: crate::priority::can_restore(),
+            deprioritize: crate::priority::wanted() && crate::priority::can_restore(),
             lowered: Mutex::new(HashSet::new()),
         })
     }

@@ -5,8 +5,8 @@
 //! sessions leave idle; every thread of the browser is back at nice 0 before the browser rejoins
 //! the pool, and a browser whose priority cannot be restored is killed, never handed out.
 //!
-//! Raising a priority back needs `CAP_SYS_NICE` (root has it): without it, or without
-//! `renice`, recycling keeps normal priority.
+//! Off unless `DRIFTSTACK_RECYCLE_PRIORITY=low`. Raising a priority back needs `CAP_SYS_NICE`
+//! (root has it): without it, or without `renice`, recycling keeps normal priority.
 
 use std::{
     collections::HashMap,
@@ -17,6 +17,12 @@ use std::{
 pub(crate) const LOW: i32 = 19;
 /// The normal priority every browser has while it can be handed out.
 pub(crate) const NORMAL: i32 = 0;
+
+/// Whether recycling at low priority is asked for (`DRIFTSTACK_RECYCLE_PRIORITY=low`; off by
+/// default: on a 2-core machine it measured slower, see docs/PERFORMANCE.md).
+pub(crate) fn wanted() -> bool {
+    std::env::var("DRIFTSTACK_RECYCLE_PRIORITY").is_ok_and(|v| v == "low")
+}
 
 /// Whether this process may lower browsers' priority and give it back: it holds
 /// `CAP_SYS_NICE` and `renice` runs.
@@ -95,7 +101,7 @@ pub fn nice_of(tid: u32) -> Option<i32> {
 /// Sets every thread of the tree under `root` to `nice`, then checks: `true` when none is left
 /// at another value (a thread started during the first pass gets a second one).
 pub(crate) fn renice_tree(root: u32, nice: i32) -> bool {
-    for _ in 0..3 {
+    for _ in 0..2 {
         let threads = threads_of_tree(root);
         let off: Vec<String> = threads
             .iter()
