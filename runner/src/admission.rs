@@ -298,13 +298,13 @@ impl Runner {
         req: &StartRequest,
         failure: &str,
     ) -> Result<(), common::StoreError> {
-        self.store.record_failure(&req.id, failure).await?;
         self.store
             .finish(
                 &req.id,
                 EndReason::StartFailed,
                 self.clock.now_ms(),
                 &Counters::default(),
+                Some(failure),
             )
             .await?;
         self.unlock_profile(req).await;
@@ -384,7 +384,6 @@ impl Runner {
     }
 }
 
-/// Applies a session's settings and its profile's state to a fresh page, before it is handed out.
 /// Why setting a browser up for a session failed, as its page shows it: the setting at fault
 /// when Chromium refused one, never internal detail.
 fn setup_failure(err: &RunnerError) -> String {
@@ -397,6 +396,7 @@ fn setup_failure(err: &RunnerError) -> String {
     }
 }
 
+/// Applies a session's settings and its profile's state to a fresh page, before it is handed out.
 pub(crate) async fn prepare(
     browser: &mut WarmBrowser,
     spec: &SessionSpec,

@@ -35,17 +35,6 @@ impl Runner {
             *r = Some(reason);
         }
         live.cancel.cancel();
-        if reason == EndReason::BrowserCrashed
-            && let Err(err) = self
-                .store
-                .record_failure(
-                    id,
-                    "The browser process exited or stopped answering during the session.",
-                )
-                .await
-        {
-            tracing::warn!(session.id = %id, error = %err, "could not record why a session failed");
-        }
         if let Err(err) = self
             .store
             .mark_closing(id)
@@ -84,7 +73,15 @@ impl Runner {
         drop(permit);
         if let Err(err) = self
             .store
-            .finish(id, reason, self.clock.now_ms(), &counters)
+            .finish(
+                id,
+                reason,
+                self.clock.now_ms(),
+                &counters,
+                (reason == EndReason::BrowserCrashed).then_some(
+                    "The browser process exited or stopped answering during the session.",
+                ),
+            )
             .instrument(common::phase!("release.finish"))
             .await
         {

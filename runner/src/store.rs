@@ -322,12 +322,14 @@ impl SessionStore {
 
     /// Writes the terminal state and records the matching `session.*` event, in one
     /// transaction. A session already terminal is left as it is (and no event is recorded).
+    /// `failure`: why it failed, a sentence for its page.
     pub async fn finish(
         &self,
         id: &SessionId,
         reason: EndReason,
         ended_at: Millis,
         counters: &Counters,
+        failure: Option<&str>,
     ) -> Result<(), StoreError> {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let status = reason.status();
@@ -348,7 +350,8 @@ impl SessionStore {
             sqlx::query(
                 "UPDATE sessions SET status = $2, end_reason = $3, ended_at = $4, \
                  navigations = $5, actions = $6, captures = $7, requests = $8, \
-                 bytes_received = $9, blocked_requests = $10, bytes_sent = $11, egress_denied = $12 \
+                 bytes_received = $9, blocked_requests = $10, bytes_sent = $11, egress_denied = $12, \
+                 failure = COALESCE(failure, $13) \
                  WHERE id = $1 AND status IN ('starting', 'active', 'closing')",
             )
             .bind(id.as_str())
@@ -363,6 +366,7 @@ impl SessionStore {
             .bind(n(counters.blocked_requests))
             .bind(n(counters.bytes_sent))
             .bind(n(counters.egress_denied))
+            .bind(failure)
             .execute(&mut *tx)
             .await?;
             // A session that never became active (no browser) gets no event.
@@ -379,17 +383,6 @@ impl SessionStore {
             }
             tx.commit().await?;
         });
-        Ok(())
-    }
-
-    /// Records why a session failed (a sentence for its page); the first reason stays.
-    pub async fn record_failure(&self, id: &SessionId, failure: &str) -> Result<(), StoreError> {
-        self.db
-            .execute(
-                "UPDATE sessions SET failure = $2 WHERE id = $1 AND failure IS NULL",
-                &common::args![id.as_str(), failure],
-            )
-            .await?;
         Ok(())
     }
 
