@@ -4,7 +4,8 @@
 //! `har-validator` package; credential headers and secret query values never reach a log or a
 //! HAR; the logs outlive the session and a restart; another account gets 404; a raw-CDP
 //! client's commands are logged without their parameters; a plan's byte limit stops the log
-//! (`logs.truncated`) but not the session; retention deletes the logs.
+//! (`logs.truncated`) but not the session; retention deletes the logs. An ended session's last
+//! frame shows the page it ended on, to its account only, and not when its recording was paused.
 
 mod support;
 
@@ -18,6 +19,7 @@ on_both_backends!(
     a_raw_cdp_clients_commands_are_logged_without_their_parameters,
     the_plans_limit_stops_the_log_and_retention_deletes_it,
     a_recorded_session_replays_what_was_typed_but_never_a_password,
+    an_ended_session_keeps_its_last_frame_for_its_account_only,
 );
 
 const FORM_PAGE: &str = r#"<title>form</title>
@@ -483,6 +485,17 @@ async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // Its last frame is kept when it ends (a truncated recording is not a paused one).
+    let r = s.delete(&key, &format!("/v1/sessions/{big_sid}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let framed = support::eventually(Duration::from_secs(15), async || {
+        s.get(&key, &format!("/v1/sessions/{big_sid}/last-frame"))
+            .await
+            .status
+            == 200
+    })
+    .await;
+    assert!(framed, "the ended session's last frame is kept");
     // The small one is kept (until retention).
     let kept = support::eventually(Duration::from_secs(15), async || {
         s.get(&key, &format!("/v1/sessions/{sid}/recording"))
@@ -530,6 +543,9 @@ async fn the_plans_limit_stops_the_log_and_retention_deletes_it(backend: Backend
         .await
         .json();
     assert_eq!(recording, json!([]), "nothing of the recording is left");
+    s.get(&key, &format!("/v1/sessions/{big_sid}/last-frame"))
+        .await
+        .assert_problem(404, "frame_not_found");
 }
 
 async fn a_recorded_session_replays_what_was_typed_but_never_a_password(backend: Backend) {
@@ -704,4 +720,115 @@ async fn a_recorded_session_replays_what_was_typed_but_never_a_password(backend:
     );
     let decoded: Value = serde_json::from_str(body).expect("the decoded body is JSON");
     assert_eq!(decoded, again, "gzip-encoded, the recording is the same");
+}
+
+/// The colour at the middle of a JPEG, as Chromium decodes it in session `sid` (`[r, g, b]`).
+async fn middle_colour(s: &Server, key: &str, sid: &str, jpeg: &[u8]) -> Value {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(jpeg);
+    let expression = format!(
+        "new Promise((ok, fail) => {{ const i = new Image(); i.onerror = fail; \
+         i.onload = () => {{ const c = document.createElement('canvas'); c.width = i.width; \
+         c.height = i.height; const g = c.getContext('2d'); g.drawImage(i, 0, 0); \
+         ok([...g.getImageData(i.width / 2, i.height / 2, 1, 1).data.slice(0, 3), i.width, i.height]); }}; \
+         i.src = 'data:image/jpeg;base64,{data}'; }})"
+    );
+    let r = s
+        .post(
+            key,
+            &format!("/v1/sessions/{sid}/actions"),
+            json!({"actions": [{"type": "evaluate", "expression": expression}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["results"][0]["value"].clone()
+}
+
+async fn an_ended_session_keeps_its_last_frame_for_its_account_only(backend: Backend) {
+    let site = pages::start_with(vec![
+        (
+            "/blue",
+            "<title>blue</title><body style='margin:0;background:rgb(0,0,255)'>".to_owned(),
+        ),
+        (
+            "/red",
+            "<title>red</title><body style='margin:0;background:rgb(255,0,0)'>".to_owned(),
+        ),
+    ])
+    .await;
+    let env = Env::new(backend);
+    let s = env.start();
+    let key = s.key().to_owned();
+    env.cli(&["accounts", "create", "--email", "intruder@example.com"]);
+    let other = env.cli(&["keys", "create", "--email", "intruder@example.com"]);
+    let create = async |body: Value| {
+        let r = s.post(&key, "/v1/sessions", body).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()["id"].as_str().expect("id").to_owned()
+    };
+    let go = async |sid: &str, path: &str| {
+        let r = s
+            .post(
+                &key,
+                &format!("/v1/sessions/{sid}/navigate"),
+                json!({"url": site.url(path)}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let sid = create(json!({"viewport": {"width": 640, "height": 480}})).await;
+    go(&sid, "/blue").await;
+    go(&sid, "/red").await;
+    let frame_path = format!("/v1/sessions/{sid}/last-frame");
+    s.get(&key, &frame_path)
+        .await
+        .assert_problem(409, "session_live");
+    // A paused recording at the end means no frame: the page may be one the user hides.
+    let hidden = create(json!({"record": true})).await;
+    go(&hidden, "/red").await;
+    let pause = s
+        .http
+        .patch(s.url(&format!("/v1/sessions/{hidden}")))
+        .bearer_auth(&key)
+        .json(&json!({"record": false}));
+    let r = s.send(pause).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for id in [&sid, &hidden] {
+        let r = s.delete(&key, &format!("/v1/sessions/{id}")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    let mut frame = None;
+    support::eventually(Duration::from_secs(15), async || {
+        let r = s.get(&key, &frame_path).await;
+        let done = r.status == 200;
+        frame = done.then_some(r);
+        done
+    })
+    .await;
+    let frame = frame.expect("the last frame is kept a moment after the end");
+    assert_eq!(frame.header("content-type"), Some("image/jpeg"));
+    assert!(frame.header("x-frame-taken-at").is_some());
+    assert!(
+        frame.header("cache-control").is_some_and(|c| c.starts_with("private")),
+        "{:?}",
+        frame.headers
+    );
+    // It shows the page the session ended on, at the session's viewport.
+    let viewer = create(json!({})).await;
+    let seen = middle_colour(&s, &key, &viewer, &frame.bytes).await;
+    let close = |v: &Value, want: [i64; 3]| {
+        (0..3).all(|i| v[i].as_i64().is_some_and(|c| (c - want[i]).abs() < 24))
+    };
+    assert!(close(&seen, [255, 0, 0]), "the frame's middle is red: {seen}");
+    assert_eq!((seen[3].clone(), seen[4].clone()), (json!(640), json!(480)));
+
+    // Another account learns nothing, not even that the session exists.
+    s.get(&other, &frame_path)
+        .await
+        .assert_problem(404, "not_found");
+    // The frame of the session taken (above) had time to be kept: the hidden one has none.
+    s.get(&key, &format!("/v1/sessions/{hidden}/last-frame"))
+        .await
+        .assert_problem(404, "frame_not_found");
 }

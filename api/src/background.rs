@@ -123,8 +123,8 @@ pub async fn notify_endpoint_disabled(
 }
 
 /// Every `DRIFTSTACK_FILE_SWEEP_SECONDS`: deletes the downloads (rows and sealed bytes), the session
-/// logs and the recordings (chunks and sealed bytes) older than their plan keeps them (logs and
-/// recordings share `log_retention_days`). Several nodes may sweep at once; deleting
+/// logs, the recordings (chunks and sealed bytes) and the last frames older than their plan keeps
+/// them (logs, recordings and frames share `log_retention_days`). Several nodes may sweep at once; deleting
 /// twice is harmless.
 pub async fn expire_downloads(state: AppState, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(state.config.file_sweep);
@@ -159,6 +159,13 @@ pub async fn expire_downloads(state: AppState, shutdown: CancellationToken) {
                 Ok(n) => tracing::info!(tier = name, chunks = n, "expired recordings deleted"),
                 Err(err) => {
                     tracing::warn!(error = %err, "expired recordings not deleted; retrying next round")
+                }
+            }
+            match state.recordings.expire_frames(name, before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tier = name, frames = n, "expired last frames deleted"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "expired last frames not deleted; retrying next round")
                 }
             }
         }

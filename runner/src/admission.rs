@@ -102,7 +102,7 @@ impl Runner {
                 Ok(()) => break browser,
                 Err(err) => {
                     // The page may be half-configured: never hand this browser to anyone else.
-                    self.pool.give_back(browser, false);
+                    self.pool.give_back(browser, false, None);
                     if matches!(err, RunnerError::Crashed) && attempt == 1 {
                         tracing::warn!(session.id = %req.id, "a warm browser died during setup; trying another");
                         continue;

@@ -64,7 +64,8 @@ impl Runner {
                 && !live.dirty.load(Ordering::SeqCst)
                 && live.viewers.load(Ordering::SeqCst) == 0
                 && browser.process.is_alive();
-            self.pool.give_back(browser, reusable);
+            let last_frame = self.last_frame_of(&live, reason);
+            self.pool.give_back(browser, reusable, last_frame);
         }
         let permit = match live.permit.lock() {
             Ok(mut g) => g.take(),
@@ -92,6 +93,26 @@ impl Runner {
         }
         self.events_recorded();
         tracing::info!(session.id = %id, reason = reason.as_str(), "session ended");
+    }
+
+    /// Who gets the page's last frame as the session ends for `reason`: nobody when the browser
+    /// is gone or the session's recording is paused (the page may be one the user hides).
+    fn last_frame_of(
+        &self,
+        live: &LiveSession,
+        reason: EndReason,
+    ) -> Option<crate::recording::frame::FrameTarget> {
+        let gone = matches!(
+            reason,
+            EndReason::BrowserCrashed | EndReason::RunnerLost | EndReason::StartFailed
+        );
+        let hidden = live.recording.as_ref().is_some_and(|r| r.sink().is_paused());
+        (!gone && !hidden).then(|| crate::recording::frame::FrameTarget {
+            recordings: self.recordings.clone(),
+            account: live.account_id.clone(),
+            session: live.id.clone(),
+            clock: self.clock.clone(),
+        })
     }
 
     /// A session's downloads stop being followed, unfinished ones fail, and its download and

@@ -29,6 +29,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     chromium::{BrowserProcess, LaunchOptions, SessionPage},
     proxy::EgressProxy,
+    recording::frame::FrameTarget,
 };
 
 /// A browser ready for one session: the process and its prepared page.
@@ -205,12 +206,24 @@ impl Pool {
         }
     }
 
-    /// Takes back a browser after its session. `reusable` is false after raw CDP use or a crash.
-    pub fn give_back(self: &Arc<Self>, browser: WarmBrowser, reusable: bool) {
+    /// Takes back a browser after its session. `reusable` is false after raw CDP use or a crash;
+    /// `last_frame`, when given, is taken from its page first.
+    pub fn give_back(
+        self: &Arc<Self>,
+        browser: WarmBrowser,
+        reusable: bool,
+        last_frame: Option<FrameTarget>,
+    ) {
         let pool = self.clone();
         self.pending.fetch_add(1, Ordering::SeqCst);
         self.tracker.spawn(async move {
             let WarmBrowser { process, page, others, proxy, uses, launched_at } = browser;
+            // Taken here, off the release path, while the page still shows what it showed.
+            if let Some(target) = last_frame
+                && process.is_alive()
+            {
+                target.keep(&page).instrument(common::phase!("pool.last_frame")).await;
+            }
             // The other tabs go with the context (disposed below, or with the browser).
             drop(others);
             let keep = reusable

@@ -6,6 +6,7 @@
 //! recording stops and says `truncated`; the session goes on). Pausing drops batches at the
 //! runner, so a page cannot resume its own recording.
 
+pub mod frame;
 pub mod store;
 
 use std::{

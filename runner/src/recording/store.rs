@@ -55,7 +55,7 @@ macro_rules! insert_chunk {
 
 #[derive(Clone)]
 pub struct RecordingStore {
-    db: Db,
+    pub(super) db: Db,
 }
 
 impl RecordingStore {

@@ -2822,6 +2822,26 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/sessions/{id}/last-frame`
+    ///
+    /// The session's last frame: a JPEG of the page it was on when it ended, kept as long as its
+    /// logs and recording (the plan's `log_retention_days`). It is stored a moment after the
+    /// session ends (the release does not wait for it). 409 `session_live` while the session runs
+    /// (take a screenshot with `POST /v1/sessions/{id}/capture`); 404 `frame_not_found` when none
+    /// was kept: the session failed to start, its browser crashed, its recording was paused at the
+    /// end, or the frame expired.
+    ///
+    /// Requires `sessions:read`.
+    pub async fn get_last_frame(&self, id: &str) -> Result<Vec<u8>, Error> {
+        self.bytes(
+            Method::GET,
+            format!("/v1/sessions/{}/last-frame", encode(id)),
+            None::<&()>,
+            None::<&()>,
+        )
+        .await
+    }
+
     /// `POST /v1/sessions/{id}/live-links`
     ///
     /// Makes a shareable link to the session's live view: a minimal page (no sign-in) in `view` or

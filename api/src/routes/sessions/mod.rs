@@ -68,6 +68,7 @@ fn inspector() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::list_logs))
         .routes(routes!(logs::har))
         .routes(routes!(recording::get_recording))
+        .routes(routes!(recording::get_last_frame))
         .layer(tower_http::compression::CompressionLayer::new().gzip(true))
 }
 

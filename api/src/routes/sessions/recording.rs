@@ -129,3 +129,69 @@ pub async fn get_recording(
     );
     Ok(response)
 }
+
+/// The session's last frame: a JPEG of the page it was on when it ended, kept as long as its
+/// logs and recording (the plan's `log_retention_days`). It is stored a moment after the
+/// session ends (the release does not wait for it). 409 `session_live` while the session runs
+/// (take a screenshot with `POST /v1/sessions/{id}/capture`); 404 `frame_not_found` when none
+/// was kept: the session failed to start, its browser crashed, its recording was paused at the
+/// end, or the frame expired.
+///
+/// Requires `sessions:read`.
+#[utoipa::path(get, path = "/v1/sessions/{id}/last-frame", tag = "sessions",
+    params(("id" = String, Path, description = "`ses_…`")),
+    responses((status = 200, description = "The last frame", content_type = "image/jpeg",
+               body = Vec<u8>),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get_last_frame(
+    State(state): State<AppState>,
+    auth: Require<SessionsRead>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = session_id(&id)?;
+    let account = &auth.principal.account_id;
+    let session = state
+        .sessions
+        .get(account, &id)
+        .await
+        .map_err(|_| ApiError::not_found("session"))?;
+    if session.ended_at.is_none() {
+        return Err(ApiError::conflict(
+            "session_live",
+            "This session is still running: its last frame is kept when it ends. Take a \
+             screenshot of it now with the capture command.",
+        ));
+    }
+    let frame = state
+        .recordings
+        .last_frame(account, &id)
+        .await
+        .map_err(|e| match e {
+            RecordingError::Store(e) => e.into(),
+            other => ApiError::internal(anyhow::anyhow!("{other}")),
+        })?;
+    let Some((jpeg, taken_at)) = frame else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "frame_not_found",
+            "No last frame was kept for this session: it failed to start, its browser crashed, \
+             its recording was paused when it ended, or the frame has expired. A frame is \
+             stored a moment after the session ends.",
+        ));
+    };
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+        // Taken once and never changed; only its account may see it.
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=86400, immutable"),
+        ),
+    ];
+    let mut response = (StatusCode::OK, headers, jpeg).into_response();
+    if let Ok(v) = HeaderValue::from_str(&common::clock::rfc3339(taken_at)) {
+        response.headers_mut().insert("x-frame-taken-at", v);
+    }
+    Ok(response)
+}
