@@ -810,7 +810,9 @@ async fn an_ended_session_keeps_its_last_frame_for_its_account_only(backend: Bac
     assert_eq!(frame.header("content-type"), Some("image/jpeg"));
     assert!(frame.header("x-frame-taken-at").is_some());
     assert!(
-        frame.header("cache-control").is_some_and(|c| c.starts_with("private")),
+        frame
+            .header("cache-control")
+            .is_some_and(|c| c.starts_with("private")),
         "{:?}",
         frame.headers
     );
@@ -820,7 +822,10 @@ async fn an_ended_session_keeps_its_last_frame_for_its_account_only(backend: Bac
     let close = |v: &Value, want: [i64; 3]| {
         (0..3).all(|i| v[i].as_i64().is_some_and(|c| (c - want[i]).abs() < 24))
     };
-    assert!(close(&seen, [255, 0, 0]), "the frame's middle is red: {seen}");
+    assert!(
+        close(&seen, [255, 0, 0]),
+        "the frame's middle is red: {seen}"
+    );
     assert_eq!((seen[3].clone(), seen[4].clone()), (json!(640), json!(480)));
 
     // Another account learns nothing, not even that the session exists.

@@ -106,7 +106,10 @@ impl Runner {
             reason,
             EndReason::BrowserCrashed | EndReason::RunnerLost | EndReason::StartFailed
         );
-        let hidden = live.recording.as_ref().is_some_and(|r| r.sink().is_paused());
+        let hidden = live
+            .recording
+            .as_ref()
+            .is_some_and(|r| r.sink().is_paused());
         (!gone && !hidden).then(|| crate::recording::frame::FrameTarget {
             recordings: self.recordings.clone(),
             account: live.account_id.clone(),
