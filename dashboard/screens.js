@@ -6,9 +6,10 @@ import { all, api, session } from "./api.js";
 import { connectLive } from "./liveview.js";
 import { connectSnippets, firstRun, snippetTabs } from "./onboarding.js";
 import { duration, failureNotice, sessionFacts, source } from "./sessionfacts.js";
+import { lastFrame, replaySection } from "./sessionend.js";
 import { dailyUsage } from "./usagechart.js";
 import {
-  action, badge, bytes, confirmAction, dialog, field, form, h, link, reveal, select, table, toast, when,
+  action, badge, bytes, confirmAction, dialog, field, form, h, link, reveal, section, select, table, toast, when,
 } from "./ui.js";
 
 const main = () => document.getElementById("main");
@@ -16,10 +17,6 @@ const main = () => document.getElementById("main");
 function title(text, ...extra) {
   document.title = `${text} · Driftstack`;
   main().append(h("div", { class: "title" }, h("h1", {}, text), extra));
-}
-
-function section(heading, ...children) {
-  return h("section", { "aria-label": heading }, h("h2", {}, heading), children);
 }
 
 /** Replaces the children of a container made once per screen. */
@@ -158,6 +155,7 @@ async function sessionDetail(ctx) {
       ["When", (d) => when(d.created_at)],
     ], page.data, "No downloads in this session."));
   };
+  const frame = lastFrame(id);
   const controls = [
     drive ? section("Navigate", form([field("URL", url)], "Go", async (v) => {
       const r = await api("POST", `/v1/sessions/${id}/navigate`, { url: v.url });
@@ -189,15 +187,18 @@ async function sessionDetail(ctx) {
     live && s.connect_url ? section("Connect Playwright or Puppeteer",
       h("p", { class: "hint" }, "The link carries a token valid for 15 minutes; reload this page for a fresh one."),
       snippetTabs("Connect to this session", connectSnippets(s.connect_url))) : null,
+    live ? null : frame.box,
     s.recording ? replaySection(id, s.recording) : null,
     downloads,
   ].filter(Boolean));
   if (live) watch(s, screen, liveState, liveControls, ctx);
   await showDownloads().catch(() => {});
   if (live) await showWhere().catch(() => {});
+  else await frame.load(s);
   ctx.every(4000, async () => {
     const now = await api("GET", `/v1/sessions/${id}`).catch(() => null);
     if (now) showInfo(now);
+    if (now && !live && !frame.shown) await frame.load(now);
     if (now && !now.ended_at) await showWhere().catch(() => {});
     await showDownloads().catch(() => {});
   });
@@ -211,48 +212,6 @@ function endingText(s) {
   return s.options?.persist
     ? `The browser is closed and its state is saved to the profile ${profile}.`
     : `The browser is closed; the profile ${profile} is left as it was (this session does not save it).`;
-}
-
-/**
- * The replay of a recorded session: the vendored rrweb-player (loaded on first use) over the
- * session's recording. `data-time` on the player's box follows the replay's clock.
- */
-function replaySection(id, recording) {
-  const box = h("div", { class: "replay", "data-time": "0" });
-  const state = h("p", { class: "hint", role: "status" },
-    recording.truncated ? "The recording reached the plan's limit and stops early." : "");
-  const play = action("Play recording", async () => {
-    await loadScript("/assets/rrweb-player.js");
-    const events = await api("GET", `/v1/sessions/${id}/recording`);
-    if (events.length < 2) {
-      state.textContent = "Nothing recorded yet.";
-      return;
-    }
-    box.replaceChildren();
-    const player = new window.rrwebPlayer.Player({
-      target: box,
-      props: { events, width: 640, height: 400, autoPlay: true, showController: true },
-    });
-    player.addEventListener("ui-update-current-time", (e) => { box.dataset.time = String(e.payload); });
-    // The player's icon buttons carry no names of their own.
-    const names = ["Play or pause", "Full screen"];
-    [...box.querySelectorAll("button")]
-      .filter((b) => !b.textContent.trim() && !b.getAttribute("aria-label"))
-      .forEach((b, i) => b.setAttribute("aria-label", names[i] || "Player control"));
-    state.textContent = `${events.length} events`;
-  });
-  return section("Replay", h("div", { class: "actions" }, play), state, box);
-}
-
-/** Loads a classic script of this origin once. */
-function loadScript(src) {
-  if (document.querySelector(`script[src="${src}"]`)) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const s = h("script", { src });
-    s.addEventListener("load", () => resolve());
-    s.addEventListener("error", () => reject(new Error(`could not load ${src}`)));
-    document.head.append(s);
-  });
 }
 
 /** Fetches a download with the signed-in credential and saves it under its own name. */

@@ -243,6 +243,11 @@ export function badge(text) {
 }
 
 /** A link inside the app (handled by the router). */
+/** A titled section of a screen (its heading names it for assistive technology). */
+export function section(heading, ...children) {
+  return h("section", { "aria-label": heading }, h("h2", {}, heading), children);
+}
+
 export function link(href, ...children) {
   return h("a", { href, "data-link": "" }, children);
 }

@@ -686,6 +686,21 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
         "Number(document.querySelector('.replay')?.dataset.time || 0) > 0",
     )
     .await;
+    // The page as the session ended: its last frame, fetched with the dashboard's credential.
+    ui.wait(
+        "the last frame shown",
+        "(() => { const i = document.querySelector('img.last-frame'); \
+         return !!i && !i.hidden && i.complete && i.naturalWidth > 0; })()",
+    )
+    .await;
+    // The replay player stays in its box: the downloads below it start under it, not beside it.
+    ui.wait(
+        "the downloads below the replay",
+        "(() => { const r = document.querySelector('.replay').getBoundingClientRect(); \
+         const d = document.querySelector('[aria-label=\"Downloads\"]').getBoundingClientRect(); \
+         return r.height > 300 && d.top >= r.bottom; })()",
+    )
+    .await;
     ui.shot("session-replay").await;
 
     // The session list: durations, a filter, and opening a session by its id.

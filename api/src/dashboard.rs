@@ -51,6 +51,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../dashboard/sessionfacts.js"),
     ),
     (
+        "sessionend.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../dashboard/sessionend.js"),
+    ),
+    (
         "usagechart.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../dashboard/usagechart.js"),

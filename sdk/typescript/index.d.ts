@@ -277,6 +277,7 @@ export class Sessions {
   upload(id: string, filename: string, content: Uint8Array | string): Promise<Upload>;
   logs(id: string, type?: LogType): AsyncIterable<LogEntry>;
   recording(id: string): Promise<Array<{ type: number; timestamp: number; data: unknown }>>;
+  lastFrame(id: string): Promise<Uint8Array>;
   setRecording(id: string, record: boolean): Promise<Session>;
   createLiveLink(id: string, options?: { mode?: "view" | "interact"; expires_in_seconds?: number }): Promise<LiveLink>;
   revokeLiveLink(id: string, linkId: string): Promise<void>;

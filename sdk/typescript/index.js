@@ -148,6 +148,10 @@ export class Sessions {
   recording(id) {
     return this.c.request("GET", path("/v1/sessions/{id}/recording", { id }));
   }
+  /** `GET /v1/sessions/{id}/last-frame`: a JPEG of the page as the ended session ended. */
+  lastFrame(id) {
+    return this.c.request("GET", path("/v1/sessions/{id}/last-frame", { id }), { raw: true });
+  }
   /** `PATCH /v1/sessions/{id}`: pauses (`false`) or resumes (`true`) the session's recording. */
   setRecording(id, record) {
     return this.c.request("PATCH", path("/v1/sessions/{id}", { id }), { body: { record } });

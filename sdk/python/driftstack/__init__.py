@@ -215,6 +215,11 @@ class Sessions:
         """`GET /v1/sessions/{id}/recording`: a recorded session's rrweb events so far."""
         return self._c.request("GET", _path("/v1/sessions/{id}/recording", id=session_id))
 
+    def last_frame(self, session_id: str) -> bytes:
+        """`GET /v1/sessions/{id}/last-frame`: a JPEG of the page as the ended session ended."""
+        return self._c.request("GET", _path("/v1/sessions/{id}/last-frame", id=session_id),
+                               raw=True)
+
     def set_recording(self, session_id: str, record: bool) -> Dict[str, Any]:
         """`PATCH /v1/sessions/{id}`: pauses (False) or resumes (True) the session's recording."""
         return self._c.request("PATCH", _path("/v1/sessions/{id}", id=session_id),

@@ -190,6 +190,24 @@ def test_a_recorded_session_replays_and_pauses(client, page_url):
         client.sessions.release(session["id"])
 
 
+def test_an_ended_session_gives_its_last_frame(client, page_url):
+    session = client.sessions.create()
+    with pytest.raises(DriftstackError) as live:
+        client.sessions.last_frame(session["id"])
+    assert live.value.status == 409 and live.value.code == "session_live"
+    client.sessions.navigate(session["id"], page_url)
+    client.sessions.release(session["id"])
+    jpeg = b""
+    for _ in range(50):
+        try:
+            jpeg = client.sessions.last_frame(session["id"])
+            break
+        except DriftstackError as err:
+            assert err.code == "frame_not_found", err
+            time.sleep(0.2)
+    assert jpeg[:3] == b"\xff\xd8\xff", "a JPEG"
+
+
 def test_a_handoff_is_completed_and_waited_for(client, page_url):
     session = client.sessions.create()
     try:

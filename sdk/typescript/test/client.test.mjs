@@ -59,6 +59,23 @@ test("an upload reaches a file input", live, async () => {
   }
 });
 
+test("an ended session gives its last frame", live, async () => {
+  const ds = client();
+  const session = await ds.sessions.create();
+  await assert.rejects(ds.sessions.lastFrame(session.id), (err) => err.status === 409 && err.code === "session_live");
+  await ds.sessions.release(session.id);
+  let jpeg = null;
+  for (let i = 0; i < 50 && !jpeg; i++) {
+    try {
+      jpeg = await ds.sessions.lastFrame(session.id);
+    } catch (err) {
+      assert.equal(err.code, "frame_not_found", String(err));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  assert.deepEqual([...jpeg.slice(0, 3)], [0xff, 0xd8, 0xff]);
+});
+
 test("a handoff is completed and waited for", live, async () => {
   const ds = client();
   const session = await ds.sessions.create();
