@@ -177,6 +177,8 @@ async function sessionDetail(ctx) {
       ctx.go(`/sessions/${id}`, true);
     }, { class: "danger" })) : null,
   ].filter(Boolean);
+  // Loaded (and decoded) before the page is drawn, so it does not push the page down later.
+  if (!live) await frame.load(s);
   main().append(...[
     info,
     live ? where : null,
@@ -194,7 +196,6 @@ async function sessionDetail(ctx) {
   if (live) watch(s, screen, liveState, liveControls, ctx);
   await showDownloads().catch(() => {});
   if (live) await showWhere().catch(() => {});
-  else await frame.load(s);
   ctx.every(4000, async () => {
     const now = await api("GET", `/v1/sessions/${id}`).catch(() => null);
     if (now) showInfo(now);

@@ -10,7 +10,8 @@ const FRAME_GRACE_MS = 20000;
 /**
  * The last frame of an ended session (`GET /v1/sessions/{id}/last-frame`), fetched with the
  * signed-in credential and shown from a blob URL. `load(s)` (re)tries; `shown` once it is in or
- * known to be absent for good.
+ * known to be absent for good. A frame still being saved (just after the end) appears when the
+ * page's poll finds it.
  */
 export function lastFrame(id) {
   const img = h("img", { class: "last-frame", alt: "The session's page as the session ended", hidden: true });
@@ -24,6 +25,7 @@ export function lastFrame(id) {
         const blob = await r.blob();
         if (img.src) URL.revokeObjectURL(img.src);
         img.src = URL.createObjectURL(blob);
+        await img.decode().catch(() => {});
         img.hidden = false;
         const taken = r.headers.get("x-frame-taken-at");
         note.textContent = taken ? `Taken ${new Date(taken).toLocaleString()}.` : "";

@@ -679,18 +679,19 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
         !text.as_str().unwrap_or_default().contains("null"),
         "{text}"
     );
+    // The page as the session ended: its last frame, fetched with the dashboard's
+    // credential (just after the end it may still be being saved: it appears, moving what is below).
+    ui.wait(
+        "the last frame shown",
+        "(() => { const i = document.querySelector('img.last-frame'); \
+         return !!i && !i.hidden && i.complete && i.naturalWidth > 0; })()",
+    )
+    .await;
     // The recorded session replays on its page: the player's clock advances.
     ui.click("Play recording").await;
     ui.wait(
         "the replay advancing",
         "Number(document.querySelector('.replay')?.dataset.time || 0) > 0",
-    )
-    .await;
-    // The page as the session ended: its last frame, fetched with the dashboard's credential.
-    ui.wait(
-        "the last frame shown",
-        "(() => { const i = document.querySelector('img.last-frame'); \
-         return !!i && !i.hidden && i.complete && i.naturalWidth > 0; })()",
     )
     .await;
     // The replay player stays in its box: the downloads below it start under it, not beside it.
