@@ -558,7 +558,7 @@ async function usage() {
     recording_bytes: ["Recordings", bytes],
   };
   main().append(
-    h("p", {}, `Tier ${u.tier}, period ${new Date(u.period_start).toLocaleDateString()} – ${new Date(u.period_end).toLocaleDateString()}.`),
+    h("p", {}, `Tier ${tierName(u.tier)}, period ${new Date(u.period_start).toLocaleDateString()} – ${new Date(u.period_end).toLocaleDateString()}.`),
     h("div", { class: "meters" },
       Object.entries(labels).map(([k, [label, fmt]]) => chart(label, u.meters[k], fmt)),
       chart("Concurrent sessions", { used: u.concurrency.active, limit: u.concurrency.limit }, String)),
@@ -736,11 +736,16 @@ const FEATURES = {
   webhooks: "webhooks", team: "team members", live_keys: "live API keys",
 };
 
+/** A tier's name for people (`self_hosted` → `Self-hosted`). */
+function tierName(tier) {
+  return { trial: "Trial", starter: "Starter", pro: "Pro", self_hosted: "Self-hosted" }[tier] || tier;
+}
+
 async function billing(ctx) {
   title("Billing");
   const b = await api("GET", "/v1/billing");
   main().append(h("dl", { class: "facts" },
-    h("dt", {}, "Tier"), h("dd", {}, b.tier),
+    h("dt", {}, "Tier"), h("dd", {}, tierName(b.tier)),
     h("dt", {}, "Plan"), h("dd", {}, b.plan || "none"),
     h("dt", {}, "Status"), h("dd", {}, b.status || "—"),
     h("dt", {}, "Renews"), h("dd", {}, when(b.current_period_end)),

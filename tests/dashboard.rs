@@ -875,11 +875,27 @@ async fn a_new_user_goes_from_signup_to_a_live_session_in_the_dashboard() {
         Value::Bool(true)
     );
     ui.wait_text("browser sessions").await;
+    ui.wait_text("Self-hosted").await;
 
     // An unknown session is a not-found page, not a field error (bug 9).
     ui.goto("/sessions/ses_doesnotexist").await;
     ui.wait_text("There is no session ses_doesnotexist in this account.")
         .await;
+
+    // At laptop width, the screens not shot on the way above (`shot` asserts no overflow).
+    for (path, name) in [
+        ("/sessions", "sessions"),
+        ("/profiles", "profiles"),
+        ("/keys", "keys"),
+        ("/billing", "billing"),
+        ("/settings", "settings"),
+    ] {
+        ui.goto(path).await;
+        ui.wait("the screen", "!!document.querySelector('main h1')")
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ui.shot(name).await;
+    }
 
     // On a phone (390×844), no screen scrolls sideways (a table scrolls inside its box), and
     // Sign out stays reachable.
