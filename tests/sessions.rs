@@ -468,6 +468,38 @@ async fn settings_and_blocking_are_applied(backend: Backend) {
     )
     .await;
     assert!(site.hits.count("/img.png") >= 1);
+
+    // Warm pages are sized ahead to the viewport their last session used (or the default); each
+    // session still gets its own, whether it matches that guess or not.
+    for sid in [&sid, &other] {
+        s.delete(&key, &format!("/v1/sessions/{sid}")).await;
+    }
+    for (body, size) in [
+        (
+            json!({"viewport": {"width": 1024, "height": 768}}),
+            [1024, 768],
+        ),
+        (json!({}), [1280, 720]),
+        (
+            json!({"viewport": {"width": 1024, "height": 768}}),
+            [1024, 768],
+        ),
+        (
+            json!({"viewport": {"width": 1024, "height": 768}}),
+            [1024, 768],
+        ),
+    ] {
+        let next = id_of(&create(&s, &key, body).await);
+        s.post(
+            &key,
+            &format!("/v1/sessions/{next}/navigate"),
+            json!({"url": site.url("/")}),
+        )
+        .await;
+        let seen = eval(&s, &key, &next, "[innerWidth, innerHeight]").await;
+        assert_eq!(seen, json!(size));
+        s.delete(&key, &format!("/v1/sessions/{next}")).await;
+    }
 }
 
 async fn bad_input_and_other_accounts(backend: Backend) {

@@ -30,6 +30,7 @@ use crate::{
     chromium::{BrowserProcess, LaunchOptions, SessionPage},
     proxy::EgressProxy,
     recording::frame::FrameTarget,
+    spec::Viewport,
 };
 
 /// A browser ready for one session: the process and its prepared page.
@@ -240,14 +241,15 @@ impl Pool {
                 }
                 _ => None,
             };
+            // Its next session most likely asks the same viewport: the page is sized to it here.
+            let viewport = page.sized();
             let recycled = if keep {
                 match process
                     .dispose(page)
                     .instrument(common::phase!("pool.dispose"))
                     .await
                 {
-                    Ok(()) => process
-                        .new_session_page(Some(&proxy.url()))
+                    Ok(()) => sized_page(&process, &proxy, viewport)
                         .instrument(common::phase!("pool.new_page"))
                         .await
                         .ok(),
@@ -322,12 +324,25 @@ async fn renice(pid: u32, nice: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// A fresh context and page of `process`, sized ahead to `viewport` (the default one if none).
+async fn sized_page(
+    process: &BrowserProcess,
+    proxy: &EgressProxy,
+    viewport: Option<Viewport>,
+) -> anyhow::Result<SessionPage> {
+    let mut page = process.new_session_page(Some(&proxy.url())).await?;
+    page.size_to(viewport.unwrap_or_default())
+        .await
+        .map_err(|e| anyhow::anyhow!("sizing the page: {e}"))?;
+    Ok(page)
+}
+
 /// Launches a browser and prepares its first page.
 pub async fn launch_warm(opts: &LaunchOptions) -> anyhow::Result<WarmBrowser> {
     let launched_at = Instant::now();
     let proxy = Arc::new(EgressProxy::start(opts.policy.clone(), opts.devtools.clone()).await?);
     let process = Arc::new(BrowserProcess::launch(opts, &proxy.url()).await?);
-    match process.new_session_page(Some(&proxy.url())).await {
+    match sized_page(&process, &proxy, None).await {
         Ok(page) => Ok(WarmBrowser {
             process,
             page,

@@ -206,6 +206,7 @@ impl SessionPage {
             tasks,
             storage: Arc::default(),
             recorder_world: Arc::default(),
+            sized: None,
         })
     }
 }

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use super::internal;
 use super::monitor::Monitor;
-use crate::spec::{BlockedResource, Counters, RunnerError, SessionSpec};
+use crate::spec::{BlockedResource, Counters, RunnerError, SessionSpec, Viewport};
 
 /// A session's page in its own browser context, with its event monitor.
 pub struct SessionPage {
@@ -40,6 +40,8 @@ pub struct SessionPage {
     /// The recorder's isolated world in the main frame's current document (recorded sessions).
     pub(super) recorder_world:
         Arc<Mutex<Option<chromiumoxide::cdp::js_protocol::runtime::ExecutionContextId>>>,
+    /// The viewport this page is sized to by `size_to` (none until then).
+    pub(super) sized: Option<Viewport>,
 }
 
 impl SessionPage {
@@ -49,17 +51,33 @@ impl SessionPage {
         }
     }
 
+    /// The viewport the page is already sized to, if any.
+    pub fn sized(&self) -> Option<Viewport> {
+        self.sized
+    }
+
+    /// Sizes the page's viewport. The pool does it ahead of time on a warm page (to the viewport
+    /// its previous session used), so `apply` skips the round trip when a session asks the same.
+    pub async fn size_to(&mut self, viewport: Viewport) -> Result<(), RunnerError> {
+        self.page
+            .execute(SetDeviceMetricsOverrideParams::new(
+                i64::from(viewport.width),
+                i64::from(viewport.height),
+                1.0,
+                false,
+            ))
+            .await
+            .map_err(internal("setDeviceMetricsOverride"))?;
+        self.sized = Some(viewport);
+        Ok(())
+    }
+
     /// Applies a session's settings to its page before it is handed out.
     pub async fn apply(&mut self, spec: &SessionSpec) -> Result<(), RunnerError> {
+        if self.sized != Some(spec.viewport) {
+            self.size_to(spec.viewport).await?;
+        }
         let page = &self.page;
-        page.execute(SetDeviceMetricsOverrideParams::new(
-            i64::from(spec.viewport.width),
-            i64::from(spec.viewport.height),
-            1.0,
-            false,
-        ))
-        .await
-        .map_err(internal("setDeviceMetricsOverride"))?;
         if spec.user_agent.is_some() || spec.locale.is_some() {
             let ua = match &spec.user_agent {
                 Some(ua) => ua.clone(),
