@@ -837,3 +837,30 @@ async fn an_ended_session_keeps_its_last_frame_for_its_account_only(backend: Bac
         .await
         .assert_problem(404, "frame_not_found");
 }
+
+/// An operator who turns last frames off (`DRIFTSTACK_LAST_FRAME=off`) gets none kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_last_frames_off_none_is_kept() {
+    let site = pages::start().await;
+    let mut env = Env::new(Backend::Sqlite);
+    env.set("DRIFTSTACK_LAST_FRAME", "off");
+    let s = env.start();
+    let key = s.key().to_owned();
+    let r = s.post(&key, "/v1/sessions", json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let sid = r.json()["id"].as_str().expect("id").to_owned();
+    let r = s
+        .post(
+            &key,
+            &format!("/v1/sessions/{sid}/navigate"),
+            json!({"url": site.url("/")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.delete(&key, &format!("/v1/sessions/{sid}")).await;
+    // A frame is taken within 2 s of the end when it is taken at all.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.get(&key, &format!("/v1/sessions/{sid}/last-frame"))
+        .await
+        .assert_problem(404, "frame_not_found");
+}

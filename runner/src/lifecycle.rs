@@ -96,7 +96,8 @@ impl Runner {
     }
 
     /// Who gets the page's last frame as the session ends for `reason`: nobody when the browser
-    /// is gone or the session's recording is paused (the page may be one the user hides).
+    /// is gone, the session's recording is paused (the page may be one the user hides) or the
+    /// operator turned last frames off.
     fn last_frame_of(
         &self,
         live: &LiveSession,
@@ -110,11 +111,13 @@ impl Runner {
             .recording
             .as_ref()
             .is_some_and(|r| r.sink().is_paused());
-        (!gone && !hidden).then(|| crate::recording::frame::FrameTarget {
-            recordings: self.recordings.clone(),
-            account: live.account_id.clone(),
-            session: live.id.clone(),
-            clock: self.clock.clone(),
+        (!gone && !hidden && crate::recording::frame::wanted()).then(|| {
+            crate::recording::frame::FrameTarget {
+                recordings: self.recordings.clone(),
+                account: live.account_id.clone(),
+                session: live.id.clone(),
+                clock: self.clock.clone(),
+            }
         })
     }
 

@@ -2,7 +2,8 @@
 //! background, before its browser context is disposed), sealed into the blob store like the
 //! recording, and deleted with the logs and recording after the plan's retention. Not taken for
 //! a session whose recording is paused at its end (the user's switch for sensitive pages), nor
-//! for one whose browser is gone.
+//! for one whose browser is gone. An operator can turn them off (`DRIFTSTACK_LAST_FRAME=off`):
+//! the capture costs the browser ≈ 45 ms of background work per session (docs/PERFORMANCE.md).
 
 use std::time::Duration;
 
@@ -25,6 +26,11 @@ use crate::{
 const CAPTURE_WITHIN: Duration = Duration::from_secs(2);
 /// JPEG quality of a last frame: readable text at a fraction of a PNG's bytes.
 const QUALITY: u8 = 70;
+
+/// Whether last frames are taken on this node (`DRIFTSTACK_LAST_FRAME`, `on` unless `off`).
+pub fn wanted() -> bool {
+    std::env::var("DRIFTSTACK_LAST_FRAME").map_or(true, |v| v != "off")
+}
 
 /// A stored last frame, as its row says.
 #[derive(Clone, Debug, sqlx::FromRow)]
