@@ -256,12 +256,14 @@ impl Env {
             .path()
             .join(format!("server-{}.log", uuid::Uuid::now_v7().simple()));
         let log_copy = log_path.clone();
+        let (log_done, log_copied) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             use std::io::Write;
             let mut file = std::fs::File::create(&log_copy).expect("log file");
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = writeln!(file, "{line}");
             }
+            drop(log_done);
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut printed = Vec::new();
@@ -291,6 +293,7 @@ impl Env {
             bootstrap_key,
             stdout: printed,
             log_path,
+            log_copied,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -306,6 +309,8 @@ pub struct Server {
     pub bootstrap_key: Option<String>,
     pub stdout: Vec<String>,
     pub log_path: PathBuf,
+    /// Disconnects once everything the server wrote to stderr is in `log_path`.
+    log_copied: std::sync::mpsc::Receiver<()>,
     pub http: reqwest::Client,
 }
 
@@ -368,10 +373,14 @@ impl Server {
     pub fn terminate(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         signal(child.id(), "TERM");
-        wait_timeout(&mut child, Duration::from_secs(30)).unwrap_or_else(|| {
+        let status = wait_timeout(&mut child, Duration::from_secs(30)).unwrap_or_else(|| {
             let _ = child.kill();
             panic!("server did not exit within 30 s of SIGTERM");
-        })
+        });
+        // Its last lines may still be on their way to the log file (a process it left behind
+        // holding stderr would keep it open: then at most 5 s).
+        let _ = self.log_copied.recv_timeout(Duration::from_secs(5));
+        status
     }
 
     /// SIGKILLs the server.
