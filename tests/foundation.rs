@@ -103,7 +103,9 @@ async fn problem_shapes(backend: Backend) {
     s.get(&unknown, "/v1/account/me")
         .await
         .assert_problem(401, "unauthorized");
-    let typo = format!("{}x", &key[..key.len() - 1]);
+    // The last character changed (to another one: a key may itself end in `x`).
+    let swap = if key.ends_with('x') { 'y' } else { 'x' };
+    let typo = format!("{}{swap}", &key[..key.len() - 1]);
     s.get(&typo, "/v1/account/me")
         .await
         .assert_problem(401, "unauthorized");
