@@ -13,8 +13,6 @@ use common::{
     ids::{AccountId, SessionId},
 };
 
-use sha2::Digest;
-
 use super::Recordings;
 use crate::{
     chromium::SessionPage,
@@ -75,9 +73,7 @@ impl FrameTarget {
         let r = &self.recordings;
         let sealed = r.sealer.seal_bytes(&jpeg)?;
         let bytes = i64::try_from(sealed.len()).unwrap_or(i64::MAX);
-        // The blob store is content-addressed.
-        let address = common::crypto::hex(&sha2::Sha256::digest(&sealed));
-        r.blobs.put(&address, sealed).await?;
+        let address = r.put_blob(sealed).await?;
         let stored = r
             .store
             .db
@@ -110,7 +106,6 @@ impl Recordings {
         account: &AccountId,
         session: &SessionId,
     ) -> Result<Option<(Vec<u8>, Millis)>, super::RecordingError> {
-        let storage = |e: String| super::RecordingError::Storage(e);
         let row: Option<FrameRow> = self
             .store
             .db
@@ -123,15 +118,7 @@ impl Recordings {
         let Some(row) = row else {
             return Ok(None);
         };
-        let sealed = self
-            .blobs
-            .get(&row.blob_address)
-            .await
-            .map_err(|e| storage(e.to_string()))?;
-        let jpeg = self
-            .sealer
-            .open_bytes(&sealed)
-            .map_err(|e| storage(e.to_string()))?;
+        let jpeg = self.open_blob(&row.blob_address).await?;
         Ok(Some((jpeg, row.taken_at)))
     }
 
@@ -147,11 +134,7 @@ impl Recordings {
                 &common::args![tier, before],
             )
             .await?;
-        for address in &addresses {
-            if let Err(err) = self.blobs.delete(address).await {
-                tracing::warn!(error = %err, "an expired last frame could not be deleted");
-            }
-        }
+        self.delete_blobs(&addresses, "last frame").await;
         Ok(addresses.len())
     }
 }

@@ -100,18 +100,38 @@ impl Recordings {
 
     /// A chunk's events: JSON values separated by commas, without the brackets.
     async fn open_chunk(&self, chunk: &Chunk) -> Result<Vec<u8>, RecordingError> {
+        let compressed = self.open_blob(&chunk.blob_address).await?;
+        zstd::bulk::decompress(&compressed, MAX_BATCH_BYTES.max(CHUNK_BYTES))
+            .map_err(|e| RecordingError::Storage(e.to_string()))
+    }
+
+    /// Stores sealed bytes in the content-addressed blob store; answers their address.
+    async fn put_blob(&self, sealed: Vec<u8>) -> Result<String, profiles::BlobError> {
+        let address = common::crypto::hex(&sha2::Sha256::digest(&sealed));
+        self.blobs.put(&address, sealed).await?;
+        Ok(address)
+    }
+
+    /// The opened bytes of the blob at `address`.
+    async fn open_blob(&self, address: &str) -> Result<Vec<u8>, RecordingError> {
         let storage = |e: String| RecordingError::Storage(e);
         let sealed = self
             .blobs
-            .get(&chunk.blob_address)
+            .get(address)
             .await
             .map_err(|e| storage(e.to_string()))?;
-        let compressed = self
-            .sealer
+        self.sealer
             .open_bytes(&sealed)
-            .map_err(|e| storage(e.to_string()))?;
-        zstd::bulk::decompress(&compressed, MAX_BATCH_BYTES.max(CHUNK_BYTES))
             .map_err(|e| storage(e.to_string()))
+    }
+
+    /// Deletes the blobs of expired rows (`what` names them in a failure's log line).
+    async fn delete_blobs(&self, addresses: &[String], what: &str) {
+        for address in addresses {
+            if let Err(err) = self.blobs.delete(address).await {
+                tracing::warn!(error = %err, "an expired {what} could not be deleted");
+            }
+        }
     }
 
     /// Deletes the recordings of `tier`'s accounts older than `before`; answers the chunks gone.
@@ -121,11 +141,7 @@ impl Recordings {
         before: common::clock::Millis,
     ) -> Result<usize, RecordingError> {
         let addresses = self.store.expire(tier, before).await?;
-        for address in &addresses {
-            if let Err(err) = self.blobs.delete(address).await {
-                tracing::warn!(error = %err, "an expired recording chunk could not be deleted");
-            }
-        }
+        self.delete_blobs(&addresses, "recording chunk").await;
         Ok(addresses.len())
     }
 }
@@ -426,13 +442,14 @@ impl Writer {
             self.truncate().await;
             return None;
         }
-        // The blob store is content-addressed.
-        let address = common::crypto::hex(&sha2::Sha256::digest(&sealed));
-        if let Err(err) = t.recordings.blobs.put(&address, sealed).await {
-            tracing::warn!(session.id = %t.session, error = %err, "a recording chunk could not be stored");
-            self.truncate().await;
-            return None;
-        }
+        let address = match t.recordings.put_blob(sealed).await {
+            Ok(address) => address,
+            Err(err) => {
+                tracing::warn!(session.id = %t.session, error = %err, "a recording chunk could not be stored");
+                self.truncate().await;
+                return None;
+            }
+        };
         let chunk = Chunk {
             seq: self.seq,
             blob_address: address,
