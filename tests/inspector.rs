@@ -832,6 +832,19 @@ async fn an_ended_session_keeps_its_last_frame_for_its_account_only(backend: Bac
     s.get(&other, &frame_path)
         .await
         .assert_problem(404, "not_found");
+    // A key of this account without `sessions:read` does not see it either.
+    let r = s
+        .post(
+            &key,
+            "/v1/api-keys",
+            json!({"name": "usage only", "scopes": ["usage:read"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let usage_only = r.json()["key"].as_str().expect("key").to_owned();
+    s.get(&usage_only, &frame_path)
+        .await
+        .assert_problem(403, "missing_permission");
     // The frame of the session taken (above) had time to be kept: the hidden one has none.
     s.get(&key, &format!("/v1/sessions/{hidden}/last-frame"))
         .await
